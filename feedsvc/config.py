@@ -1,0 +1,82 @@
+"""Settings, read once from ``FEEDSVC_*`` environment variables and passed down.
+
+Every field is documented in the README's configuration table; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from feedsvc.errors import InvalidInputError
+
+ENV_PREFIX = "FEEDSVC_"
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    database_url: str = "sqlite:///data/feedsvc.db"
+    """`sqlite:///path` (relative to the working directory; `sqlite:////abs/path` for absolute),
+    a bare file path, or `postgresql://user@host:port/db`."""
+    public_url: str = "http://127.0.0.1:8000"
+    """The absolute base of every link the service emits. Never taken from request headers."""
+    host: str = "127.0.0.1"
+    """Address `feedsvc serve` binds to."""
+    port: int = 8000
+    """Port `feedsvc serve` listens on."""
+    workers: int = 1
+    """Server processes for `feedsvc serve`."""
+    websub_hub: str | None = None
+    """A WebSub hub URL: feeds advertise it and it is pinged after each write."""
+    redis_url: str | None = None
+    """Redis for rate-limit budgets shared by several nodes; in-memory when unset."""
+    feed_limit: int = 50
+    """Items per feed document (and per archive page)."""
+    cache_max_age: int = 60
+    """`Cache-Control: max-age` on feeds and public API responses, in seconds."""
+    stale_while_revalidate: int = 600
+    """`Cache-Control: stale-while-revalidate` on feeds, in seconds."""
+    max_body_bytes: int = 1_048_576
+    """Largest accepted request body; larger ones get 413."""
+    require_if_match: bool = True
+    """PUT, PATCH and DELETE of an existing commentary need `If-Match` (else 428)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Comma-separated Host names accepted; empty accepts any (links never use Host anyway)."""
+    media_dir: str = "data/media"
+    """Folder served under `/media/` (images referenced as `/media/...`)."""
+    frame_ancestors: str = "*"
+    """CSP `frame-ancestors` for the embed views: who may put them in an iframe."""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """`json` lines, human `text`, or `auto`: text on a terminal, JSON otherwise."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash, ready for ``base_url + "/path"``."""
+        return self.public_url.rstrip("/")
+
+
+def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
+    """Build Settings from ``FEEDSVC_*`` variables; ``overrides`` (e.g. CLI flags) win."""
+    raw: dict[str, object] = {}
+    fields = set(Settings.__struct_fields__)
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in fields:
+                raw[name] = value
+    if isinstance(raw.get("allowed_hosts"), str):
+        raw["allowed_hosts"] = [h.strip() for h in str(raw["allowed_hosts"]).split(",") if h.strip()]
+    for key in ("websub_hub", "redis_url"):
+        if raw.get(key) == "":
+            raw[key] = None
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise InvalidInputError(f"bad configuration: {e}") from None
+    if not settings.public_url.startswith(("http://", "https://")):
+        raise InvalidInputError("FEEDSVC_PUBLIC_URL must be an absolute http(s) URL")
+    return settings

@@ -1,0 +1,1 @@
+"""HTTP: the Litestar application and its handlers."""

@@ -1,0 +1,101 @@
+"""The one mapping from FeedsvcError to an HTTP status and a JSON body.
+
+Every error body has the keys Litestar gives its own errors: ``status_code``, ``detail``
+and ``extra``. For 400s ``extra`` is a list of ``{"message", "key", "source"}`` naming the
+offending fields (Litestar's validation errors have the same shape); otherwise it is an
+object with details such as ``available_languages`` (or empty).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from feedsvc.errors import (
+    AuthenticationError,
+    ConflictError,
+    FeedsvcError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    StorageBusyError,
+    StorageError,
+)
+
+log = logging.getLogger("feedsvc.http")
+
+STATUS: list[tuple[type[FeedsvcError], int]] = [
+    (InvalidInputError, 400),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PreconditionFailedError, 412),
+    (PreconditionRequiredError, 428),
+    (StorageBusyError, 503),
+    (StorageError, 500),
+]
+
+RETRY_AFTER_SECONDS = 2
+
+
+class ErrorBody(msgspec.Struct):
+    """The shape of every error response."""
+
+    status_code: int
+    detail: str
+    extra: list[dict[str, Any]] | dict[str, Any] | None = None
+
+
+def status_for(exc: FeedsvcError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_response(status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    body = ErrorBody(status_code=status, detail=detail, extra=extra if extra is not None else {})
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or {},
+    )
+
+
+def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, FeedsvcError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    extra: Any = dict(exc.extra)
+    if status == 400:
+        field = extra.pop("field", None)
+        extra = [{"message": exc.message, "key": field, "source": extra.pop("source", None)}] if field else []
+    if status == 401:
+        headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="invalid_token", error_description="{exc.message}"'
+    if status == 403:
+        headers["WWW-Authenticate"] = 'Bearer realm="feedsvc", error="insufficient_scope", scope="write"'
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if status >= 500:
+        log.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message, exc_info=exc)
+    return error_response(status, exc.message, extra, headers)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar's own errors (validation, 404 routes, 405, 413), in the same shape."""
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, exc.extra, dict(exc.headers or {}))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Anything unexpected: logged with its traceback, answered without internals."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal server error")

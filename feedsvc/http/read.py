@@ -1,0 +1,229 @@
+"""Public GET handlers of the JSON API, and conditional GET in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.params import Parameter
+
+from feedsvc.errors import AuthenticationError
+from feedsvc.model import ChangePage, Commentary, Count, Category, Page, Query, Trend
+from feedsvc.service import Service
+
+API = "/api/v1"
+JSON = "application/json"
+
+_encode = msgspec.json.Encoder().encode
+
+# --- conditional GET ----------------------------------------------------------------------
+
+
+def make_etag(body: bytes, version: int | None = None) -> str:
+    """A strong ETag from the bytes; single items lead with their version so that If-Match
+    can be checked against the stored version atomically (see Service._expected_version)."""
+    digest = hashlib.blake2b(body, digest_size=10).hexdigest()
+    return f'"v{version}-{digest}"' if version is not None else f'"{digest}"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/ prefixes are ignored."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def not_modified_since(request: Request[Any, Any, Any], last_modified: datetime | None) -> bool:
+    """True when If-Modified-Since covers ``last_modified`` and If-None-Match is absent."""
+    header = request.headers.get("if-modified-since")
+    if not header or last_modified is None or "if-none-match" in request.headers:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        return False
+    return last_modified.replace(microsecond=0) <= since
+
+
+def conditional(
+    request: Request[Any, Any, Any],
+    body: bytes,
+    *,
+    media_type: str = JSON,
+    etag: str | None = None,
+    last_modified: datetime | None = None,
+    cache_control: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """A 200 with validators, or a 304 with the same validators and no body."""
+    etag = etag or make_etag(body)
+    out = {"ETag": etag, **(headers or {})}
+    if cache_control:
+        out["Cache-Control"] = cache_control
+    if last_modified is not None:
+        out["Last-Modified"] = http_date(last_modified)
+    if etag_matches(request.headers.get("if-none-match"), etag) or not_modified_since(request, last_modified):
+        return Response(content=b"", status_code=304, headers=out, media_type=media_type)
+    return Response(content=body, status_code=200, headers=out, media_type=media_type)
+
+
+def http_date(value: datetime) -> str:
+    return format_datetime(value.astimezone(timezone.utc), usegmt=True)
+
+
+# --- shared parameters --------------------------------------------------------------------
+
+
+async def provide_query(
+    category: Annotated[
+        list[str] | None,
+        Parameter(description="Category slug; repeat (or separate with commas) for several."),
+    ] = None,
+    tag: Annotated[str | None, Parameter(description="Only commentaries with this tag (case-insensitive).", max_length=64)] = None,
+    author: Annotated[str | None, Parameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200)] = None,
+    lang: Annotated[str | None, Parameter(description="BCP 47 language tag.", max_length=35)] = None,
+    trend: Annotated[Trend | None, Parameter(description="Trend marker.")] = None,
+    from_: Annotated[
+        str | None,
+        Parameter(
+            query="from",
+            description="Earliest publication, inclusive: a date (compared with the date written in "
+            "published_at) or an RFC 3339 datetime with offset.",
+            max_length=40,
+        ),
+    ] = None,
+    to: Annotated[str | None, Parameter(description="Latest publication, inclusive; like `from`.", max_length=40)] = None,
+    updated_since: Annotated[
+        str | None, Parameter(description="Only commentaries updated at or after this date or datetime.", max_length=40)
+    ] = None,
+    q: Annotated[str | None, Parameter(description="Full-text search: every word must occur.", max_length=200)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=100, description="Items per page.")] = 20,
+) -> Query:
+    return Query.from_params(
+        category=category, tag=tag, author=author, lang=lang, trend=trend, from_=from_, to=to,
+        updated_since=updated_since, q=q, limit=limit,
+    )
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    """The token from ``Authorization: Bearer``; AuthenticationError for any other form."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("use the Authorization: Bearer scheme")
+    return token.strip()
+
+
+def cache_control_api(service_max_age: int) -> str:
+    return f"public, max-age={service_max_age}"
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+@get(f"{API}/commentaries", summary="List public commentaries, newest first", tags=["read"])
+async def list_commentaries(
+    request: Request[Any, Any, Any],
+    service: Service,
+    filters: Query,
+    cursor: Annotated[str | None, Parameter(description="Opaque cursor from `next_cursor`.", max_length=500)] = None,
+) -> Response[Page]:
+    page = await service.list_commentaries(filters, cursor)
+    headers: dict[str, str] = {}
+    if page.next_cursor:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", page.next_cursor))
+        headers["Link"] = f'<{service.base_url}{API}/commentaries?{urlencode(params)}>; rel="next"'
+    return conditional(request, _encode(page), headers=headers, cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/commentaries/{{id:str}}", summary="One commentary by id (or by slug with ?lang=)", tags=["read"])
+async def get_commentary(
+    request: Request[Any, Any, Any],
+    service: Service,
+    id: str,
+    lang: Annotated[str | None, Parameter(description="With a slug instead of an id: its language.", max_length=35)] = None,
+) -> Response[Commentary]:
+    token = bearer_token(request)
+    include_hidden = False
+    if token is not None:
+        # Writers see drafts and scheduled items, so they can fetch the ETag to update them.
+        await service.authenticate(token, "write")
+        include_hidden = True
+    item = await service.get_commentary(id, lang=lang, include_hidden=include_hidden)
+    body = _encode(item)
+    cache = "private, no-store" if include_hidden else "public, max-age=0, must-revalidate"
+    return conditional(
+        request, body, etag=make_etag(body, item.version), last_modified=item.updated_at, cache_control=cache,
+        headers={"Link": f'<{item.url}>; rel="alternate"; type="text/html"'},
+    )
+
+
+@get(f"{API}/commentaries/{{id:str}}/translations", summary="Translations of a commentary", tags=["read"])
+async def get_translations(request: Request[Any, Any, Any], service: Service, id: str) -> Response[list[Commentary]]:
+    items = await service.get_translations(id)
+    return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"])
+async def list_categories(request: Request[Any, Any, Any], service: Service) -> Response[list[Category]]:
+    return conditional(request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/categories/{{slug:str}}", summary="One category", tags=["read"])
+async def get_category(request: Request[Any, Any, Any], service: Service, slug: str) -> Response[Category]:
+    return conditional(request, _encode(await service.get_category(slug)), cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/tags", summary="Tags with counts", tags=["read"])
+async def list_tags(request: Request[Any, Any, Any], service: Service) -> Response[list[Count]]:
+    return conditional(request, _encode(await service.get_tags()), cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/authors", summary="Authors with counts", tags=["read"])
+async def list_authors(request: Request[Any, Any, Any], service: Service) -> Response[list[Count]]:
+    return conditional(request, _encode(await service.get_authors()), cache_control="public, max-age=0, must-revalidate")
+
+
+@get(f"{API}/changes", summary="Every public create, update and delete, in order", tags=["read"])
+async def list_changes(
+    request: Request[Any, Any, Any],
+    service: Service,
+    since: Annotated[str | None, Parameter(description="Cursor from a previous `next_cursor`; omit to start at the beginning.", max_length=500)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> Response[ChangePage]:
+    page = await service.get_changes(since, limit)
+    return conditional(request, _encode(page), cache_control="public, max-age=0, must-revalidate")
+
+
+@get("/healthz", summary="The process is up", tags=["operations"], include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="The database answers and its schema is current", tags=["operations"])
+async def readyz(service: Service) -> Response[dict[str, Any]]:
+    have, want = await service.store.schema_status()
+    ok = have == want
+    return Response(
+        content={"status": "ok" if ok else "migrations pending", "schema": have, "expected": want},
+        status_code=200 if ok else 503,
+    )
+
+
+HANDLERS = [
+    list_commentaries, get_commentary, get_translations, list_categories, get_category, list_tags,
+    list_authors, list_changes, healthz, readyz,
+]

@@ -1,0 +1,397 @@
+"""The commentary and its parts, as msgspec Structs.
+
+One definition serves three purposes: decoding and validating request bodies (the
+``New*``/``*Patch`` structs forbid unknown fields and carry the contract's limits as
+``Meta``), encoding responses, and the OpenAPI schema Litestar derives from them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from feedsvc.errors import InvalidInputError
+
+# --- constrained scalar types -------------------------------------------------------------
+
+SLUG_PATTERN = r"^[a-z0-9-]{1,120}$"
+# BCP 47 in the shape feeds and HTML need: a 2-3 letter language, then subtags.
+LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$"
+
+Slug = Annotated[str, Meta(pattern=SLUG_PATTERN, max_length=120, examples=["regional-security"])]
+LangTag = Annotated[str, Meta(pattern=LANG_PATTERN, max_length=35, examples=["en", "be", "ru"])]
+Title = Annotated[str, Meta(min_length=1, max_length=300)]
+Summary = Annotated[str, Meta(max_length=1000)]
+Tag = Annotated[str, Meta(min_length=1, max_length=64)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+ShortText = Annotated[str, Meta(max_length=500)]
+HttpUrl = Annotated[
+    str, Meta(pattern=r"^https?://[^\s<>\"]+$", max_length=2000, examples=["https://example.org/a"])
+]
+# Images may also be served by feedsvc itself (``/media/...``); such paths are made absolute
+# with FEEDSVC_PUBLIC_URL wherever they are emitted.
+ImageUrl = Annotated[str, Meta(pattern=r"^(https?://|/)[^\s<>\"]+$", max_length=2000)]
+TranslationKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,200}$")]
+# 1 MB is the request limit; the body is the only field allowed to come near it.
+BodyText = Annotated[str, Meta(max_length=900_000)]
+AwareDatetime = Annotated[datetime, Meta(tz=True, examples=["2026-03-07T10:00:00+03:00"])]
+
+Trend = Literal["improved", "worsened", "unchanged"]
+Status = Literal["draft", "published"]
+Scope = Literal["write", "admin"]
+ChangeOp = Literal["created", "updated", "deleted"]
+
+TRENDS: tuple[Trend, ...] = ("improved", "worsened", "unchanged")
+
+
+def normalize_lang(tag: str) -> str:
+    """Return a BCP 47 tag in its canonical case: ``EN-gb`` -> ``en-GB``, ``sr-latn`` -> ``sr-Latn``."""
+    parts = tag.split("-")
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        elif (len(part) == 2 and part.isalpha()) or (len(part) == 3 and part.isdigit()):
+            out.append(part.upper())
+        else:
+            out.append(part.lower())
+    return "-".join(out)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch for an aware datetime; exact, unlike float timestamps."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def is_slug(value: str) -> bool:
+    return re.fullmatch(SLUG_PATTERN, value) is not None
+
+
+# --- parts of a commentary ----------------------------------------------------------------
+
+
+class Author(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: Name
+    affiliation: ShortText | None = None
+    url: HttpUrl | None = None
+
+
+class Period(Struct, forbid_unknown_fields=True):
+    """A monitoring period, e.g. the week February 28 – March 6, 2022 (both days included)."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValueError("period start must not be after its end")
+
+
+class Source(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Where the commentary was originally published."""
+
+    name: Name
+    url: HttpUrl | None = None
+
+
+class Image(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    url: ImageUrl
+    alt: ShortText | None = None
+    caption: ShortText | None = None
+    credit: ShortText | None = None
+
+
+class Translation(Struct):
+    """A pointer from a commentary to one of its translations."""
+
+    lang: str
+    id: str
+    slug: str
+    title: str
+    url: str
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+class NewCommentary(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A commentary as a client submits it (POST, PUT, import)."""
+
+    title: Title
+    lang: LangTag
+    category: Slug
+    authors: Annotated[list[Author], Meta(min_length=1, max_length=20)]
+    published_at: AwareDatetime | None = None
+    """Defaults to the time of the request. A future time schedules the commentary."""
+    slug: Slug | None = None
+    """Derived from the title when absent (Cyrillic transliterated) and kept unique per language."""
+    translation_key: TranslationKey | None = None
+    summary: Summary | None = None
+    """Derived from the first paragraph of the body when absent."""
+    body_html: BodyText | None = None
+    body_markdown: BodyText | None = None
+    tags: Annotated[list[Tag], Meta(max_length=20)] = msgspec.field(default_factory=list)
+    status: Status = "published"
+    period: Period | None = None
+    trend: Trend | None = None
+    source: Source | None = None
+    image: Image | None = None
+    canonical_url: HttpUrl | None = None
+
+    def __post_init__(self) -> None:
+        if self.body_html is not None and self.body_markdown is not None:
+            raise ValueError("give either body_html or body_markdown, not both")
+
+
+class CommentaryPatch(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A JSON merge patch (RFC 7396) of a commentary: absent fields stay, ``null`` clears."""
+
+    title: Title | UnsetType = UNSET
+    lang: LangTag | UnsetType = UNSET
+    category: Slug | UnsetType = UNSET
+    authors: Annotated[list[Author], Meta(min_length=1, max_length=20)] | UnsetType = UNSET
+    published_at: AwareDatetime | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    translation_key: TranslationKey | None | UnsetType = UNSET
+    summary: Summary | None | UnsetType = UNSET
+    body_html: BodyText | UnsetType = UNSET
+    body_markdown: BodyText | UnsetType = UNSET
+    tags: Annotated[list[Tag], Meta(max_length=20)] | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    period: Period | None | UnsetType = UNSET
+    trend: Trend | None | UnsetType = UNSET
+    source: Source | None | UnsetType = UNSET
+    image: Image | None | UnsetType = UNSET
+    canonical_url: HttpUrl | None | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.body_html is not UNSET and self.body_markdown is not UNSET:
+            raise ValueError("give either body_html or body_markdown, not both")
+
+
+class CategoryIn(Struct, forbid_unknown_fields=True):
+    """A category as a client submits it with ``PUT /api/v1/categories/{slug}``."""
+
+    names: Annotated[dict[LangTag, Name], Meta(min_length=1, max_length=50)]
+    descriptions: Annotated[dict[LangTag, Annotated[str, Meta(max_length=2000)]], Meta(max_length=50)] = (
+        msgspec.field(default_factory=dict)
+    )
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+class Commentary(Struct, kw_only=True):
+    """A stored commentary, as the API returns it."""
+
+    id: str
+    """Assigned by the server: a ULID, URL-safe and time-sortable. Never changes."""
+    slug: str
+    lang: str
+    title: str
+    summary: str
+    body_html: str
+    category: str
+    tags: list[str]
+    authors: list[Author]
+    published_at: datetime
+    updated_at: datetime
+    created_at: datetime
+    status: Status
+    version: int
+    """The change sequence number of the last change; grows with every write."""
+    translation_key: str | None = None
+    period: Period | None = None
+    trend: Trend | None = None
+    source: Source | None = None
+    image: Image | None = None
+    canonical_url: str | None = None
+    url: str = ""
+    """Where to read it: ``canonical_url``, or else the page feedsvc serves for it."""
+    translations: list[Translation] = msgspec.field(default_factory=list)
+
+
+class Category(Struct, kw_only=True):
+    slug: str
+    names: dict[str, str]
+    descriptions: dict[str, str] = msgspec.field(default_factory=dict)
+    updated_at: datetime | None = None
+    count: int = 0
+    """Published commentaries filed under it (in list responses)."""
+
+    def name(self, lang: str | None) -> str:
+        """The name in ``lang``, else English, else any name there is."""
+        if lang and lang in self.names:
+            return self.names[lang]
+        if lang and lang.split("-")[0] in self.names:
+            return self.names[lang.split("-")[0]]
+        return self.names.get("en") or next(iter(self.names.values()), self.slug)
+
+    def description(self, lang: str | None) -> str:
+        if lang and lang in self.descriptions:
+            return self.descriptions[lang]
+        return self.descriptions.get("en") or next(iter(self.descriptions.values()), "")
+
+
+class Count(Struct):
+    """A tag or an author with how many published commentaries carry it."""
+
+    name: str
+    count: int
+
+
+class Page(Struct):
+    items: list[Commentary]
+    next_cursor: str | None = None
+
+
+class Change(Struct, kw_only=True):
+    """One entry of the change log a mirror replays in order."""
+
+    seq: int
+    op: ChangeOp
+    id: str
+    at: datetime
+    commentary: Commentary | None = None
+    """The commentary as it was right after this change; absent on deletions (tombstones)."""
+
+
+class ChangePage(Struct):
+    items: list[Change]
+    next_cursor: str
+    """Pass as ``since`` to continue; it is returned even when ``items`` is empty."""
+
+
+class TokenInfo(Struct, kw_only=True):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+class Query(Struct, frozen=True, kw_only=True):
+    """A normalised filter over public commentaries; stores take this, not loose arguments.
+
+    ``from_date``/``to_date`` compare with the calendar date written in ``published_at``
+    (its own offset); ``from_time``/``to_time`` compare instants. Both ends are inclusive.
+    """
+
+    categories: tuple[str, ...] = ()
+    tag: str | None = None
+    author: str | None = None
+    lang: str | None = None
+    trend: str | None = None
+    from_date: date | None = None
+    to_date: date | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    updated_since: datetime | None = None
+    q: str | None = None
+    limit: int = 20
+    after: tuple[int, str] | None = None
+    """Keyset position: (published_at in microseconds, id) of the last item already seen."""
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        category: list[str] | None = None,
+        tag: str | None = None,
+        author: str | None = None,
+        lang: str | None = None,
+        trend: str | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        updated_since: str | None = None,
+        q: str | None = None,
+        limit: int = 20,
+    ) -> Query:
+        """Validate and normalise raw query-string values; InvalidInputError names the field."""
+        categories: list[str] = []
+        for value in category or []:
+            for slug in value.split(","):
+                slug = slug.strip()
+                if not slug:
+                    continue
+                if not is_slug(slug):
+                    raise InvalidInputError(f"`category` {slug!r} is not a category slug", field="category")
+                if slug not in categories:
+                    categories.append(slug)
+        if lang is not None:
+            if re.fullmatch(LANG_PATTERN, lang.strip()) is None:
+                raise InvalidInputError("`lang` must be a BCP 47 language tag such as en or pt-BR", field="lang")
+            lang = normalize_lang(lang.strip())
+        if trend is not None and trend not in TRENDS:
+            raise InvalidInputError(f"`trend` must be one of {', '.join(TRENDS)}", field="trend")
+        bounds: dict[str, date | datetime | None] = {}
+        for name, raw in (("from", from_), ("to", to)):
+            bounds[name] = parse_date_or_datetime(raw, name) if raw else None
+        start, end = bounds["from"], bounds["to"]
+        since: datetime | None = None
+        if updated_since:
+            parsed = parse_date_or_datetime(updated_since, "updated_since")
+            since = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, datetime.min.time(), timezone.utc)
+        text = " ".join(q.split()) if q else None
+        if text is not None and len(text) > 200:
+            raise InvalidInputError("`q` is limited to 200 characters", field="q")
+        if not 1 <= limit <= 100:
+            raise InvalidInputError("`limit` must be between 1 and 100", field="limit")
+        return cls(
+            categories=tuple(categories),
+            tag=" ".join(tag.split()) or None if tag else None,
+            author=" ".join(author.split()) or None if author else None,
+            lang=lang,
+            trend=trend,
+            from_date=start if start is not None and not isinstance(start, datetime) else None,
+            to_date=end if end is not None and not isinstance(end, datetime) else None,
+            from_time=start if isinstance(start, datetime) else None,
+            to_time=end if isinstance(end, datetime) else None,
+            updated_since=since,
+            q=text or None,
+            limit=limit,
+        )
+
+    def fingerprint(self) -> str:
+        """A stable text naming the filter (not the position), to bind cursors to it."""
+        return msgspec.json.encode(
+            [
+                list(self.categories), self.tag, self.author, self.lang, self.trend,
+                self.from_date, self.to_date, self.from_time, self.to_time,
+                self.updated_since, self.q,
+            ]
+        ).decode()
+
+
+def parse_date_or_datetime(raw: str, name: str) -> date | datetime:
+    """Parse a ``from``/``to`` bound: a date (``2026-03-01``) or a datetime with offset."""
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            return msgspec.convert(raw, date)
+        value = msgspec.convert(raw, AwareDatetime)
+    except msgspec.ValidationError:
+        raise InvalidInputError(
+            f"`{name}` must be a date (YYYY-MM-DD) or an RFC 3339 datetime with an offset",
+            field=name,
+        ) from None
+    return value

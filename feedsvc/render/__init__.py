@@ -1,0 +1,1 @@
+"""Renderers: pure functions from commentaries to feed and page bytes."""

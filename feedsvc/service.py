@@ -1,0 +1,480 @@
+"""Use cases: publish, revise, retract, read, list, mirror; tokens and cursors.
+
+The service receives a Store and never builds one. It owns every rule the types alone
+cannot state: sanitising and normalising text on write, deriving slugs and summaries,
+visibility of drafts and scheduled items, If-Match, signed cursors and token checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+from ulid import ULID
+
+from feedsvc.errors import (
+    AuthenticationError,
+    InvalidCursorError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionRequiredError,
+)
+from feedsvc.model import (
+    Author,
+    Category,
+    CategoryIn,
+    ChangePage,
+    Commentary,
+    CommentaryPatch,
+    Count,
+    Image,
+    NewCommentary,
+    Page,
+    Query,
+    Source,
+    TokenInfo,
+    normalize_lang,
+    to_us,
+)
+from feedsvc.store import Store, StoreState, TokenRecord, ViewStamp
+from feedsvc.text import (
+    absolute_url,
+    absolutize_urls,
+    clean_line,
+    derive_summary,
+    render_markdown,
+    sanitize_html,
+    slugify,
+    strip_invalid_xml,
+)
+
+Clock = Callable[[], datetime]
+SCOPES = ("write", "admin")
+TOKEN_PREFIX = "fsv"
+ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ImportedCommentary(NewCommentary, kw_only=True, forbid_unknown_fields=True):
+    """A commentary as ``feedsvc export`` writes it: with its id and timestamps, so a
+    round trip through export and import gives the same commentaries."""
+
+    id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Service:
+    """Every operation the HTTP API and the command line offer, on one Store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        base_url: str,
+        require_if_match: bool = True,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url.rstrip("/")
+        self.require_if_match = require_if_match
+        self.clock = clock
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def state(self) -> StoreState:
+        """The store's state after making due scheduled commentaries public."""
+        state = await self.store.get_state()
+        if state.next_due is not None and state.next_due <= self.clock():
+            await self.store.publish_due(self.clock())
+            state = await self.store.get_state()
+        return state
+
+    async def get_commentary(self, id: str, *, lang: str | None = None, include_hidden: bool = False) -> Commentary:
+        """One commentary by id, or by slug when ``lang`` is given (or the id is not a ULID).
+
+        A slug that exists only in other languages raises NotFoundError naming them.
+        """
+        await self.state()
+        public_only = not include_hidden
+        if lang is None and _looks_like_ulid(id):
+            item = await self.store.get_commentary(id, public_only=public_only)
+        else:
+            if lang is None:
+                raise NotFoundError(f"no commentary with id {id}; to look up a slug, add ?lang=")
+            lang = normalize_lang(lang)
+            try:
+                item = await self.store.get_commentary_by_slug(lang, id, public_only=public_only)
+            except NotFoundError:
+                langs = await self.store.get_slug_languages(id)
+                if langs:
+                    raise NotFoundError(
+                        f"commentary {id!r} has no {lang} version", available_languages=langs
+                    ) from None
+                raise
+        return (await self.present([item]))[0]
+
+    async def list_commentaries(self, query: Query, cursor: str | None = None) -> Page:
+        """A page of public commentaries, newest first, with the cursor of the next page."""
+        await self.state()
+        if cursor:
+            query = msgspec.structs.replace(query, after=await self._read_cursor(cursor, query))
+        items = await self.store.get_commentaries(msgspec.structs.replace(query, limit=query.limit + 1))
+        next_cursor = None
+        if len(items) > query.limit:
+            items = items[: query.limit]
+            last = items[-1]
+            next_cursor = await self._make_cursor(query, (to_us(last.published_at), last.id))
+        return Page(items=await self.present(items), next_cursor=next_cursor)
+
+    async def view_stamp(self, query: Query) -> ViewStamp:
+        return await self.store.get_view_stamp(query)
+
+    async def get_translations(self, id: str) -> list[Commentary]:
+        item = await self.get_commentary(id)
+        if not item.translation_key:
+            return []
+        ids = [t.id for t in item.translations if t.id != item.id]
+        return [await self.get_commentary(i) for i in ids]
+
+    async def get_changes(self, since: str | None, limit: int) -> ChangePage:
+        """Public changes after the cursor ``since`` (from the start when absent)."""
+        await self.state()
+        start = await self._read_change_cursor(since) if since else 0
+        items, resume = await self.store.get_changes(start, limit)
+        for change in items:
+            if change.commentary is not None:
+                change.commentary = (await self.present([change.commentary], translations=False))[0]
+        return ChangePage(items=items, next_cursor=await self._make_change_cursor(resume))
+
+    async def get_categories(self) -> list[Category]:
+        await self.state()
+        return await self.store.get_categories()
+
+    async def get_category(self, slug: str) -> Category:
+        return await self.store.get_category(slug)
+
+    async def get_tags(self) -> list[Count]:
+        await self.state()
+        return await self.store.get_tag_counts()
+
+    async def get_authors(self) -> list[Count]:
+        await self.state()
+        return await self.store.get_author_counts()
+
+    async def present(self, items: list[Commentary], *, translations: bool = True) -> list[Commentary]:
+        """Fill in what is derived at read time: ``url``, translations, absolute links."""
+        keys = sorted({c.translation_key for c in items if c.translation_key}) if translations else []
+        groups = await self.store.get_translations(keys)
+        out = []
+        for c in items:
+            links = [
+                msgspec.structs.replace(t, url=t.url or self.page_url(t.id))
+                for t in groups.get(c.translation_key or "", [])
+                if t.id != c.id
+            ]
+            image = c.image
+            if image is not None:
+                image = msgspec.structs.replace(image, url=absolute_url(image.url, self.base_url))
+            out.append(
+                msgspec.structs.replace(
+                    c,
+                    url=c.canonical_url or self.page_url(c.id),
+                    translations=links,
+                    body_html=absolutize_urls(c.body_html, self.base_url),
+                    image=image,
+                )
+            )
+        return out
+
+    def page_url(self, id: str) -> str:
+        """The readable page feedsvc serves for a commentary."""
+        return f"{self.base_url}/commentaries/{id}"
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def publish(self, new: NewCommentary) -> Commentary:
+        """Store a new commentary. Its slug is derived (and made unique) when not given."""
+        now = self.clock()
+        item = self._build(new, id=str(ULID()), created_at=now, updated_at=now, previous=None)
+        stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
+        return (await self.present([stored]))[0]
+
+    async def import_commentary(self, rec: ImportedCommentary) -> Commentary:
+        """Store an imported commentary, keeping its id and timestamps when it has them."""
+        now = self.clock()
+        if rec.id is not None and not _looks_like_ulid(rec.id):
+            raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
+        item = self._build(
+            rec,
+            id=rec.id or str(ULID()),
+            created_at=rec.created_at or now,
+            updated_at=rec.updated_at or now,
+            previous=None,
+        )
+        return await self.store.add_commentary(item, unique_slug=rec.slug is None, now=now)
+
+    async def replace(self, id: str, new: NewCommentary, *, if_match: str | None) -> Commentary:
+        """PUT: replace every field. An omitted slug keeps the current one (links stay valid)."""
+        expected = self._expected_version(if_match)
+        current = await self.store.get_commentary(id, public_only=False)
+        now = self.clock()
+        item = self._build(new, id=id, created_at=current.created_at, updated_at=now, previous=current)
+        stored = await self.store.update_commentary(
+            item, expected_version=expected, unique_slug=False, now=now
+        )
+        return (await self.present([stored]))[0]
+
+    async def patch(self, id: str, patch: CommentaryPatch, *, if_match: str | None) -> Commentary:
+        """PATCH: a JSON merge patch over the current commentary, validated as a whole."""
+        self._expected_version(if_match)
+        current = await self.store.get_commentary(id, public_only=False)
+        merged: dict[str, Any] = {
+            name: value
+            for name, value in msgspec.structs.asdict(current).items()
+            if name in NewCommentary.__struct_fields__
+        }
+        changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+        if "body_markdown" in changes:
+            merged.pop("body_html", None)
+        merged.update(changes)
+        try:
+            new = msgspec.convert(msgspec.to_builtins(merged), NewCommentary)
+        except msgspec.ValidationError as e:
+            raise InvalidInputError(str(e)) from None
+        return await self.replace(id, new, if_match=if_match)
+
+    async def retract(self, id: str, *, if_match: str | None) -> None:
+        """Delete a commentary, leaving a tombstone for mirrors."""
+        expected = self._expected_version(if_match)
+        await self.store.delete_commentary(id, expected_version=expected, now=self.clock())
+
+    async def put_category(self, slug: str, data: CategoryIn) -> tuple[Category, bool]:
+        names = {normalize_lang(k): clean_line(v) for k, v in data.names.items()}
+        if not all(names.values()):
+            raise InvalidInputError("category names must not be blank", field="names")
+        descriptions = {normalize_lang(k): strip_invalid_xml(v).strip() for k, v in data.descriptions.items()}
+        return await self.store.put_category(
+            slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock()
+        )
+
+    def _expected_version(self, if_match: str | None) -> int | None:
+        """The version an If-Match header pins, None for ``*``; 428 when it is required and absent."""
+        if if_match is None:
+            if self.require_if_match:
+                raise PreconditionRequiredError()
+            return None
+        value = if_match.strip()
+        if value == "*":
+            return None
+        version = version_from_etag(value)
+        if version is None:
+            # An ETag we never issued can match nothing.
+            return -1
+        return version
+
+    def _build(
+        self,
+        new: NewCommentary,
+        *,
+        id: str,
+        created_at: datetime,
+        updated_at: datetime,
+        previous: Commentary | None,
+    ) -> Commentary:
+        title = clean_line(new.title)
+        if not title:
+            raise InvalidInputError("title must not be blank", field="title")
+        if new.body_html is not None:
+            body = sanitize_html(new.body_html)
+        elif new.body_markdown is not None:
+            body = render_markdown(new.body_markdown)
+        else:
+            raise InvalidInputError("a body is required: body_html or body_markdown", field="body_html")
+        summary = clean_line(new.summary) if new.summary else ""
+        if not summary:
+            summary = derive_summary(body)
+        authors = [
+            Author(
+                name=clean_line(a.name),
+                affiliation=clean_line(a.affiliation) or None if a.affiliation else None,
+                url=a.url,
+            )
+            for a in new.authors
+        ]
+        if not all(a.name for a in authors):
+            raise InvalidInputError("author names must not be blank", field="authors")
+        tags: dict[str, str] = {}
+        for raw in new.tags:
+            tag = clean_line(raw)
+            if tag:
+                tags.setdefault(tag.casefold(), tag)
+        slug = new.slug or (previous.slug if previous is not None else slugify(title))
+        return Commentary(
+            id=id,
+            slug=slug,
+            lang=normalize_lang(new.lang),
+            translation_key=new.translation_key,
+            title=title,
+            summary=summary,
+            body_html=body,
+            category=new.category,
+            tags=list(tags.values()),
+            authors=authors,
+            published_at=new.published_at or updated_at,
+            updated_at=updated_at,
+            created_at=created_at,
+            status=new.status,
+            version=0,
+            period=new.period,
+            trend=new.trend,
+            source=Source(name=clean_line(new.source.name), url=new.source.url) if new.source else None,
+            image=_clean_image(new.image) if new.image else None,
+            canonical_url=new.canonical_url,
+        )
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    async def create_token(
+        self, name: str, scopes: list[str], *, expires_in: timedelta | None = None
+    ) -> tuple[str, TokenInfo]:
+        """Make a token; return its secret form (shown once, never stored) and its record."""
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise InvalidInputError(f"scopes must be among {', '.join(SCOPES)}", field="scope")
+        name = clean_line(name)
+        if not name:
+            raise InvalidInputError("a token needs a name", field="name")
+        now = self.clock()
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        info = TokenInfo(
+            id=token_id, name=name, scopes=sorted(set(scopes)), created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        await self.store.add_token(TokenRecord(info=info, salt=salt, digest=_digest(salt, secret)))
+        return f"{TOKEN_PREFIX}_{token_id}_{secret}", info
+
+    async def authenticate(self, token: str, scope: str) -> TokenInfo:
+        """Check a presented token and its scope; AuthenticationError or PermissionDeniedError."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            raise AuthenticationError("malformed token")
+        try:
+            record = await self.store.get_token(parts[1])
+        except NotFoundError:
+            raise AuthenticationError("unknown token") from None
+        if not hmac.compare_digest(record.digest, _digest(record.salt, parts[2])):
+            raise AuthenticationError("unknown token")
+        info = record.info
+        if info.revoked_at is not None:
+            raise AuthenticationError("token revoked")
+        if info.expires_at is not None and info.expires_at <= self.clock():
+            raise AuthenticationError("token expired")
+        if not info.allows(scope):
+            raise PermissionDeniedError(f"this operation needs the {scope!r} scope", required_scope=scope)
+        return info
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        return await self.store.get_tokens()
+
+    async def revoke_token(self, id: str) -> TokenInfo:
+        return await self.store.revoke_token(id, now=self.clock())
+
+    # --- cursors --------------------------------------------------------------------------
+    # Cursors are opaque and signed with a key kept in the database, so every node accepts
+    # every other node's cursors, and a cursor altered or made for another query is a 400.
+
+    async def _sign(self, payload: bytes) -> str:
+        mac = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
+        return _b64(payload) + "." + _b64(mac)
+
+    async def _unsign(self, cursor: str) -> bytes:
+        try:
+            body, mac = cursor.split(".", 1)
+            payload = _unb64(body)
+            given = _unb64(mac)
+        except (ValueError, TypeError):
+            raise InvalidCursorError() from None
+        expected = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(given, expected):
+            raise InvalidCursorError()
+        return payload
+
+    async def _make_cursor(self, query: Query, after: tuple[int, str]) -> str:
+        return await self._sign(msgspec.json.encode(["list", _fingerprint(query), after[0], after[1]]))
+
+    async def _read_cursor(self, cursor: str, query: Query) -> tuple[int, str]:
+        payload = await self._unsign(cursor)
+        try:
+            kind, fp, pub_us, id = msgspec.json.decode(payload, type=tuple[str, str, int, str])
+        except msgspec.DecodeError:
+            raise InvalidCursorError() from None
+        if kind != "list" or fp != _fingerprint(query):
+            raise InvalidCursorError("this cursor belongs to another query; keep the same filters")
+        return pub_us, id
+
+    async def _make_change_cursor(self, seq: int) -> str:
+        return await self._sign(msgspec.json.encode(["changes", seq]))
+
+    async def _read_change_cursor(self, cursor: str) -> int:
+        payload = await self._unsign(cursor)
+        try:
+            kind, seq = msgspec.json.decode(payload, type=tuple[str, int])
+        except msgspec.DecodeError:
+            raise InvalidCursorError() from None
+        if kind != "changes":
+            raise InvalidCursorError("this is not a changes cursor")
+        return seq
+
+
+def version_from_etag(etag: str) -> int | None:
+    """The version inside an ETag this service issued (``"v12-…"``), or None."""
+    value = etag.strip()
+    if value.startswith("W/"):
+        return None  # a weak ETag never satisfies If-Match (RFC 9110 §13.1.1)
+    value = value.strip('"')
+    if not value.startswith("v") or "-" not in value:
+        return None
+    head = value[1:].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _clean_image(image: Image) -> Image:
+    return Image(
+        url=image.url,
+        alt=clean_line(image.alt) or None if image.alt else None,
+        caption=clean_line(image.caption) or None if image.caption else None,
+        credit=clean_line(image.credit) or None if image.credit else None,
+    )
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode()).digest()
+
+
+def _fingerprint(query: Query) -> str:
+    return hashlib.sha256(query.fingerprint().encode()).hexdigest()[:16]
+
+
+def _looks_like_ulid(value: str) -> bool:
+    return len(value) == 26 and set(value) <= ULID_CHARS
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,172 @@
+"""The storage interface and the choice of backend.
+
+A Store keeps commentaries, categories, tokens and an ordered change log. Every write
+appends one change with a new, strictly increasing sequence number; that number is the
+commentary's ``version``, orders the change API, and keys every cache of rendered output.
+
+Visibility is decided by the store from a single flag, ``public``: a commentary is public
+when it is published and due. Scheduled commentaries turn public when ``publish_due`` runs
+(the service calls it before public reads once ``StoreState.next_due`` has passed), which
+also appends a change so caches and mirrors see them appear.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from feedsvc.errors import InvalidInputError
+from feedsvc.model import Category, CategoryIn, Change, Commentary, Count, Query, TokenInfo, Translation
+
+
+class StoreState(msgspec.Struct, frozen=True):
+    """What a cache needs to know to decide whether anything public may have moved."""
+
+    seq: int
+    """The newest change sequence number (0 for an empty store)."""
+    next_due: datetime | None
+    """When the earliest scheduled commentary becomes public, if any is waiting."""
+
+
+class TokenRecord(msgspec.Struct, kw_only=True):
+    """A token as stored: never the secret itself, only a salted hash of it."""
+
+    info: TokenInfo
+    salt: bytes
+    digest: bytes
+
+
+class ViewStamp(msgspec.Struct, frozen=True):
+    """Identifies the content of a filtered view, cheaply, without loading it."""
+
+    versions: tuple[tuple[str, int], ...]
+    """(id, version) of each item in order, plus the versions its links depend on."""
+    updated_at: datetime | None
+
+
+class Store(Protocol):
+    """Async storage of commentaries. Raises only ``feedsvc.errors`` exceptions."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations. Raises StorageError."""
+
+    async def close(self) -> None:
+        """Finish queued writes and close every connection."""
+
+    async def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version now in force."""
+
+    async def schema_status(self) -> tuple[int, int]:
+        """Return (version in the database, version this code expects)."""
+
+    # --- commentaries ---------------------------------------------------------------------
+
+    async def add_commentary(self, item: Commentary, *, unique_slug: bool, now: datetime) -> Commentary:
+        """Insert ``item`` and return it with its ``version`` set.
+
+        With ``unique_slug`` a taken slug gets a ``-2``, ``-3``… suffix; without it a taken
+        slug raises ConflictError, as does an existing id. An unknown category raises
+        InvalidInputError.
+        """
+
+    async def update_commentary(
+        self, item: Commentary, *, expected_version: int | None, unique_slug: bool, now: datetime
+    ) -> Commentary:
+        """Replace the stored commentary with ``item`` (same id) and return the new version.
+
+        Raises NotFoundError if it does not exist, PreconditionFailedError if
+        ``expected_version`` is given and is not the current version, and the errors of
+        ``add_commentary`` for slug and category.
+        """
+
+    async def delete_commentary(self, id: str, *, expected_version: int | None, now: datetime) -> int:
+        """Delete, leave a tombstone in the change log, and return its sequence number.
+
+        Raises NotFoundError or PreconditionFailedError as ``update_commentary``.
+        """
+
+    async def get_commentary(self, id: str, *, public_only: bool) -> Commentary:
+        """Return one commentary by id; NotFoundError if absent (or not public when asked)."""
+
+    async def get_commentary_by_slug(self, lang: str, slug: str, *, public_only: bool) -> Commentary:
+        """Return one commentary by language and slug; NotFoundError if absent."""
+
+    async def get_slug_languages(self, slug: str) -> list[str]:
+        """Languages in which a public commentary has this slug."""
+
+    async def get_commentaries(self, query: Query) -> list[Commentary]:
+        """Public commentaries matching ``query``, newest first (ties by id, descending),
+        strictly after ``query.after``, at most ``query.limit``."""
+
+    async def get_view_stamp(self, query: Query) -> ViewStamp:
+        """The versions that determine how ``get_commentaries(query)`` renders."""
+
+    async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
+        """Public commentaries sharing each translation key (``url`` holds ``canonical_url`` or "")."""
+
+    async def publish_due(self, now: datetime) -> int:
+        """Make scheduled commentaries whose time has come public; return how many."""
+
+    async def get_state(self) -> StoreState:
+        """The newest sequence number and the next scheduled publication time."""
+
+    async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
+        """Public changes with a sequence number above ``since``, oldest first, and the
+        sequence number to resume from (the last one examined)."""
+
+    async def get_tag_counts(self) -> list[Count]:
+        """Tags of public commentaries with their counts, most used first."""
+
+    async def get_author_counts(self) -> list[Count]:
+        """Author names of public commentaries with their counts, most prolific first."""
+
+    # --- categories -----------------------------------------------------------------------
+
+    async def get_categories(self) -> list[Category]:
+        """Every category with its count of public commentaries, by slug."""
+
+    async def get_category(self, slug: str) -> Category:
+        """One category; NotFoundError if unknown."""
+
+    async def put_category(self, slug: str, data: CategoryIn, *, now: datetime) -> tuple[Category, bool]:
+        """Create or replace a category; return it and whether it was created."""
+
+    # --- tokens and settings --------------------------------------------------------------
+
+    async def add_token(self, record: TokenRecord) -> None:
+        """Store a new token. ConflictError if the id exists."""
+
+    async def get_token(self, id: str) -> TokenRecord:
+        """NotFoundError if there is no token with this id."""
+
+    async def get_tokens(self) -> list[TokenInfo]:
+        """Every token, newest first, revoked ones included."""
+
+    async def revoke_token(self, id: str, *, now: datetime) -> TokenInfo:
+        """Mark a token revoked. NotFoundError if unknown."""
+
+    async def get_secret(self) -> bytes:
+        """A random key made on first use and shared by every node using this database."""
+
+
+def open_store(url: str) -> Store:
+    """Return an unopened Store for ``url``: ``sqlite:///path``, a path, or ``postgresql://``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from feedsvc.store.postgres import PostgresStore
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            raise InvalidInputError(
+                "a postgresql:// database needs asyncpg: pip install 'feedsvc[postgres]'"
+            ) from e
+        return PostgresStore(url)
+    from feedsvc.store.sqlite import SqliteStore
+
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url[len("sqlite:///") :])
+    if url.startswith("sqlite:"):
+        raise InvalidInputError("SQLite URLs look like sqlite:///relative/path or sqlite:////abs/path")
+    if "://" in url:
+        raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
+    return SqliteStore(url)

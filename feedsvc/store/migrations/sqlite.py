@@ -1,0 +1,99 @@
+"""SQLite schema steps. ``STEPS[n]`` takes the schema from version n-1 to n.
+
+Steps run in one transaction with the version bump (``PRAGMA user_version``), at start-up
+and from ``feedsvc migrate``. Never edit a released step; add the next one.
+"""
+
+from __future__ import annotations
+
+STEPS: dict[int, str] = {
+    # Issue 2: commentaries, categories, tokens and the change log.
+    1: """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE categories (
+        slug TEXT PRIMARY KEY,
+        names TEXT NOT NULL,
+        descriptions TEXT NOT NULL,
+        updated_us INTEGER NOT NULL,
+        version INTEGER NOT NULL
+    );
+    -- Columns beside `doc` exist only to filter and order; `doc` is the Commentary as JSON.
+    CREATE TABLE commentaries (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        lang TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        translation_key TEXT,
+        category TEXT NOT NULL REFERENCES categories (slug),
+        status TEXT NOT NULL,
+        trend TEXT,
+        pub_us INTEGER NOT NULL,          -- published_at, microseconds since the epoch
+        pub_date TEXT NOT NULL,           -- the calendar date written in published_at
+        updated_us INTEGER NOT NULL,
+        period_start TEXT,
+        period_end TEXT,
+        version INTEGER NOT NULL,
+        public INTEGER NOT NULL,          -- 1: published and due, shown everywhere public
+        doc BLOB NOT NULL,
+        UNIQUE (lang, slug)
+    );
+    CREATE INDEX commentaries_public ON commentaries (pub_us, id) WHERE public = 1;
+    CREATE INDEX commentaries_category ON commentaries (category, pub_us, id) WHERE public = 1;
+    CREATE INDEX commentaries_lang ON commentaries (lang, pub_us, id) WHERE public = 1;
+    CREATE INDEX commentaries_updated ON commentaries (updated_us) WHERE public = 1;
+    CREATE INDEX commentaries_translation ON commentaries (translation_key)
+        WHERE translation_key IS NOT NULL;
+    CREATE INDEX commentaries_due ON commentaries (pub_us)
+        WHERE public = 0 AND status = 'published';
+    CREATE INDEX commentaries_slug ON commentaries (slug);
+
+    CREATE TABLE commentary_tags (
+        cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
+        tag TEXT NOT NULL,                -- as written, for display
+        tag_key TEXT NOT NULL,            -- case-folded, for matching
+        PRIMARY KEY (tag_key, cid)
+    ) WITHOUT ROWID;
+    CREATE INDEX commentary_tags_cid ON commentary_tags (cid);
+
+    CREATE TABLE commentary_authors (
+        cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        PRIMARY KEY (name_key, cid)
+    ) WITHOUT ROWID;
+    CREATE INDEX commentary_authors_cid ON commentary_authors (cid);
+
+    CREATE VIRTUAL TABLE commentaries_fts USING fts5 (
+        title, summary, body, tags, authors,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+
+    -- Every write appends a row. `public_op` is what a public mirror sees (NULL: nothing).
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,               -- 'commentary' or 'category'
+        ref TEXT NOT NULL,                -- commentary id or category slug
+        op TEXT NOT NULL,                 -- created, updated, deleted
+        public_op TEXT,
+        at_us INTEGER NOT NULL,
+        doc BLOB                          -- the commentary after the change (public upserts)
+    );
+    CREATE INDEX changes_public ON changes (seq) WHERE public_op IS NOT NULL;
+
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        digest BLOB NOT NULL,
+        created_us INTEGER NOT NULL,
+        expires_us INTEGER,
+        revoked_us INTEGER
+    );
+    """,
+}
+
+VERSION = max(STEPS)

@@ -1,0 +1,651 @@
+"""SqliteStore: the embedded default, one file under ``data/``, through aiosqlite.
+
+Durability and concurrency choices (the README's "Durability" section explains them):
+
+* WAL journal: readers never block the writer nor each other.
+* ``synchronous=FULL``: a transaction reported committed survives a power loss. NORMAL
+  would only risk the last transactions on power loss, but an acknowledged write must
+  never be lost, and writes are rare next to reads.
+* One writer connection behind an asyncio lock, transactions opened with
+  ``BEGIN IMMEDIATE`` so ``busy_timeout`` applies to the write lock itself instead of
+  failing at commit; several reader connections serve queries concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from feedsvc.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+    StorageBusyError,
+    StorageError,
+)
+from feedsvc.model import (
+    Category,
+    CategoryIn,
+    Change,
+    Commentary,
+    Count,
+    Query,
+    TokenInfo,
+    Translation,
+    from_us,
+    to_us,
+)
+from feedsvc.store import StoreState, TokenRecord, ViewStamp
+from feedsvc.store.migrations import sqlite as schema
+from feedsvc.text import html_to_text
+
+READERS = 3
+BUSY_TIMEOUT_MS = 5000
+
+_encode = msgspec.json.Encoder().encode
+_decode_commentary = msgspec.json.Decoder(Commentary).decode
+_decode_str_dict = msgspec.json.Decoder(dict[str, str]).decode
+_decode_str_list = msgspec.json.Decoder(list[str]).decode
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into an FTS5 query that cannot be a syntax error: every word quoted,
+    all words required, the last one also as a prefix (so "sanct" finds "sanctions")."""
+    words = [w.replace('"', '""') for w in text.split()]
+    if not words:
+        return '""'
+    parts = [f'"{w}"' for w in words[:-1]] + [f'"{words[-1]}"*']
+    return " ".join(parts)
+
+
+def _date_window(query: Query) -> tuple[list[str], list[Any]]:
+    """SQL for the published-date bounds. Calendar dates compare with the date written in
+    published_at; the ±14 h instant range beside it (the widest UTC offsets) lets the
+    index narrow the scan before that exact comparison."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    margin = timedelta(hours=14)
+    if query.from_date is not None:
+        start = datetime.combine(query.from_date, datetime.min.time(), timezone.utc) - margin
+        clauses.append("c.pub_us >= ? AND c.pub_date >= ?")
+        params += [to_us(start), query.from_date.isoformat()]
+    if query.to_date is not None:
+        end = datetime.combine(query.to_date, datetime.min.time(), timezone.utc) + timedelta(days=1) + margin
+        clauses.append("c.pub_us < ? AND c.pub_date <= ?")
+        params += [to_us(end), query.to_date.isoformat()]
+    if query.from_time is not None:
+        clauses.append("c.pub_us >= ?")
+        params.append(to_us(query.from_time))
+    if query.to_time is not None:
+        clauses.append("c.pub_us <= ?")
+        params.append(to_us(query.to_time))
+    return clauses, params
+
+
+def build_where(query: Query) -> tuple[str, list[Any]]:
+    """The WHERE clause (public commentaries only) and its parameters for a Query."""
+    clauses = ["c.public = 1"]
+    params: list[Any] = []
+    if query.categories:
+        clauses.append(f"c.category IN ({','.join('?' * len(query.categories))})")
+        params += query.categories
+    if query.lang:
+        clauses.append("c.lang = ?")
+        params.append(query.lang)
+    if query.trend:
+        clauses.append("c.trend = ?")
+        params.append(query.trend)
+    if query.tag:
+        clauses.append("c.rowid IN (SELECT cid FROM commentary_tags WHERE tag_key = ?)")
+        params.append(query.tag.casefold())
+    if query.author:
+        clauses.append("c.rowid IN (SELECT cid FROM commentary_authors WHERE name_key = ?)")
+        params.append(query.author.casefold())
+    date_clauses, date_params = _date_window(query)
+    clauses += date_clauses
+    params += date_params
+    if query.updated_since is not None:
+        clauses.append("c.updated_us >= ?")
+        params.append(to_us(query.updated_since))
+    if query.q:
+        clauses.append("c.rowid IN (SELECT rowid FROM commentaries_fts WHERE commentaries_fts MATCH ?)")
+        params.append(fts_query(query.q))
+    if query.after is not None:
+        clauses.append("(c.pub_us < ? OR (c.pub_us = ? AND c.id < ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
+    return " AND ".join(clauses), params
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file (see the module docstring for the choices)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._reader_list: list[aiosqlite.Connection] = []
+        self._write_lock = asyncio.Lock()
+        self._secret: bytes | None = None
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = FULL")
+        if readonly:
+            await conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    async def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._writer = await self._connect(readonly=False)
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            await self.migrate()
+            for _ in range(READERS):
+                conn = await self._connect(readonly=True)
+                self._reader_list.append(conn)
+                self._readers.put_nowait(conn)
+        except (sqlite3.Error, OSError) as e:
+            await self.close()
+            raise StorageError(f"cannot open SQLite database {self.path}: {e}") from e
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for conn in self._reader_list:
+                await conn.close()
+            self._reader_list.clear()
+            self._readers = asyncio.Queue()
+            if self._writer is not None:
+                await self._writer.close()
+                self._writer = None
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        if not self._reader_list:
+            raise StorageError("the store is not open")
+        conn = await self._readers.get()
+        try:
+            yield conn
+        except sqlite3.Error as e:
+            raise _wrap(e) from e
+        finally:
+            self._readers.put_nowait(conn)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the single writer connection; rolled back on any error."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StorageError("the store is not open")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise _wrap(e) from e
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException as e:
+                try:
+                    await conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(e, sqlite3.Error):
+                    raise _wrap(e) from e
+                raise
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._read() as conn:
+            async with conn.execute(sql, tuple(params)) as cur:
+                return list(await cur.fetchall())
+
+    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self._read() as conn:
+            async with conn.execute(sql, tuple(params)) as cur:
+                return await cur.fetchone()
+
+    # --- schema ---------------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        async with self._write() as conn:
+            async with conn.execute("PRAGMA user_version") as cur:
+                row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            if current > schema.VERSION:
+                raise StorageError(
+                    f"the database is at schema {current}, newer than this feedsvc ({schema.VERSION})"
+                )
+            for n in range(current + 1, schema.VERSION + 1):
+                for statement in _split_sql(schema.STEPS[n]):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {n}")
+        return schema.VERSION
+
+    async def schema_status(self) -> tuple[int, int]:
+        row = await self._fetchone("PRAGMA user_version")
+        return int(row[0]), schema.VERSION
+
+    # --- commentaries: writes -------------------------------------------------------------
+
+    async def add_commentary(self, item: Commentary, *, unique_slug: bool, now: datetime) -> Commentary:
+        async with self._write() as conn:
+            if await _scalar(conn, "SELECT 1 FROM commentaries WHERE id = ?", (item.id,)):
+                raise ConflictError(f"a commentary with id {item.id} exists", field="id")
+            item = await _settle_slug(conn, item, unique_slug=unique_slug)
+            public = _is_public(item, now)
+            seq = await _append_change(
+                conn, "commentary", item.id, "created", "created" if public else None, now
+            )
+            item = msgspec.structs.replace(item, version=seq)
+            await _insert_row(conn, item, public)
+            if public:
+                await _set_change_doc(conn, seq, item)
+            return item
+
+    async def update_commentary(
+        self, item: Commentary, *, expected_version: int | None, unique_slug: bool, now: datetime
+    ) -> Commentary:
+        async with self._write() as conn:
+            row = await _current(conn, item.id, expected_version)
+            was_public = bool(row[2])
+            item = await _settle_slug(conn, item, unique_slug=unique_slug)
+            public = _is_public(item, now)
+            public_op = _public_op(was_public, public)
+            seq = await _append_change(conn, "commentary", item.id, "updated", public_op, now)
+            item = msgspec.structs.replace(item, version=seq)
+            await _delete_row(conn, row[0])
+            await _insert_row(conn, item, public, rowid=row[0])
+            if public:
+                await _set_change_doc(conn, seq, item)
+            return item
+
+    async def delete_commentary(self, id: str, *, expected_version: int | None, now: datetime) -> int:
+        async with self._write() as conn:
+            row = await _current(conn, id, expected_version)
+            public_op = "deleted" if row[2] else None
+            seq = await _append_change(conn, "commentary", id, "deleted", public_op, now)
+            await _delete_row(conn, row[0])
+            return seq
+
+    async def publish_due(self, now: datetime) -> int:
+        async with self._write() as conn:
+            async with conn.execute(
+                "SELECT rowid, doc FROM commentaries WHERE public = 0 AND status = 'published'"
+                " AND pub_us <= ? ORDER BY pub_us",
+                (to_us(now),),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            for rowid, doc in rows:
+                item = _decode_commentary(doc)
+                seq = await _append_change(conn, "commentary", item.id, "updated", "created", now)
+                item = msgspec.structs.replace(item, version=seq)
+                await conn.execute(
+                    "UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?",
+                    (seq, _encode(item), rowid),
+                )
+                await _set_change_doc(conn, seq, item)
+            return len(rows)
+
+    # --- commentaries: reads --------------------------------------------------------------
+
+    async def get_commentary(self, id: str, *, public_only: bool) -> Commentary:
+        sql = "SELECT doc FROM commentaries c WHERE id = ?" + (" AND public = 1" if public_only else "")
+        row = await self._fetchone(sql, (id,))
+        if row is None:
+            raise NotFoundError(f"no commentary with id {id}")
+        return _decode_commentary(row[0])
+
+    async def get_commentary_by_slug(self, lang: str, slug: str, *, public_only: bool) -> Commentary:
+        sql = "SELECT doc FROM commentaries WHERE lang = ? AND slug = ?" + (
+            " AND public = 1" if public_only else ""
+        )
+        row = await self._fetchone(sql, (lang, slug))
+        if row is None:
+            raise NotFoundError(f"no commentary with slug {slug} in {lang}")
+        return _decode_commentary(row[0])
+
+    async def get_slug_languages(self, slug: str) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT lang FROM commentaries WHERE slug = ? AND public = 1 ORDER BY lang", (slug,)
+        )
+        return [r[0] for r in rows]
+
+    async def get_commentaries(self, query: Query) -> list[Commentary]:
+        where, params = build_where(query)
+        rows = await self._fetchall(
+            f"SELECT c.doc FROM commentaries c WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
+            [*params, query.limit],
+        )
+        return [_decode_commentary(r[0]) for r in rows]
+
+    async def get_view_stamp(self, query: Query) -> ViewStamp:
+        where, params = build_where(query)
+        async with self._read() as conn:
+            async with conn.execute(
+                f"SELECT c.id, c.version, c.translation_key, c.category, c.updated_us FROM commentaries c"
+                f" WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
+                (*params, query.limit),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            keys = sorted({r[2] for r in rows if r[2]})
+            categories = sorted({r[3] for r in rows})
+            versions: list[tuple[str, int]] = [(r[0], r[1]) for r in rows]
+            if keys:
+                # Translation links render inside items, so their versions count too.
+                async with conn.execute(
+                    f"SELECT id, version FROM commentaries WHERE public = 1 AND translation_key IN"
+                    f" ({','.join('?' * len(keys))}) ORDER BY id",
+                    keys,
+                ) as cur:
+                    versions += [("t:" + r[0], r[1]) for r in await cur.fetchall()]
+            if categories:
+                async with conn.execute(
+                    f"SELECT slug, version FROM categories WHERE slug IN ({','.join('?' * len(categories))})",
+                    categories,
+                ) as cur:
+                    versions += [("c:" + r[0], r[1]) for r in await cur.fetchall()]
+        updated = max((r[4] for r in rows), default=None)
+        return ViewStamp(tuple(versions), from_us(updated) if updated is not None else None)
+
+    async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
+        if not keys:
+            return {}
+        rows = await self._fetchall(
+            f"SELECT translation_key, doc FROM commentaries WHERE public = 1 AND translation_key IN"
+            f" ({','.join('?' * len(keys))}) ORDER BY lang, id",
+            keys,
+        )
+        out: dict[str, list[Translation]] = {}
+        for key, doc in rows:
+            c = _decode_commentary(doc)
+            out.setdefault(key, []).append(
+                Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or "")
+            )
+        return out
+
+    async def get_state(self) -> StoreState:
+        row = await self._fetchone(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM changes),"
+            " (SELECT min(pub_us) FROM commentaries WHERE public = 0 AND status = 'published')"
+        )
+        return StoreState(seq=int(row[0]), next_due=from_us(row[1]) if row[1] is not None else None)
+
+    async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
+        async with self._read() as conn:
+            await conn.execute("BEGIN")
+            try:
+                async with conn.execute("SELECT coalesce(max(seq), 0) FROM changes") as cur:
+                    row = await cur.fetchone()
+                newest = int(row[0]) if row else 0
+                async with conn.execute(
+                    "SELECT seq, ref, public_op, at_us, doc FROM changes WHERE seq > ? AND seq <= ?"
+                    " AND public_op IS NOT NULL ORDER BY seq LIMIT ?",
+                    (since, newest, limit),
+                ) as cur:
+                    rows = list(await cur.fetchall())
+            finally:
+                await conn.execute("COMMIT")
+        items = [
+            Change(
+                seq=r[0], op=r[2], id=r[1], at=from_us(r[3]),
+                commentary=_decode_commentary(r[4]) if r[4] is not None else None,
+            )
+            for r in rows
+        ]
+        # A short page means every change up to `newest` was examined.
+        resume = items[-1].seq if len(items) == limit else max(newest, since)
+        return items, resume
+
+    async def get_tag_counts(self) -> list[Count]:
+        rows = await self._fetchall(
+            "SELECT min(t.tag), count(*) AS n FROM commentary_tags t JOIN commentaries c ON c.rowid = t.cid"
+            " WHERE c.public = 1 GROUP BY t.tag_key ORDER BY n DESC, t.tag_key"
+        )
+        return [Count(name=r[0], count=r[1]) for r in rows]
+
+    async def get_author_counts(self) -> list[Count]:
+        rows = await self._fetchall(
+            "SELECT min(a.name), count(*) AS n FROM commentary_authors a JOIN commentaries c"
+            " ON c.rowid = a.cid WHERE c.public = 1 GROUP BY a.name_key ORDER BY n DESC, a.name_key"
+        )
+        return [Count(name=r[0], count=r[1]) for r in rows]
+
+    # --- categories -----------------------------------------------------------------------
+
+    async def get_categories(self) -> list[Category]:
+        rows = await self._fetchall(
+            "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1)"
+            " FROM categories k ORDER BY k.slug"
+        )
+        return [_category(r) for r in rows]
+
+    async def get_category(self, slug: str) -> Category:
+        row = await self._fetchone(
+            "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1)"
+            " FROM categories k WHERE k.slug = ?",
+            (slug,),
+        )
+        if row is None:
+            raise NotFoundError(f"no category {slug}")
+        return _category(row)
+
+    async def put_category(self, slug: str, data: CategoryIn, *, now: datetime) -> tuple[Category, bool]:
+        async with self._write() as conn:
+            exists = await _scalar(conn, "SELECT 1 FROM categories WHERE slug = ?", (slug,))
+            seq = await _append_change(conn, "category", slug, "updated" if exists else "created", None, now)
+            await conn.execute(
+                "INSERT INTO categories (slug, names, descriptions, updated_us, version) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (slug) DO UPDATE SET names = excluded.names,"
+                " descriptions = excluded.descriptions, updated_us = excluded.updated_us,"
+                " version = excluded.version",
+                (slug, _encode(data.names), _encode(data.descriptions), to_us(now), seq),
+            )
+        return await self.get_category(slug), not exists
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    async def add_token(self, record: TokenRecord) -> None:
+        info = record.info
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO tokens (id, name, scopes, salt, digest, created_us, expires_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    info.id, info.name, _encode(info.scopes), record.salt, record.digest,
+                    to_us(info.created_at), to_us(info.expires_at) if info.expires_at else None,
+                ),
+            )
+
+    async def get_token(self, id: str) -> TokenRecord:
+        row = await self._fetchone(
+            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens WHERE id = ?",
+            (id,),
+        )
+        if row is None:
+            raise NotFoundError(f"no token {id}")
+        return TokenRecord(info=_token_info(row), salt=bytes(row[6]), digest=bytes(row[7]))
+
+    async def get_tokens(self) -> list[TokenInfo]:
+        rows = await self._fetchall(
+            "SELECT id, name, scopes, created_us, expires_us, revoked_us FROM tokens ORDER BY created_us DESC"
+        )
+        return [_token_info(r) for r in rows]
+
+    async def revoke_token(self, id: str, *, now: datetime) -> TokenInfo:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE tokens SET revoked_us = coalesce(revoked_us, ?) WHERE id = ?", (to_us(now), id)
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no token {id}")
+        return (await self.get_token(id)).info
+
+    async def get_secret(self) -> bytes:
+        if self._secret is None:
+            row = await self._fetchone("SELECT value FROM meta WHERE key = 'secret'")
+            if row is None:
+                async with self._write() as conn:
+                    await conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)", (secrets.token_bytes(32),)
+                    )
+                row = await self._fetchone("SELECT value FROM meta WHERE key = 'secret'")
+            self._secret = bytes(row[0])
+        return self._secret
+
+    # --- bulk and maintenance -------------------------------------------------------------
+
+    async def backup(self, target: str) -> None:
+        """Write a consistent copy of the live database to ``target`` (SQLite backup API)."""
+        async with self._read() as conn:
+            dest = await aiosqlite.connect(target)
+            try:
+                await conn.backup(dest)
+            finally:
+                await dest.close()
+
+
+# --- helpers that run inside a write transaction ------------------------------------------
+
+
+def _wrap(e: sqlite3.Error) -> Exception:
+    """Driver errors stop here: map them onto the feedsvc error tree."""
+    text = str(e).lower()
+    if isinstance(e, sqlite3.IntegrityError):
+        if "foreign key" in text:
+            return InvalidInputError("unknown category", field="category")
+        return ConflictError(f"conflict: {e}")
+    if isinstance(e, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "full" in text or "disk i/o" in text
+    ):
+        return StorageBusyError(f"database unavailable: {e}")
+    return StorageError(f"database error: {e}")
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (no step uses ';' inside a string or trigger)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+async def _scalar(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    async with conn.execute(sql, params) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _is_public(item: Commentary, now: datetime) -> bool:
+    return item.status == "published" and item.published_at <= now
+
+
+def _public_op(was_public: bool, public: bool) -> str | None:
+    if public:
+        return "updated" if was_public else "created"
+    return "deleted" if was_public else None
+
+
+async def _current(conn: aiosqlite.Connection, id: str, expected_version: int | None) -> Any:
+    async with conn.execute("SELECT rowid, version, public FROM commentaries WHERE id = ?", (id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no commentary with id {id}")
+    if expected_version is not None and row[1] != expected_version:
+        raise PreconditionFailedError(current_version=row[1])
+    return row
+
+
+async def _settle_slug(conn: aiosqlite.Connection, item: Commentary, *, unique_slug: bool) -> Commentary:
+    """Keep the slug unique within its language: suffix it, or refuse with ConflictError."""
+    base, n, slug = item.slug, 1, item.slug
+    while await _scalar(
+        conn, "SELECT 1 FROM commentaries WHERE lang = ? AND slug = ? AND id != ?", (item.lang, slug, item.id)
+    ):
+        if not unique_slug:
+            raise ConflictError(f"slug {slug!r} is taken in {item.lang}", field="slug")
+        n += 1
+        suffix = f"-{n}"
+        slug = base[: 120 - len(suffix)] + suffix
+    return item if slug == item.slug else msgspec.structs.replace(item, slug=slug)
+
+
+async def _append_change(
+    conn: aiosqlite.Connection, kind: str, ref: str, op: str, public_op: str | None, now: datetime
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO changes (kind, ref, op, public_op, at_us) VALUES (?, ?, ?, ?, ?)",
+        (kind, ref, op, public_op, to_us(now)),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def _set_change_doc(conn: aiosqlite.Connection, seq: int, item: Commentary) -> None:
+    await conn.execute("UPDATE changes SET doc = ? WHERE seq = ?", (_encode(item), seq))
+
+
+async def _insert_row(conn: aiosqlite.Connection, item: Commentary, public: bool, rowid: int | None = None) -> None:
+    cur = await conn.execute(
+        "INSERT INTO commentaries (rowid, id, lang, slug, translation_key, category, status, trend,"
+        " pub_us, pub_date, updated_us, period_start, period_end, version, public, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rowid, item.id, item.lang, item.slug, item.translation_key, item.category, item.status,
+            item.trend, to_us(item.published_at), item.published_at.date().isoformat(),
+            to_us(item.updated_at),
+            item.period.start.isoformat() if item.period else None,
+            item.period.end.isoformat() if item.period else None,
+            item.version, int(public), _encode(item),
+        ),
+    )
+    cid = cur.lastrowid
+    tags = {t.casefold(): t for t in item.tags}
+    await conn.executemany(
+        "INSERT INTO commentary_tags (cid, tag, tag_key) VALUES (?, ?, ?)", [(cid, t, k) for k, t in tags.items()]
+    )
+    authors = {a.name.casefold(): a.name for a in item.authors}
+    await conn.executemany(
+        "INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)",
+        [(cid, n, k) for k, n in authors.items()],
+    )
+    await conn.execute(
+        "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            cid, item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
+            " ".join(a.name for a in item.authors),
+        ),
+    )
+
+
+async def _delete_row(conn: aiosqlite.Connection, rowid: int) -> None:
+    await conn.execute("DELETE FROM commentaries_fts WHERE rowid = ?", (rowid,))
+    await conn.execute("DELETE FROM commentaries WHERE rowid = ?", (rowid,))
+
+
+def _category(row: Any) -> Category:
+    return Category(
+        slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
+        updated_at=from_us(row[3]), count=row[4],
+    )
+
+
+def _token_info(row: Any) -> TokenInfo:
+    return TokenInfo(
+        id=row[0], name=row[1], scopes=_decode_str_list(row[2]), created_at=from_us(row[3]),
+        expires_at=from_us(row[4]) if row[4] is not None else None,
+        revoked_at=from_us(row[5]) if row[5] is not None else None,
+    )

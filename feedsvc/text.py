@@ -1,0 +1,150 @@
+"""Pure text functions: sanitising HTML, rendering Markdown, slugs, summaries, XML safety.
+
+Nothing here touches storage or HTTP; the service applies these on write, the renderers on
+output.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urljoin
+
+import nh3
+from markdown_it import MarkdownIt
+from slugify import slugify as _slugify
+
+# The allow-list: structure and inline markup an article needs, nothing that runs or styles.
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
+    "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li",
+    "mark", "ol", "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "u", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "abbr": {"title"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite"},
+    "ins": {"cite"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "ol": {"start"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+# XML 1.0 forbids these code points anywhere in a document; feeds must never carry them.
+_XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_SPACES = re.compile(r"\s+")
+_URL_ATTR = re.compile(r'(\s(?:href|src|cite)=")([^"]*)(")')
+
+_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def strip_invalid_xml(text: str) -> str:
+    """Remove characters XML 1.0 cannot carry (NUL, most C0 controls, U+FFFE/U+FFFF)."""
+    return _XML_INVALID.sub("", text)
+
+
+def clean_line(text: str) -> str:
+    """Plain text for one-line fields: XML-safe, whitespace runs collapsed, trimmed."""
+    return _SPACES.sub(" ", strip_invalid_xml(text)).strip()
+
+
+def sanitize_html(html: str) -> str:
+    """Reduce HTML to the allow-list. Idempotent: sanitising the result changes nothing."""
+    return nh3.clean(
+        strip_invalid_xml(html),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    ).strip()
+
+
+def render_markdown(source: str) -> str:
+    """Markdown to sanitised HTML (raw HTML inside the Markdown goes through the allow-list)."""
+    return sanitize_html(_markdown.render(strip_invalid_xml(source)))
+
+
+def absolutize_urls(html: str, base: str) -> str:
+    """Resolve relative ``href``/``src``/``cite`` values against ``base`` (for feeds and partners).
+
+    Works on sanitiser output, whose attributes are always double-quoted.
+    """
+    if ' href="' not in html and ' src="' not in html and ' cite="' not in html:
+        return html
+    return _URL_ATTR.sub(lambda m: m.group(1) + _absolute(m.group(2), base) + m.group(3), html)
+
+
+def _absolute(url: str, base: str) -> str:
+    if url.startswith(("http://", "https://", "mailto:")):
+        return url
+    return urljoin(base + "/", url.replace("&amp;", "&")).replace("&", "&amp;")
+
+
+def absolute_url(url: str, base: str) -> str:
+    """An absolute URL for a value that may be a root-relative path like ``/media/a.svg``."""
+    return url if url.startswith(("http://", "https://")) else urljoin(base + "/", url)
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "br", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.paragraphs: list[str] = []
+        self._current: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "p":
+            self._current = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p" and self._current is not None:
+            text = clean_line("".join(self._current))
+            if text:
+                self.paragraphs.append(text)
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+        if self._current is not None:
+            self._current.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The readable text of an HTML fragment, blocks separated by newlines."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return "\n".join(line.strip() for line in "".join(parser.parts).splitlines() if line.strip())
+
+
+def derive_summary(html: str, limit: int = 1000) -> str:
+    """The first paragraph of a body as plain text, cut at a word boundary within ``limit``."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = parser.paragraphs[0] if parser.paragraphs else clean_line(html_to_text(html))
+    return truncate(text, limit)
+
+
+def truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def slugify(title: str) -> str:
+    """A URL slug from a title, Cyrillic transliterated; ``commentary`` if nothing remains."""
+    return _slugify(title, max_length=120, word_boundary=True) or "commentary"
