@@ -21,6 +21,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     a bare file path, or `postgresql://user@host:port/db`."""
     public_url: str = "http://127.0.0.1:8000"
     """The absolute base of every link the service emits. Never taken from request headers."""
+    title: str = "Commentaries"
+    """The publication's name: the title of the site-wide feeds and pages."""
+    description: str = "Analytical commentaries on security and foreign policy."
+    """The subtitle of the site-wide feeds."""
+    tag_authority: str | None = None
+    """Authority of the permanent item ids in feeds (`tag:AUTHORITY,date:commentary/ID`);
+    defaults to the host of `public_url`. Set it once and never change it."""
     host: str = "127.0.0.1"
     """Address `feedsvc serve` binds to."""
     port: int = 8000

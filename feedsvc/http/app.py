@@ -13,14 +13,21 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
-from feedsvc.http import read, write
+from feedsvc.feeds import FeedPublisher
+from feedsvc.http import feeds, pages, read, write
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
+from feedsvc.model import Commentary
+from feedsvc.push.websub import HubNotifier
 from feedsvc.service import Service
+
+# On shutdown, queued hub pings get this long to go out before the process exits.
+SHUTDOWN_DRAIN_SECONDS = 5.0
 from feedsvc.store import Store, open_store
 
 
@@ -49,25 +56,60 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     without one it opens the store ``settings.database_url`` names."""
     store = store if store is not None else open_store(settings.database_url)
     service = Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match)
+    publisher = FeedPublisher(
+        service,
+        title=settings.title,
+        description=settings.description,
+        feed_limit=settings.feed_limit,
+        hubs=[settings.websub_hub] if settings.websub_hub else [],
+        tag_authority=settings.tag_authority,
+    )
+
+    notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
+    if notifier is not None:
+        hub = notifier
+
+        async def ping_hub(before: Commentary | None, after: Commentary | None) -> None:
+            hub.notify(await publisher.urls_affected(before, after))
+
+        service.listeners.append(ping_hub)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
+        if notifier is not None:
+            await notifier.start()
         try:
             yield
         finally:
+            if notifier is not None:
+                await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
             await store.close()
 
     async def provide_service() -> Service:
         return service
 
+    async def provide_publisher() -> FeedPublisher:
+        return publisher
+
+    async def provide_settings() -> Settings:
+        return settings
+
     app = Litestar(
-        route_handlers=[*read.HANDLERS, *write.HANDLERS],
+        route_handlers=[
+            *read.HANDLERS,
+            *write.HANDLERS,
+            *feeds.HANDLERS,
+            *pages.HANDLERS,
+            create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False),
+        ],
         dependencies={
             "service": Provide(provide_service, use_cache=True),
+            "publisher": Provide(provide_publisher, use_cache=True),
+            "settings": Provide(provide_settings, use_cache=True),
             "filters": Provide(read.provide_query),
         },
-        state=State({"service": service, "settings": settings}),
+        state=State({"service": service, "publisher": publisher, "settings": settings, "notifier": notifier}),
         lifespan=[lifespan],
         exception_handlers={
             FeedsvcError: feedsvc_error_handler,

@@ -1,0 +1,336 @@
+"""Feed documents: which views exist, and rendered bytes cached per view.
+
+A view is a filter (a Query) at an address (``/feed``, ``/categories/{slug}/feed``,
+``/{lang}/feed``) in a format. Its rendered bytes are cached and checked on every request
+against the store's change sequence, one cheap query:
+
+* sequence unchanged since the bytes were made: serve them (a hit);
+* sequence moved: read the view's *stamp* (the versions of the items it shows, of their
+  translations and categories). Same stamp: the write was elsewhere, keep the bytes and
+  their ETag (validators are per view). Different stamp: render again.
+
+So a feed fetched after a write is acknowledged always shows it, an unchanged feed is
+never re-rendered, and a write in one category leaves every other view's ETag alone.
+Concurrent misses of one view share a single render.
+
+Archives (RFC 5005 §4): the subscription document holds the newest ``feed_limit`` items
+and links ``prev-archive`` to the page of items just older than its last one, and so on
+back to the first commentary. Pages are keyset-bounded, so walking them yields every
+public commentary exactly once; archive pages carry ``<fh:archive/>`` and ``current``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlencode, urlsplit
+
+import brotli
+import msgspec
+
+from feedsvc import __version__
+from feedsvc.model import Category, Commentary, Query, to_us
+from feedsvc.render.atom import render_atom
+from feedsvc.render.feedview import FeedView
+from feedsvc.render.jsonfeed import render_jsonfeed
+from feedsvc.render.rss import render_rss
+from feedsvc.service import Service
+
+FeedFormat = Literal["rss", "atom", "json"]
+FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+MEDIA_TYPES: dict[FeedFormat, str] = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
+Encoding = Literal["identity", "gzip", "br"]
+
+
+class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A view: its filter, its address (without the format suffix) and its labels."""
+
+    path: str
+    """``/feed``, ``/categories/{slug}/feed`` or ``/{lang}/feed``."""
+    query: Query
+    title: str
+    subtitle: str
+    lang: str | None = None
+    html_path: str = "/"
+
+
+class Rendered:
+    """One cached feed document and its compressed variants, made on first demand."""
+
+    __slots__ = ("body", "etag", "last_modified", "seq", "stamp", "_variants")
+
+    def __init__(self, body: bytes, last_modified: datetime | None, seq: int, stamp: object) -> None:
+        self.body = body
+        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        self.last_modified = last_modified
+        self.seq = seq
+        self.stamp = stamp
+        self._variants: dict[str, tuple[bytes, str]] = {"identity": (body, self.etag)}
+
+    def variant(self, encoding: Encoding) -> tuple[bytes, str]:
+        """The body in ``encoding`` with its own strong ETag (RFC 9110: one per coding)."""
+        found = self._variants.get(encoding)
+        if found is None:
+            if encoding == "gzip":
+                data = gzip.compress(self.body, compresslevel=6, mtime=0)
+            else:
+                data = brotli.compress(self.body, quality=6)
+            found = (data, self.etag[:-1] + "-" + encoding + '"')
+            self._variants[encoding] = found
+        return found
+
+
+class FeedStats:
+    """Counters for /metrics."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.revalidated = 0
+        self.renders = 0
+
+
+class FeedPublisher:
+    """Makes and caches feed documents for views."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        title: str,
+        description: str,
+        feed_limit: int,
+        hubs: Sequence[str] = (),
+        tag_authority: str | None = None,
+        max_entries: int = 2048,
+    ) -> None:
+        self.service = service
+        self.title = title
+        self.description = description
+        self.feed_limit = feed_limit
+        self.hubs = tuple(hubs)
+        self.tag_authority = tag_authority or (urlsplit(service.base_url).hostname or "localhost")
+        self.max_entries = max_entries
+        self.stats = FeedStats()
+        self._cache: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
+        self._inflight: dict[tuple[object, ...], asyncio.Future[Rendered]] = {}
+        self._categories: tuple[int, dict[str, Category]] = (-1, {})
+
+    @property
+    def base_url(self) -> str:
+        return self.service.base_url
+
+    # --- views ----------------------------------------------------------------------------
+
+    def site_spec(self, query: Query) -> FeedSpec:
+        return FeedSpec(path="/feed", query=query, title=self.title, subtitle=self.description)
+
+    def lang_spec(self, lang: str, query: Query) -> FeedSpec:
+        return FeedSpec(
+            path=f"/{lang}/feed", query=msgspec.structs.replace(query, lang=lang),
+            title=f"{self.title} ({lang})", subtitle=self.description, lang=lang, html_path=f"/?lang={lang}",
+        )
+
+    def category_spec(self, category: Category, query: Query, lang: str | None = None) -> FeedSpec:
+        return FeedSpec(
+            path=f"/categories/{category.slug}/feed",
+            query=msgspec.structs.replace(query, categories=(category.slug,)),
+            title=f"{category.name(lang)} — {self.title}",
+            subtitle=category.description(lang) or self.description,
+            lang=query.lang,
+            html_path="/",
+        )
+
+    def feed_url(self, spec: FeedSpec, fmt: FeedFormat, cursor: str | None = None) -> str:
+        """The canonical absolute URL of a view: the path, then its filters in a fixed order."""
+        params = canonical_params(spec.query, spec.path)
+        if spec.query.limit != self.feed_limit:
+            params.append(("limit", str(spec.query.limit)))
+        if cursor:
+            params.append(("cursor", cursor))
+        qs = "?" + urlencode(params) if params else ""
+        return f"{self.base_url}{spec.path}.{fmt}{qs}"
+
+    async def urls_affected(self, before: Commentary | None, after: Commentary | None) -> list[str]:
+        """The canonical feed URLs (every format) a change can alter, for WebSub pings.
+
+        Filtered variants (tags, search) cannot be enumerated; hubs serve the canonical ones.
+        ``(None, None)`` means a broad change: every category and language feed.
+        """
+        base = Query(limit=self.feed_limit)
+        paths = {"/feed"}
+        if before is None and after is None:
+            paths |= {f"/categories/{slug}/feed" for slug in (await self._category_map())}
+            paths |= {f"/{c.name}/feed" for c in await self.service.store.get_language_counts()}
+        for item in (before, after):
+            if item is not None:
+                paths |= {f"/categories/{item.category}/feed", f"/{item.lang}/feed"}
+        return [
+            self.feed_url(FeedSpec(path=path, query=base, title="", subtitle=""), fmt)
+            for path in sorted(paths)
+            for fmt in FORMATS
+        ]
+
+    # --- documents ------------------------------------------------------------------------
+
+    async def document(self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None = None) -> Rendered:
+        """The rendered document for a view, from the cache when nothing it shows changed."""
+        state = await self.service.state()
+        query = spec.query
+        if cursor:
+            query = await self.service.read_cursor(cursor, spec.query)
+        key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
+        entry = self._cache.get(key)
+        if entry is not None and entry.seq == state.seq:
+            self._cache.move_to_end(key)
+            self.stats.hits += 1
+            return entry
+        waiting = self._inflight.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._refresh(fmt, spec, query, cursor, state.seq, entry)
+            future.set_result(result)
+            return result
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _refresh(
+        self, fmt: FeedFormat, spec: FeedSpec, query: Query, cursor: str | None, seq: int, entry: Rendered | None
+    ) -> Rendered:
+        # One more than a page: whether an older page exists is part of what is shown.
+        probe = msgspec.structs.replace(query, limit=query.limit + 1)
+        stamp = await self.service.view_stamp(probe)
+        key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
+        if entry is not None and entry.stamp == stamp.versions:
+            entry.seq = seq
+            self.stats.revalidated += 1
+            return entry
+        items = await self.service.store.get_commentaries(probe)
+        older = len(items) > query.limit
+        items = items[: query.limit]
+        presented = await self.service.present(items)
+        view = await self._view(fmt, spec, cursor, presented, older)
+        body = _RENDERERS[fmt](view, presented)
+        self.stats.renders += 1
+        rendered = Rendered(body, _newest(presented), seq, stamp.versions)
+        self._cache[key] = rendered
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return rendered
+
+    async def _view(
+        self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None, items: list[Commentary], older: bool
+    ) -> FeedView:
+        base = self.base_url
+        prev_archive = None
+        if older and items:
+            last = items[-1]
+            next_cursor = await self.service.make_cursor(spec.query, (to_us(last.published_at), last.id))
+            prev_archive = self.feed_url(spec, fmt, next_cursor)
+        alternates = tuple(
+            (self.feed_url(spec, other), MEDIA_TYPES[other].split(";")[0], f"{spec.title} ({FORMAT_NAMES[other]})")
+            for other in FORMATS
+            if other != fmt
+        )
+        return FeedView(
+            id=self.feed_url(spec, "atom").replace(".atom", ""),
+            title=spec.title,
+            subtitle=spec.subtitle,
+            self_url=self.feed_url(spec, fmt, cursor),
+            html_url=base + spec.html_path,
+            lang=spec.lang,
+            updated=None,
+            tag_authority=self.tag_authority,
+            base_url=base,
+            icon=f"{base}/icon.svg",
+            logo=None,
+            generator="feedsvc",
+            generator_version=__version__,
+            hubs=self.hubs,
+            first=self.feed_url(spec, fmt),
+            prev_archive=prev_archive,
+            current=self.feed_url(spec, fmt) if cursor else None,
+            is_archive=cursor is not None,
+            alternates=alternates,
+            categories=await self._category_map(),
+            xsl_url=f"{base}/feed.xsl" if fmt != "json" else None,
+        )
+
+    async def _category_map(self) -> dict[str, Category]:
+        seq, categories = self._categories
+        state = await self.service.store.get_state()
+        if seq != state.seq:
+            categories = {c.slug: c for c in await self.service.store.get_categories()}
+            self._categories = (state.seq, categories)
+        return categories
+
+
+_RENDERERS: dict[FeedFormat, Callable[[FeedView, list[Commentary]], bytes]] = {
+    "rss": render_rss,
+    "atom": render_atom,
+    "json": render_jsonfeed,
+}
+
+
+def canonical_params(query: Query, path: str) -> list[tuple[str, str]]:
+    """Query-string parameters naming a view, in a fixed order, minus what the path says."""
+    params: list[tuple[str, str]] = []
+    if not path.startswith("/categories/"):
+        params += [("category", c) for c in sorted(query.categories)]
+    for name, value in (("tag", query.tag), ("author", query.author), ("trend", query.trend), ("q", query.q)):
+        if value:
+            params.append((name, value))
+    if query.lang and path == "/feed":
+        params.append(("lang", query.lang))
+    for name, bound in (
+        ("from", query.from_date or query.from_time),
+        ("to", query.to_date or query.to_time),
+        ("updated_since", query.updated_since),
+    ):
+        if bound is not None:
+            params.append((name, bound.isoformat()))
+    return params
+
+
+def _newest(items: list[Commentary]) -> datetime | None:
+    return max((c.updated_at for c in items), default=None)
+
+
+def pick_encoding(accept_encoding: str | None) -> Encoding:
+    """The best coding the client accepts: brotli, then gzip, else identity (q=0 honoured)."""
+    if not accept_encoding:
+        return "identity"
+    weights: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        weights[name.strip().lower()] = q
+    star = weights.get("*", 0.0)
+    for coding in ("br", "gzip"):
+        if weights.get(coding, star) > 0:
+            return coding  # type: ignore[return-value]
+    return "identity"
+

@@ -1,0 +1,98 @@
+"""Feed handlers: /feed.*, /categories/{slug}/feed.*, /{lang}/feed.*, in three formats.
+
+Every feed response is cheap to poll: a strong ETag per view and content coding,
+Last-Modified (the newest change among the items), 304 on a matching conditional
+request, ``Cache-Control`` for a CDN, gzip and brotli chosen by ``Accept-Encoding``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
+
+from feedsvc.config import Settings
+from feedsvc.errors import NotFoundError
+from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher, Rendered, pick_encoding
+from feedsvc.http.read import http_date, not_modified_since
+from feedsvc.model import LANG_PATTERN, Query, normalize_lang
+
+Cursor = Annotated[
+    str | None,
+    Parameter(description="An archive page: the cursor from a `prev-archive` link.", max_length=500),
+]
+_SUFFIX = re.compile(r'-(gzip|br)"$')
+
+
+def _bare(etag: str) -> str:
+    return _SUFFIX.sub('"', etag.strip().removeprefix("W/"))
+
+
+def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
+    """Serve a rendered document in the client's best coding, or 304."""
+    encoding = pick_encoding(request.headers.get("accept-encoding"))
+    body, etag = doc.variant(encoding)
+    headers = {
+        "ETag": etag,
+        "Vary": "Accept-Encoding",
+        "Cache-Control": f"public, max-age={settings.cache_max_age}, "
+        f"stale-while-revalidate={settings.stale_while_revalidate}",
+    }
+    if doc.last_modified is not None:
+        headers["Last-Modified"] = http_date(doc.last_modified)
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        fresh = inm.strip() == "*" or any(_bare(tag) == doc.etag for tag in inm.split(","))
+    else:
+        fresh = not_modified_since(request, doc.last_modified)
+    if fresh:
+        return Response(content=b"", status_code=304, headers=headers)
+    if encoding != "identity":
+        headers["Content-Encoding"] = encoding
+    return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
+
+
+def _limited(request: Request[Any, Any, Any], query: Query, publisher: FeedPublisher) -> Query:
+    """Feeds show ``feed_limit`` items unless the request names a limit."""
+    if "limit" in request.query_params:
+        return query
+    return msgspec.structs.replace(query, limit=publisher.feed_limit)
+
+
+def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
+    summary = f"{fmt.upper() if fmt != 'json' else 'JSON Feed'}"
+
+    @get(f"/feed.{fmt}", name=f"feed-{fmt}", summary=f"{summary}: all commentaries (same filters as the list API)", tags=["feeds"])
+    async def site_feed(
+        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, cursor: Cursor = None
+    ) -> Response[bytes]:
+        spec = publisher.site_spec(_limited(request, filters, publisher))
+        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+
+    @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"])
+    async def category_feed(
+        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, slug: str,
+        cursor: Cursor = None,
+    ) -> Response[bytes]:
+        category = await publisher.service.get_category(slug)
+        spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
+        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+
+    @get(f"/{{lang:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"])
+    async def lang_feed(
+        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, lang: str,
+        cursor: Cursor = None,
+    ) -> Response[bytes]:
+        if re.fullmatch(LANG_PATTERN, lang) is None:
+            raise NotFoundError(f"no feed at /{lang}/feed.{fmt}: {lang!r} is not a language tag")
+        spec = publisher.lang_spec(normalize_lang(lang), _limited(request, filters, publisher))
+        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+
+    return [site_feed, category_feed, lang_feed]
+
+
+HANDLERS = [handler for fmt in FORMATS for handler in _handlers(fmt)]

@@ -1,0 +1,99 @@
+"""HTML pages for people: the index of feeds, each commentary's page, OPML, static files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response, get
+
+from feedsvc.config import Settings
+from feedsvc.feeds import FORMATS, FeedPublisher, FeedSpec
+from feedsvc.http.read import conditional
+from feedsvc.model import Commentary, Query
+from feedsvc.render.html import FeedLink, commentary_page, index_page, opml
+
+HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
+# Pages run no script at all; images may come from anywhere commentaries point to.
+PAGE_CSP = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
+def feed_link(publisher: FeedPublisher, spec: FeedSpec) -> FeedLink:
+    return FeedLink(title=spec.title, urls={fmt: publisher.feed_url(spec, fmt) for fmt in FORMATS})
+
+
+async def all_feeds(publisher: FeedPublisher) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
+    """The site feed, one feed per category and one per language, in every format."""
+    service = publisher.service
+    base = Query(limit=publisher.feed_limit)
+    site = feed_link(publisher, publisher.site_spec(base))
+    categories = [feed_link(publisher, publisher.category_spec(c, base)) for c in await service.get_categories()]
+    languages = [feed_link(publisher, publisher.lang_spec(lang.name, base)) for lang in await service.get_languages()]
+    return site, categories, languages
+
+
+def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int) -> Response[Any]:
+    return conditional(
+        request, text.encode(), media_type=HTML, headers=PAGE_HEADERS,
+        cache_control=f"public, max-age={cache_max_age}",
+    )
+
+
+@get("/", summary="Every feed, with autodiscovery links", tags=["pages"], include_in_schema=True)
+async def index(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings) -> Response[str]:
+    site, categories, languages = await all_feeds(publisher)
+    latest = await publisher.service.list_commentaries(Query(limit=10))
+    text = index_page(
+        title=settings.title, description=settings.description, base_url=publisher.base_url,
+        site=site, categories=categories, languages=languages, extra=[], latest=latest.items,
+    )
+    return html_response(request, text, settings.cache_max_age)
+
+
+@get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"])
+async def feeds_opml(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings) -> Response[str]:
+    site, categories, languages = await all_feeds(publisher)
+    text = opml(settings.title, [site, *categories, *languages])
+    return conditional(
+        request, text.encode(), media_type="text/x-opml",
+        cache_control=f"public, max-age={settings.cache_max_age}",
+    )
+
+
+@get("/commentaries/{id:str}", summary="A commentary's readable page", tags=["pages"])
+async def commentary(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, id: str) -> Response[str]:
+    service = publisher.service
+    item: Commentary = await service.get_commentary(id)
+    category = await service.get_category(item.category)
+    base = Query(limit=publisher.feed_limit)
+    feeds = [
+        feed_link(publisher, publisher.category_spec(category, base)),
+        feed_link(publisher, publisher.lang_spec(item.lang, base)),
+        feed_link(publisher, publisher.site_spec(base)),
+    ]
+    oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
+    text = commentary_page(item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed)
+    return html_response(request, text, settings.cache_max_age)
+
+
+def _static(name: str) -> bytes:
+    return resources.files("feedsvc.render").joinpath("static", name).read_bytes()
+
+
+@get("/feed.xsl", summary="The stylesheet that makes feeds readable in a browser", tags=["pages"], include_in_schema=False)
+async def feed_xsl(request: Request[Any, Any, Any], settings: Settings) -> Response[bytes]:
+    return conditional(request, _static("feed.xsl"), media_type="text/xsl", cache_control="public, max-age=86400")
+
+
+@get("/icon.svg", summary="The feeds' icon", tags=["pages"], include_in_schema=False)
+async def icon(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return conditional(request, _static("icon.svg"), media_type="image/svg+xml", cache_control="public, max-age=86400")
+
+
+HANDLERS = [index, feeds_opml, commentary, feed_xsl, icon]

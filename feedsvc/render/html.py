@@ -1,0 +1,192 @@
+"""HTML pages and OPML: pure functions from model values to text.
+
+Everything interpolated is escaped here; commentary bodies are inserted as they are
+stored, already sanitised against the allow-list on write. Pages carry no script, so the
+Content-Security-Policy the HTTP layer sends can forbid all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from xml.sax.saxutils import quoteattr
+
+import msgspec
+
+from feedsvc.model import Category, Commentary
+
+FEED_TYPES = (("rss", "application/rss+xml", "RSS"), ("atom", "application/atom+xml", "Atom"), ("json", "application/feed+json", "JSON Feed"))
+
+STYLE = """
+:root{color-scheme:light dark;--fg:#1d2330;--muted:#5b6474;--line:#d8dde6;--accent:#1f5fbf;--bg:#fff}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa3b2;--line:#323a48;--accent:#7fb0ff;--bg:#12161d}}
+body{font:17px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);max-width:46rem;margin:2rem auto;padding:0 1rem}
+a{color:var(--accent)}h1{line-height:1.2;margin:.2em 0}.meta,.muted{color:var(--muted);font-size:.9em}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid var(--line);padding:.35em .5em;text-align:left;vertical-align:top}
+figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:.85em;color:var(--muted)}
+.tag{display:inline-block;border:1px solid var(--line);border-radius:1em;padding:0 .6em;margin:0 .2em .2em 0;font-size:.85em}
+.trend{font-weight:600}pre,code{white-space:pre-wrap;word-break:break-all}li{margin:.3em 0}
+"""
+
+TREND_LABELS = {"improved": "↗ improved", "worsened": "↘ worsened", "unchanged": "→ unchanged"}
+
+
+class FeedLink(msgspec.Struct, frozen=True):
+    """A feed to list on a page and in OPML: its title and its URL per format."""
+
+    title: str
+    urls: dict[str, str]
+    """Format (``rss``, ``atom``, ``json``) to absolute URL."""
+
+
+def _page(title: str, body: str, *, lang: str = "en", head: str = "") -> str:
+    return (
+        f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>{head}<style>{STYLE}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def autodiscovery(feed: FeedLink) -> str:
+    """``<link rel="alternate">`` tags that let browsers and readers find a feed."""
+    return "".join(
+        f'<link rel="alternate" type="{mime}" title={quoteattr(f"{feed.title} ({label})")} href={quoteattr(feed.urls[fmt])}>'
+        for fmt, mime, label in FEED_TYPES
+        if fmt in feed.urls
+    )
+
+
+def _date(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d")
+
+
+def index_page(
+    *,
+    title: str,
+    description: str,
+    base_url: str,
+    site: FeedLink,
+    categories: Sequence[FeedLink],
+    languages: Sequence[FeedLink],
+    extra: Sequence[FeedLink],
+    latest: Sequence[Commentary],
+    snippets: str = "",
+) -> str:
+    """``GET /``: every feed, with autodiscovery, and the latest commentaries."""
+    head = "".join(autodiscovery(f) for f in (site, *categories, *languages, *extra))
+    head += f'<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href={quoteattr(base_url + "/feeds.opml")}>'
+
+    def rows(feeds: Sequence[FeedLink]) -> str:
+        return "".join(
+            "<tr><td>" + escape(f.title) + "</td><td>"
+            + " · ".join(f'<a href={quoteattr(f.urls[fmt])}>{label}</a>' for fmt, _, label in FEED_TYPES if fmt in f.urls)
+            + "</td></tr>"
+            for f in feeds
+        )
+
+    latest_html = "".join(
+        f'<li><a href={quoteattr(c.url)}>{escape(c.title)}</a> <span class="muted">{_date(c.published_at)} · '
+        f"{escape(c.lang)}</span></li>"
+        for c in latest
+    )
+    body = (
+        f"<h1>{escape(title)}</h1><p>{escape(description)}</p>"
+        "<h2>Feeds</h2><p class=\"muted\">Copy a feed's address into your feed reader, or import "
+        f'<a href={quoteattr(base_url + "/feeds.opml")}>all feeds as OPML</a>.</p>'
+        f"<table><tr><th>Feed</th><th>Formats</th></tr>{rows([site])}{rows(extra)}</table>"
+        f"<h3>By category</h3><table>{rows(categories)}</table>"
+        f"<h3>By language</h3><table>{rows(languages)}</table>"
+        f"<h2>Latest commentaries</h2><ul>{latest_html}</ul>"
+        f"{snippets}"
+        f'<p class="muted">API: <a href="{escape(base_url)}/api/v1/commentaries">/api/v1/commentaries</a> · '
+        f'<a href="{escape(base_url)}/schema">OpenAPI</a></p>'
+    )
+    return _page(title, body, head=head)
+
+
+def commentary_page(
+    item: Commentary,
+    *,
+    category: Category | None,
+    feeds: Sequence[FeedLink],
+    site_title: str,
+    oembed_url: str | None = None,
+    related: Sequence[Commentary] = (),
+) -> str:
+    """The readable page a commentary's ``url`` points to when it has no ``canonical_url``."""
+    head = "".join(autodiscovery(f) for f in feeds)
+    for t in item.translations:
+        head += f'<link rel="alternate" hreflang={quoteattr(t.lang)} href={quoteattr(t.url)} title={quoteattr(t.title)}>'
+    if item.canonical_url:
+        head += f"<link rel=\"canonical\" href={quoteattr(item.canonical_url)}>"
+    if oembed_url:
+        head += (
+            f'<link rel="alternate" type="application/json+oembed" href={quoteattr(oembed_url)} '
+            f"title={quoteattr(item.title)}>"
+        )
+    head += f'<meta name="description" content={quoteattr(item.summary)}>'
+    authors = ", ".join(
+        (f'<a href={quoteattr(a.url)}>{escape(a.name)}</a>' if a.url else escape(a.name))
+        + (f" <span class=\"muted\">({escape(a.affiliation)})</span>" if a.affiliation else "")
+        for a in item.authors
+    )
+    meta = [f"<time datetime={quoteattr(item.published_at.isoformat())}>{_date(item.published_at)}</time>"]
+    if category is not None:
+        meta.append(escape(category.name(item.lang)))
+    if item.period is not None:
+        meta.append(f"period {item.period.start.isoformat()} – {item.period.end.isoformat()}")
+    if item.trend:
+        meta.append(f'<span class="trend">{escape(TREND_LABELS.get(item.trend, item.trend))}</span>')
+    figure = ""
+    if item.image is not None:
+        img = item.image
+        caption = " ".join(escape(x) for x in (img.caption, img.credit) if x)
+        figure = (
+            f"<figure><img src={quoteattr(img.url)} alt={quoteattr(img.alt or '')}>"
+            + (f"<figcaption>{caption}</figcaption>" if caption else "")
+            + "</figure>"
+        )
+    source = ""
+    if item.source is not None:
+        name = escape(item.source.name)
+        if item.source.url:
+            name = f"<a href={quoteattr(item.source.url)}>{name}</a>"
+        source = f'<p class="muted">Originally published in {name}.</p>'
+    tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in item.tags)
+    translations = ""
+    if item.translations:
+        translations = "<p>Also in: " + ", ".join(
+            f'<a hreflang={quoteattr(t.lang)} href={quoteattr(t.url)}>{escape(t.lang)}: {escape(t.title)}</a>'
+            for t in item.translations
+        ) + "</p>"
+    related_html = ""
+    if related:
+        related_html = "<h2>Related</h2><ul>" + "".join(
+            f"<li><a href={quoteattr(r.url)}>{escape(r.title)}</a></li>" for r in related
+        ) + "</ul>"
+    feeds_html = " · ".join(
+        f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls
+    )
+    body = (
+        f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(item.title)}</h1>'
+        f'<p class="meta">{authors}</p><p class="meta">{" · ".join(meta)}</p>'
+        f"<p><strong>{escape(item.summary)}</strong></p>{figure}{item.body_html}{source}"
+        f"<p>{tags}</p>{translations}</article>{related_html}"
+        f'<p class="muted">Follow: {feeds_html}</p>'
+    )
+    return _page(item.title, body, lang=item.lang, head=head)
+
+
+def opml(title: str, feeds: Sequence[FeedLink], *, fmt: str = "rss") -> str:
+    """OPML 2.0 listing every feed (one format each), for import into a reader."""
+    outlines = "".join(
+        f'<outline type="rss" text={quoteattr(f.title)} title={quoteattr(f.title)} xmlUrl={quoteattr(f.urls[fmt])}/>'
+        for f in feeds
+        if fmt in f.urls
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head>'
+        f"<title>{escape(title)}</title></head><body>{outlines}</body></opml>\n"
+    )
