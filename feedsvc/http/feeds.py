@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
 
 from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
@@ -23,7 +24,7 @@ from feedsvc.model import LANG_PATTERN, Query, normalize_lang
 
 Cursor = Annotated[
     str | None,
-    Parameter(description="An archive page: the cursor from a `prev-archive` link.", max_length=500),
+    QueryParameter(description="An archive page: the cursor from a `prev-archive` link.", max_length=500),
 ]
 _SUFFIX = re.compile(r'-(gzip|br)"$')
 
@@ -32,7 +33,7 @@ def _bare(etag: str) -> str:
     return _SUFFIX.sub('"', etag.strip().removeprefix("W/"))
 
 
-def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
+def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: NamedDependency[Settings]) -> Response[Any]:
     """Serve a rendered document in the client's best coding, or 304."""
     encoding = pick_encoding(request.headers.get("accept-encoding"))
     body, etag = doc.variant(encoding)
@@ -56,7 +57,7 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
     return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
 
 
-def _limited(request: Request[Any, Any, Any], query: Query, publisher: FeedPublisher) -> Query:
+def _limited(request: Request[Any, Any, Any], query: Query, publisher: NamedDependency[FeedPublisher]) -> Query:
     """Feeds show ``feed_limit`` items unless the request names a limit."""
     if "limit" in request.query_params:
         return query
@@ -68,28 +69,29 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
 
     @get(f"/feed.{fmt}", name=f"feed-{fmt}", summary=f"{summary}: all commentaries (same filters as the list API)", tags=["feeds"])
     async def site_feed(
-        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, cursor: Cursor = None
+        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], cursor: Cursor = None
     ) -> Response[bytes]:
         spec = publisher.site_spec(_limited(request, filters, publisher))
         return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
 
     @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"])
     async def category_feed(
-        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, slug: str,
+        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], slug: FromPath[str],
         cursor: Cursor = None,
     ) -> Response[bytes]:
         category = await publisher.service.get_category(slug)
         spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
         return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
 
-    @get(f"/{{lang:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"])
+    @get(f"/{{language:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"])
     async def lang_feed(
-        request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, filters: Query, lang: str,
+        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], language: FromPath[str],
         cursor: Cursor = None,
     ) -> Response[bytes]:
-        if re.fullmatch(LANG_PATTERN, lang) is None:
-            raise NotFoundError(f"no feed at /{lang}/feed.{fmt}: {lang!r} is not a language tag")
-        spec = publisher.lang_spec(normalize_lang(lang), _limited(request, filters, publisher))
+        # The path names the language; a `lang` query parameter cannot override it.
+        if re.fullmatch(LANG_PATTERN, language) is None:
+            raise NotFoundError(f"no feed at /{language}/feed.{fmt}: {language!r} is not a language tag")
+        spec = publisher.lang_spec(normalize_lang(language), _limited(request, filters, publisher))
         return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
 
     return [site_feed, category_feed, lang_feed]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlencode
 from collections.abc import Iterable
 
 import httpx
@@ -45,24 +46,32 @@ class HubNotifier:
         self.stats = HubStats()
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._pending: dict[str, None] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Events belong to the loop that serves the app; made in start(), not here.
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     def notify(self, urls: Iterable[str]) -> None:
         """Queue feed URLs for the next ping. Never blocks, never raises."""
         for url in urls:
             self._pending[url] = None
-        if self._pending:
+        if self._pending and self._wake is not None and self._idle is not None:
             self._idle.clear()
             self._wake.set()
 
     async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        if self._pending:
+            self._wake.set()
+        else:
+            self._idle.set()
         self._task = asyncio.create_task(self._run(), name="websub-notifier")
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every queued ping was sent or given up; False on timeout."""
+        if self._idle is None:
+            return not self._pending
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
@@ -81,6 +90,7 @@ class HubNotifier:
         await self._client.aclose()
 
     async def _run(self) -> None:
+        assert self._wake is not None and self._idle is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -92,11 +102,13 @@ class HubNotifier:
                 self._idle.set()
 
     async def _ping(self, urls: list[str]) -> None:
-        data = [("hub.mode", "publish")] + [("hub.url", url) for url in urls]
+        # Repeated hub.url fields: one request announces every changed feed.
+        body = urlencode([("hub.mode", "publish")] + [("hub.url", url) for url in urls]).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
         delay = self.first_delay
         for attempt in range(1, self.attempts + 1):
             try:
-                response = await self._client.post(self.hub_url, data=data)
+                response = await self._client.post(self.hub_url, content=body, headers=headers)
                 if response.status_code < 300:
                     self.stats.sent += 1
                     return
