@@ -1,0 +1,140 @@
+"""Atom 1.0 (RFC 4287) from a FeedView and presented commentaries (feedgen).
+
+Per entry: ``id`` (a tag URI), ``title``, ``updated``, ``published``, one ``author`` per
+author (``name`` is ``Name (Affiliation)``, ``uri`` when known; an entry without authors
+gets the feed's title as its author, since Atom requires one), ``content type="html"``
+(the full HTML, with the image figure on top and the source line at the end), ``summary``,
+``link rel="alternate" type="text/html" hreflang=...`` for the item and for each
+translation, ``link rel="enclosure"`` for the image (``type`` from the file extension,
+``application/octet-stream`` when unknown), ``category`` (term = slug, ``scheme="{base}/categories"``,
+``label`` in the feed's language; tags with ``scheme="{base}/tags"``), ``xml:lang`` when
+the entry's language differs from the feed's, and the ``commentary`` elements (see
+:mod:`feedsvc.render.feedview`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feedsvc.model import Commentary
+from feedsvc.render.feedview import XML_LANG, FeedView, ItemParts, clean_view_text, feed_updated, prepare, safe_view
+from feedsvc.render.xmlfeed import (
+    TRANSLATION_TYPE,
+    EntryExtension,
+    FeedExtension,
+    add_archive_marker,
+    add_commentary_elements,
+    extra_links,
+    new_generator,
+    serialize,
+)
+
+MEDIA_TYPE = "application/atom+xml"
+
+_SubElement = etree.SubElement
+
+
+class _AtomFeedExtension(FeedExtension):
+    def extend_ns(self) -> dict[str, str]:
+        return self._ns()
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        add_archive_marker(feed, self.view)
+        return feed
+
+
+class _AtomEntryExtension(EntryExtension):
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        p = self.parts
+        if p.lang and p.lang != self.feed_lang:
+            entry.set(XML_LANG, p.lang)
+        # feedgen 1.0 drops every attribute but href from entry links (it reads them back
+        # from the element it has just made), so the item's own link gets them here and the
+        # other links are written here entirely.
+        if p.url:
+            own = entry.find("link")
+            if own is not None:
+                own.set("rel", "alternate")
+                own.set("type", "text/html")
+                if p.lang:
+                    own.set("hreflang", p.lang)
+        for t in p.translations:
+            link = {"href": t.url, "rel": "alternate", "type": TRANSLATION_TYPE, "hreflang": t.lang}
+            if t.title:
+                link["title"] = t.title
+            _SubElement(entry, "link", link)
+        if p.image:
+            # An unknown image format still gets a type: without one, readers (feedparser)
+            # assume text/html.
+            link = {"href": p.image.url, "rel": "enclosure", "type": p.image.type or "application/octet-stream"}
+            _SubElement(entry, "link", link)
+        add_commentary_elements(entry, p)
+        return entry
+
+
+def render_atom(view: FeedView, items: Sequence[Commentary]) -> bytes:
+    """Render an Atom 1.0 document (UTF-8 bytes with an XML declaration).
+
+    Args:
+        view: the feed's identity, links and labels.
+        items: presented commentaries, in the order they should appear (newest first).
+
+    Returns:
+        The document; identical input gives identical bytes (no render-time values).
+    """
+    view = safe_view(view)
+    parts = [prepare(view, item) for item in items]
+    fg, _ = new_generator(view, parts, _AtomFeedExtension, _AtomEntryExtension)
+    fg.id(view.id)
+    subtitle = clean_view_text(view.subtitle)
+    if subtitle:
+        fg.subtitle(subtitle)
+    links = [
+        {"href": view.self_url, "rel": "self", "type": MEDIA_TYPE},
+        {"href": view.html_url, "rel": "alternate", "type": "text/html"},
+    ]
+    links.extend(extra_links(view, MEDIA_TYPE))
+    fg.link(links)
+    if view.icon:
+        fg.icon(view.icon)
+    if view.logo:
+        fg.logo(view.logo)
+    fg.generator(view.generator, version=view.generator_version, uri=view.generator_uri)
+    fg.updated(feed_updated(view, items))
+    fallback_author = [{"name": clean_view_text(view.title) or view.id}]
+    for p in parts:
+        _add_entry(fg, p, view, fallback_author)
+    return serialize(fg.atom_str(pretty=False), view.xsl_url)
+
+
+def _add_entry(fg: FeedGenerator, p: ItemParts, view: FeedView, fallback_author: list[dict[str, str]]) -> None:
+    fe = fg.add_entry(order="append")
+    ext: _AtomEntryExtension = fe.feedsvc
+    ext.parts = p
+    ext.feed_lang = view.lang
+    fe.id(p.guid)
+    fe.title(p.title)
+    fe.updated(p.updated)
+    fe.published(p.published)
+    authors = []
+    for a in p.authors:
+        author = {"name": a.display}
+        if a.url:
+            author["uri"] = a.url
+        authors.append(author)
+    fe.author(authors or fallback_author)
+    if p.url:
+        fe.link(href=p.url, rel="alternate")
+    if p.content_html or not p.url:  # Atom needs content or an alternate link; blank content warns
+        fe.content(p.content_html, type="html")
+    if p.summary:
+        fe.summary(p.summary)
+    categories = []
+    if p.category_slug:
+        categories.append({"term": p.category_slug, "scheme": f"{view.base_url}/categories", "label": p.category_label})
+    categories.extend({"term": tag, "scheme": f"{view.base_url}/tags", "label": tag} for tag in p.tags)
+    if categories:
+        fe.category(categories)
