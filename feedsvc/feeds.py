@@ -36,6 +36,7 @@ import msgspec
 from feedsvc import __version__
 from feedsvc.model import Category, Commentary, Query, to_us
 from feedsvc.render.atom import render_atom
+from feedsvc.render.browser import feed_page
 from feedsvc.render.feedview import FeedView
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
@@ -50,6 +51,8 @@ MEDIA_TYPES: dict[FeedFormat, str] = {
 }
 FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 Encoding = Literal["identity", "gzip", "br"]
+Kind = Literal["feed", "page"]
+"""``page``: the feed as HTML for a browser navigation (see feedsvc.render.browser)."""
 
 
 class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,16 +80,22 @@ class Rendered:
         self.stamp = stamp
         self._variants: dict[str, tuple[bytes, str]] = {"identity": (body, self.etag)}
 
-    def variant(self, encoding: Encoding) -> tuple[bytes, str]:
-        """The body in ``encoding`` with its own strong ETag (RFC 9110: one per coding)."""
-        found = self._variants.get(encoding)
+    def variant(self, encoding: Encoding, kind: Kind = "feed") -> tuple[bytes, str]:
+        """The body (or its HTML page) in ``encoding``, with its own strong ETag: RFC 9110
+        wants one per representation, so codings and the page each get a suffix."""
+        key = encoding if kind == "feed" else f"page-{encoding}"
+        found = self._variants.get(key)
         if found is None:
-            if encoding == "gzip":
-                data = gzip.compress(self.body, compresslevel=6, mtime=0)
+            if kind == "page" and encoding == "identity":
+                found = (feed_page(self.body), self.etag[:-1] + '-page"')
             else:
-                data = brotli.compress(self.body, quality=6)
-            found = (data, self.etag[:-1] + "-" + encoding + '"')
-            self._variants[encoding] = found
+                plain, etag = self.variant("identity", kind)
+                if encoding == "gzip":
+                    data = gzip.compress(plain, compresslevel=6, mtime=0)
+                else:
+                    data = brotli.compress(plain, quality=6)
+                found = (data, etag[:-1] + "-" + encoding + '"')
+            self._variants[key] = found
         return found
 
 

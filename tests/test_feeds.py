@@ -194,7 +194,7 @@ async def test_conditional_requests_get_304_with_empty_body(client: Client, seed
     path = f"/feed.{fmt}"
     r = await client.get(path, headers={"Accept-Encoding": "identity"})
     assert r.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=600"
-    assert r.headers["vary"] == "Accept-Encoding"
+    assert r.headers["vary"] == "Accept-Encoding, Sec-Fetch-Dest"
     etag, last_modified = r.headers["etag"], r.headers["last-modified"]
     assert not etag.startswith("W/")
 
@@ -390,3 +390,20 @@ async def test_browsers_get_a_stylesheet_that_renders_the_feed(client: Client, s
         assert f'<?xml-stylesheet type="text/xsl" href="{PUBLIC_URL}/feed.xsl"?>'.encode() in body[:300]
         page = str(xsl(etree.fromstring(body)))
         assert "Border five" in page and "<script" not in page
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("fmt", ["rss", "atom"])
+async def test_a_browser_navigation_gets_the_feed_as_a_page(client: Client, seeded: Any, fmt: str) -> None:
+    navigate = {"Accept": BROWSER_ACCEPT, "Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"}
+    r = await client.get(f"/feed.{fmt}", headers=navigate)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    page = etree.HTML(r.content)
+    assert "Border five" in "".join(page.itertext())
+    assert (await client.get(f"/feed.{fmt}", headers={**navigate, "If-None-Match": r.headers["etag"]})).status_code == 304
+    # A reader that copies a browser's Accept header, without Sec-Fetch-*, still gets the feed.
+    reader = await client.get(f"/feed.{fmt}", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": r.headers["etag"]})
+    assert reader.status_code == 200 and b"<?xml" in reader.content[:50]

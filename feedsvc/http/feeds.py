@@ -19,6 +19,7 @@ from litestar.params import FromPath, QueryParameter
 from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
 from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher, Rendered, pick_encoding
+from feedsvc.http.pages import PAGE_HEADERS
 from feedsvc.http.read import http_date, not_modified_since
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang
 
@@ -26,20 +27,36 @@ Cursor = Annotated[
     str | None,
     QueryParameter(description="An archive page: the cursor from a `prev-archive` link.", max_length=500),
 ]
-_SUFFIX = re.compile(r'-(gzip|br)"$')
+_SUFFIX = re.compile(r'(-page)?(-gzip|-br)?"$')
 
 
 def _bare(etag: str) -> str:
     return _SUFFIX.sub('"', etag.strip().removeprefix("W/"))
 
 
-def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: NamedDependency[Settings]) -> Response[Any]:
-    """Serve a rendered document in the client's best coding, or 304."""
+def is_browser_navigation(request: Request[Any, Any, Any]) -> bool:
+    """A person opening the URL in a browser, not a feed reader.
+
+    ``Sec-Fetch-Dest``/``Sec-Fetch-Mode`` are set only by browsers (scripts cannot forge
+    them there), on top-level navigations; readers that copy a browser's Accept header do
+    not send them, so they keep getting the feed.
+    """
+    headers = request.headers
+    return (
+        headers.get("sec-fetch-dest") == "document"
+        and headers.get("sec-fetch-mode") == "navigate"
+        and "text/html" in headers.get("accept", "")
+    )
+
+
+def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
+    """Serve a rendered document in the client's best coding (a page for browsers), or 304."""
     encoding = pick_encoding(request.headers.get("accept-encoding"))
-    body, etag = doc.variant(encoding)
+    page = fmt != "json" and is_browser_navigation(request)
+    body, etag = doc.variant(encoding, "page" if page else "feed")
     headers = {
         "ETag": etag,
-        "Vary": "Accept-Encoding",
+        "Vary": "Accept-Encoding, Sec-Fetch-Dest",
         "Cache-Control": f"public, max-age={settings.cache_max_age}, "
         f"stale-while-revalidate={settings.stale_while_revalidate}",
     }
@@ -47,13 +64,16 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
         headers["Last-Modified"] = http_date(doc.last_modified)
     inm = request.headers.get("if-none-match")
     if inm is not None:
-        fresh = inm.strip() == "*" or any(_bare(tag) == doc.etag for tag in inm.split(","))
+        fresh = inm.strip() == "*" or any(_bare(tag) == doc.etag and ("-page" in tag) == page for tag in inm.split(","))
     else:
         fresh = not_modified_since(request, doc.last_modified)
     if fresh:
         return Response(content=b"", status_code=304, headers=headers)
     if encoding != "identity":
         headers["Content-Encoding"] = encoding
+    if page:
+        headers.update(PAGE_HEADERS)
+        return Response(content=body, status_code=200, headers=headers, media_type="text/html")
     return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
 
 
