@@ -11,7 +11,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -56,6 +57,11 @@ from feedsvc.text import (
 )
 
 Clock = Callable[[], datetime]
+Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
+"""Told (before, after) of each write; (None, None) when the change is broad (a category,
+scheduled items turning public). Runs after the write is stored; its errors are logged
+and never reach the writer."""
+log = logging.getLogger("feedsvc.service")
 SCOPES = ("write", "admin")
 TOKEN_PREFIX = "fsv"
 ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
@@ -89,6 +95,14 @@ class Service:
         self.base_url = base_url.rstrip("/")
         self.require_if_match = require_if_match
         self.clock = clock
+        self.listeners: list[Listener] = []
+
+    async def _changed(self, before: Commentary | None, after: Commentary | None) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(before, after)
+            except Exception:
+                log.exception("change listener failed")
 
     # --- reading --------------------------------------------------------------------------
 
@@ -96,18 +110,20 @@ class Service:
         """The store's state after making due scheduled commentaries public."""
         state = await self.store.get_state()
         if state.next_due is not None and state.next_due <= self.clock():
-            await self.store.publish_due(self.clock())
+            if await self.store.publish_due(self.clock()):
+                await self._changed(None, None)
             state = await self.store.get_state()
         return state
 
     async def get_commentary(self, id: str, *, lang: str | None = None, include_hidden: bool = False) -> Commentary:
-        """One commentary by id, or by slug when ``lang`` is given (or the id is not a ULID).
+        """One commentary by id (``lang`` is then ignored), or by slug when ``lang`` is given.
 
         A slug that exists only in other languages raises NotFoundError naming them.
         """
         await self.state()
         public_only = not include_hidden
-        if lang is None and _looks_like_ulid(id):
+        # Slugs are lower case, ids upper case: an id is never a slug, with ?lang= or without.
+        if _looks_like_ulid(id):
             item = await self.store.get_commentary(id, public_only=public_only)
         else:
             if lang is None:
@@ -128,13 +144,13 @@ class Service:
         """A page of public commentaries, newest first, with the cursor of the next page."""
         await self.state()
         if cursor:
-            query = msgspec.structs.replace(query, after=await self._read_cursor(cursor, query))
+            query = await self.read_cursor(cursor, query)
         items = await self.store.get_commentaries(msgspec.structs.replace(query, limit=query.limit + 1))
         next_cursor = None
         if len(items) > query.limit:
             items = items[: query.limit]
             last = items[-1]
-            next_cursor = await self._make_cursor(query, (to_us(last.published_at), last.id))
+            next_cursor = await self.make_cursor(query, (to_us(last.published_at), last.id))
         return Page(items=await self.present(items), next_cursor=next_cursor)
 
     async def view_stamp(self, query: Query) -> ViewStamp:
@@ -162,6 +178,7 @@ class Service:
         return await self.store.get_categories()
 
     async def get_category(self, slug: str) -> Category:
+        await self.state()  # its count must include scheduled commentaries that became due
         return await self.store.get_category(slug)
 
     async def get_tags(self) -> list[Count]:
@@ -171,6 +188,10 @@ class Service:
     async def get_authors(self) -> list[Count]:
         await self.state()
         return await self.store.get_author_counts()
+
+    async def get_languages(self) -> list[Count]:
+        await self.state()
+        return await self.store.get_language_counts()
 
     async def present(self, items: list[Commentary], *, translations: bool = True) -> list[Commentary]:
         """Fill in what is derived at read time: ``url``, translations, absolute links."""
@@ -208,6 +229,7 @@ class Service:
         now = self.clock()
         item = self._build(new, id=str(ULID()), created_at=now, updated_at=now, previous=None)
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
+        await self._changed(None, stored)
         return (await self.present([stored]))[0]
 
     async def import_commentary(self, rec: ImportedCommentary) -> Commentary:
@@ -222,7 +244,9 @@ class Service:
             updated_at=rec.updated_at or now,
             previous=None,
         )
-        return await self.store.add_commentary(item, unique_slug=rec.slug is None, now=now)
+        stored = await self.store.add_commentary(item, unique_slug=rec.slug is None, now=now)
+        await self._changed(None, stored)
+        return stored
 
     async def replace(self, id: str, new: NewCommentary, *, if_match: str | None) -> Commentary:
         """PUT: replace every field. An omitted slug keeps the current one (links stay valid)."""
@@ -233,6 +257,7 @@ class Service:
         stored = await self.store.update_commentary(
             item, expected_version=expected, unique_slug=False, now=now
         )
+        await self._changed(current, stored)
         return (await self.present([stored]))[0]
 
     async def patch(self, id: str, patch: CommentaryPatch, *, if_match: str | None) -> Commentary:
@@ -257,16 +282,18 @@ class Service:
     async def retract(self, id: str, *, if_match: str | None) -> None:
         """Delete a commentary, leaving a tombstone for mirrors."""
         expected = self._expected_version(if_match)
+        current = await self.store.get_commentary(id, public_only=False)
         await self.store.delete_commentary(id, expected_version=expected, now=self.clock())
+        await self._changed(current, None)
 
     async def put_category(self, slug: str, data: CategoryIn) -> tuple[Category, bool]:
         names = {normalize_lang(k): clean_line(v) for k, v in data.names.items()}
         if not all(names.values()):
             raise InvalidInputError("category names must not be blank", field="names")
         descriptions = {normalize_lang(k): strip_invalid_xml(v).strip() for k, v in data.descriptions.items()}
-        return await self.store.put_category(
-            slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock()
-        )
+        result = await self.store.put_category(slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock())
+        await self._changed(None, None)
+        return result
 
     def _expected_version(self, if_match: str | None) -> int | None:
         """The version an If-Match header pins, None for ``*``; 428 when it is required and absent."""
@@ -412,10 +439,13 @@ class Service:
             raise InvalidCursorError()
         return payload
 
-    async def _make_cursor(self, query: Query, after: tuple[int, str]) -> str:
+    async def make_cursor(self, query: Query, after: tuple[int, str]) -> str:
+        """A cursor for the position ``after`` in the results of ``query``."""
         return await self._sign(msgspec.json.encode(["list", _fingerprint(query), after[0], after[1]]))
 
-    async def _read_cursor(self, cursor: str, query: Query) -> tuple[int, str]:
+    async def read_cursor(self, cursor: str, query: Query) -> Query:
+        """``query`` positioned after the cursor; InvalidCursorError if it was altered or
+        made for other filters."""
         payload = await self._unsign(cursor)
         try:
             kind, fp, pub_us, id = msgspec.json.decode(payload, type=tuple[str, str, int, str])
@@ -423,7 +453,7 @@ class Service:
             raise InvalidCursorError() from None
         if kind != "list" or fp != _fingerprint(query):
             raise InvalidCursorError("this cursor belongs to another query; keep the same filters")
-        return pub_us, id
+        return msgspec.structs.replace(query, after=(pub_us, id))
 
     async def _make_change_cursor(self, seq: int) -> str:
         return await self._sign(msgspec.json.encode(["changes", seq]))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,97 @@ def rows(db_path: Path) -> Iterator[Any]:
 def pytest_report_header() -> str:
     dsn = os.environ.get("FEEDSVC_TEST_POSTGRES_DSN")
     return f"postgres: {'FEEDSVC_TEST_POSTGRES_DSN set' if dsn else 'not configured (PostgreSQL tests skip)'}"
+
+
+# --- appended: a controllable clock ---------------------------------------------------------
+
+
+class FakeClock:
+    """A clock tests move by hand; installed as ``service.clock``."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+CLOCK_START = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(service: Service) -> FakeClock:
+    """Freeze the service's clock at CLOCK_START (2026-03-20 12:00 UTC); move it with advance()."""
+    fake = FakeClock(CLOCK_START)
+    service.clock = fake
+    return fake
+
+
+# --- appended: helpers for asserting on error bodies and stored rows -------------------------
+
+
+def names_field(body: dict[str, Any], field: str) -> bool:
+    """Whether an error body points at ``field``: an ``extra`` entry keyed by it (or by one of
+    its parts, like ``authors[0].name``), or whose message names it."""
+    entries = body.get("extra")
+    if not isinstance(entries, list):
+        return False
+    for entry in entries:
+        key = entry.get("key") or ""
+        if key == field or key.startswith((f"{field}[", f"{field}.")):
+            return True
+        if re.search(rf"(?<![\w-]){re.escape(field)}(?![\w-])", entry.get("message") or ""):
+            return True
+    return False
+
+
+def assert_error(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    """The response is a JSON error with the one error shape (and names ``field``)."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"status_code", "detail", "extra"}, body
+    assert body["status_code"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    if field is not None:
+        assert names_field(body, field), f"error does not name {field!r}: {body}"
+    return body
+
+
+def path_of(url: str) -> str:
+    """The path and query of an absolute URL under PUBLIC_URL, for the in-process client."""
+    assert url.startswith(PUBLIC_URL + "/"), url
+    return url[len(PUBLIC_URL) :]
+
+
+STORED_TABLES = ("commentaries", "changes", "commentary_tags", "commentary_authors")
+
+
+@pytest.fixture
+def stored_counts(rows: Any) -> Any:
+    """A callable returning the row count of every table a write touches."""
+
+    def counts() -> dict[str, int]:
+        return {table: rows(f"SELECT count(*) FROM {table}")[0][0] for table in STORED_TABLES}
+
+    return counts
+
+
+# --- appended: truly concurrent requests ----------------------------------------------------
+
+
+@pytest.fixture
+async def concurrent_client(client: AsyncTestClient[Litestar]) -> AsyncIterator[Any]:
+    """An httpx client that runs the (already started) app on the test's own event loop.
+
+    Litestar's AsyncTestClient hands each request to a blocking portal, so requests gathered
+    with asyncio.gather still run one after the other; this client lets them interleave.
+    """
+    import httpx
+
+    transport = httpx.ASGITransport(app=client.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
+        yield c

@@ -6,6 +6,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar import Request, Response, get
 
 from feedsvc.config import Settings
@@ -24,11 +26,11 @@ PAGE_HEADERS = {
 }
 
 
-def feed_link(publisher: FeedPublisher, spec: FeedSpec) -> FeedLink:
+def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec) -> FeedLink:
     return FeedLink(title=spec.title, urls={fmt: publisher.feed_url(spec, fmt) for fmt in FORMATS})
 
 
-async def all_feeds(publisher: FeedPublisher) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
+async def all_feeds(publisher: NamedDependency[FeedPublisher]) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
     """The site feed, one feed per category and one per language, in every format."""
     service = publisher.service
     base = Query(limit=publisher.feed_limit)
@@ -46,7 +48,7 @@ def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int
 
 
 @get("/", summary="Every feed, with autodiscovery links", tags=["pages"], include_in_schema=True)
-async def index(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings) -> Response[str]:
+async def index(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     latest = await publisher.service.list_commentaries(Query(limit=10))
     text = index_page(
@@ -57,7 +59,7 @@ async def index(request: Request[Any, Any, Any], publisher: FeedPublisher, setti
 
 
 @get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"])
-async def feeds_opml(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings) -> Response[str]:
+async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     text = opml(settings.title, [site, *categories, *languages])
     return conditional(
@@ -67,7 +69,7 @@ async def feeds_opml(request: Request[Any, Any, Any], publisher: FeedPublisher, 
 
 
 @get("/commentaries/{id:str}", summary="A commentary's readable page", tags=["pages"])
-async def commentary(request: Request[Any, Any, Any], publisher: FeedPublisher, settings: Settings, id: str) -> Response[str]:
+async def commentary(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], id: FromPath[str]) -> Response[str]:
     service = publisher.service
     item: Commentary = await service.get_commentary(id)
     category = await service.get_category(item.category)
@@ -87,7 +89,7 @@ def _static(name: str) -> bytes:
 
 
 @get("/feed.xsl", summary="The stylesheet that makes feeds readable in a browser", tags=["pages"], include_in_schema=False)
-async def feed_xsl(request: Request[Any, Any, Any], settings: Settings) -> Response[bytes]:
+async def feed_xsl(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[bytes]:
     return conditional(request, _static("feed.xsl"), media_type="text/xsl", cache_control="public, max-age=86400")
 
 

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
 
 from feedsvc.errors import AuthenticationError
 from feedsvc.model import ChangePage, Commentary, Count, Category, Page, Query, Trend
@@ -20,6 +21,10 @@ API = "/api/v1"
 JSON = "application/json"
 
 _encode = msgspec.json.Encoder().encode
+
+# Handlers name the dependencies that create_app provides (inferred injection is deprecated).
+ServiceDep = NamedDependency[Service]
+FiltersDep = NamedDependency[Query]
 
 # --- conditional GET ----------------------------------------------------------------------
 
@@ -87,27 +92,27 @@ def http_date(value: datetime) -> str:
 async def provide_query(
     category: Annotated[
         list[str] | None,
-        Parameter(description="Category slug; repeat (or separate with commas) for several."),
+        QueryParameter(description="Category slug; repeat (or separate with commas) for several."),
     ] = None,
-    tag: Annotated[str | None, Parameter(description="Only commentaries with this tag (case-insensitive).", max_length=64)] = None,
-    author: Annotated[str | None, Parameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200)] = None,
-    lang: Annotated[str | None, Parameter(description="BCP 47 language tag.", max_length=35)] = None,
-    trend: Annotated[Trend | None, Parameter(description="Trend marker.")] = None,
+    tag: Annotated[str | None, QueryParameter(description="Only commentaries with this tag (case-insensitive).", max_length=64)] = None,
+    author: Annotated[str | None, QueryParameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200)] = None,
+    lang: Annotated[str | None, QueryParameter(description="BCP 47 language tag.", max_length=35)] = None,
+    trend: Annotated[Trend | None, QueryParameter(description="Trend marker.")] = None,
     from_: Annotated[
         str | None,
-        Parameter(
-            query="from",
+        QueryParameter(
+            name="from",
             description="Earliest publication, inclusive: a date (compared with the date written in "
             "published_at) or an RFC 3339 datetime with offset.",
             max_length=40,
         ),
     ] = None,
-    to: Annotated[str | None, Parameter(description="Latest publication, inclusive; like `from`.", max_length=40)] = None,
+    to: Annotated[str | None, QueryParameter(description="Latest publication, inclusive; like `from`.", max_length=40)] = None,
     updated_since: Annotated[
-        str | None, Parameter(description="Only commentaries updated at or after this date or datetime.", max_length=40)
+        str | None, QueryParameter(description="Only commentaries updated at or after this date or datetime.", max_length=40)
     ] = None,
-    q: Annotated[str | None, Parameter(description="Full-text search: every word must occur.", max_length=200)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=100, description="Items per page.")] = 20,
+    q: Annotated[str | None, QueryParameter(description="Full-text search: every word must occur.", max_length=200)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100, description="Items per page.")] = 20,
 ) -> Query:
     return Query.from_params(
         category=category, tag=tag, author=author, lang=lang, trend=trend, from_=from_, to=to,
@@ -136,9 +141,9 @@ def cache_control_api(service_max_age: int) -> str:
 @get(f"{API}/commentaries", summary="List public commentaries, newest first", tags=["read"])
 async def list_commentaries(
     request: Request[Any, Any, Any],
-    service: Service,
-    filters: Query,
-    cursor: Annotated[str | None, Parameter(description="Opaque cursor from `next_cursor`.", max_length=500)] = None,
+    service: ServiceDep,
+    filters: FiltersDep,
+    cursor: Annotated[str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)] = None,
 ) -> Response[Page]:
     page = await service.list_commentaries(filters, cursor)
     headers: dict[str, str] = {}
@@ -152,9 +157,9 @@ async def list_commentaries(
 @get(f"{API}/commentaries/{{id:str}}", summary="One commentary by id (or by slug with ?lang=)", tags=["read"])
 async def get_commentary(
     request: Request[Any, Any, Any],
-    service: Service,
-    id: str,
-    lang: Annotated[str | None, Parameter(description="With a slug instead of an id: its language.", max_length=35)] = None,
+    service: ServiceDep,
+    id: FromPath[str],
+    lang: Annotated[str | None, QueryParameter(description="With a slug instead of an id: its language.", max_length=35)] = None,
 ) -> Response[Commentary]:
     token = bearer_token(request)
     include_hidden = False
@@ -172,37 +177,37 @@ async def get_commentary(
 
 
 @get(f"{API}/commentaries/{{id:str}}/translations", summary="Translations of a commentary", tags=["read"])
-async def get_translations(request: Request[Any, Any, Any], service: Service, id: str) -> Response[list[Commentary]]:
+async def get_translations(request: Request[Any, Any, Any], service: ServiceDep, id: FromPath[str]) -> Response[list[Commentary]]:
     items = await service.get_translations(id)
     return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
 
 
 @get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"])
-async def list_categories(request: Request[Any, Any, Any], service: Service) -> Response[list[Category]]:
+async def list_categories(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Category]]:
     return conditional(request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate")
 
 
 @get(f"{API}/categories/{{slug:str}}", summary="One category", tags=["read"])
-async def get_category(request: Request[Any, Any, Any], service: Service, slug: str) -> Response[Category]:
+async def get_category(request: Request[Any, Any, Any], service: ServiceDep, slug: FromPath[str]) -> Response[Category]:
     return conditional(request, _encode(await service.get_category(slug)), cache_control="public, max-age=0, must-revalidate")
 
 
 @get(f"{API}/tags", summary="Tags with counts", tags=["read"])
-async def list_tags(request: Request[Any, Any, Any], service: Service) -> Response[list[Count]]:
+async def list_tags(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
     return conditional(request, _encode(await service.get_tags()), cache_control="public, max-age=0, must-revalidate")
 
 
 @get(f"{API}/authors", summary="Authors with counts", tags=["read"])
-async def list_authors(request: Request[Any, Any, Any], service: Service) -> Response[list[Count]]:
+async def list_authors(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
     return conditional(request, _encode(await service.get_authors()), cache_control="public, max-age=0, must-revalidate")
 
 
 @get(f"{API}/changes", summary="Every public create, update and delete, in order", tags=["read"])
 async def list_changes(
     request: Request[Any, Any, Any],
-    service: Service,
-    since: Annotated[str | None, Parameter(description="Cursor from a previous `next_cursor`; omit to start at the beginning.", max_length=500)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    service: ServiceDep,
+    since: Annotated[str | None, QueryParameter(description="Cursor from a previous `next_cursor`; omit to start at the beginning.", max_length=500)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> Response[ChangePage]:
     page = await service.get_changes(since, limit)
     return conditional(request, _encode(page), cache_control="public, max-age=0, must-revalidate")
@@ -214,7 +219,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", summary="The database answers and its schema is current", tags=["operations"])
-async def readyz(service: Service) -> Response[dict[str, Any]]:
+async def readyz(service: ServiceDep) -> Response[dict[str, Any]]:
     have, want = await service.store.schema_status()
     ok = have == want
     return Response(

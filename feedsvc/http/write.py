@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 from litestar import Response, delete, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
 
 from feedsvc.errors import AuthenticationError
-from feedsvc.http.read import API, JSON, bearer_token, make_etag
+from feedsvc.http.read import API, JSON, ServiceDep, bearer_token, make_etag
 from feedsvc.model import SLUG_PATTERN, Category, CategoryIn, Commentary, CommentaryPatch, NewCommentary
 from feedsvc.service import Service
 
@@ -23,7 +24,7 @@ CREDENTIAL_PARAMS = {"access_token", "token", "api_key", "apikey", "key", "auth"
 
 IfMatch = Annotated[
     str | None,
-    Parameter(header="If-Match", description="The ETag from a GET of this commentary, or `*`.", required=False),
+    HeaderParameter(name="If-Match", description="The ETag from a GET of this commentary, or `*`.", required=False),
 ]
 
 
@@ -42,7 +43,7 @@ WRITE_GUARDS = [require_write_token]
 WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def _item_response(item: Commentary, status: int, service: Service, *, location: bool = False) -> Response[Commentary]:
+def _item_response(item: Commentary, status: int, service: NamedDependency[Service], *, location: bool = False) -> Response[Commentary]:
     body = _encode(item)
     headers = {"ETag": make_etag(body, item.version), "Cache-Control": "no-store"}
     if location:
@@ -51,30 +52,30 @@ def _item_response(item: Commentary, status: int, service: Service, *, location:
 
 
 @post(f"{API}/commentaries", summary="Publish a commentary (201 with Location)", tags=["write"], status_code=201, guards=WRITE_GUARDS, security=WRITE_SECURITY)
-async def create_commentary(data: NewCommentary, service: Service) -> Response[Commentary]:
+async def create_commentary(data: JSONBody[NewCommentary], service: ServiceDep) -> Response[Commentary]:
     item = await service.publish(data)
     return _item_response(item, 201, service, location=True)
 
 
 @put(f"{API}/commentaries/{{id:str}}", summary="Replace a commentary", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
-async def replace_commentary(id: str, data: NewCommentary, service: Service, if_match: IfMatch = None) -> Response[Commentary]:
+async def replace_commentary(id: FromPath[str], data: JSONBody[NewCommentary], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
     item = await service.replace(id, data, if_match=if_match)
     return _item_response(item, 200, service)
 
 
 @patch(f"{API}/commentaries/{{id:str}}", summary="Change some fields (JSON merge patch)", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
-async def patch_commentary(id: str, data: CommentaryPatch, service: Service, if_match: IfMatch = None) -> Response[Commentary]:
+async def patch_commentary(id: FromPath[str], data: JSONBody[CommentaryPatch], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
     item = await service.patch(id, data, if_match=if_match)
     return _item_response(item, 200, service)
 
 
 @delete(f"{API}/commentaries/{{id:str}}", summary="Delete a commentary (a tombstone stays for mirrors)", tags=["write"], status_code=204, guards=WRITE_GUARDS, security=WRITE_SECURITY)
-async def delete_commentary(id: str, service: Service, if_match: IfMatch = None) -> None:
+async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: IfMatch = None) -> None:
     await service.retract(id, if_match=if_match)
 
 
 @put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
-async def put_category(slug: Annotated[str, Parameter(pattern=SLUG_PATTERN)], data: CategoryIn, service: Service) -> Response[Category]:
+async def put_category(slug: Annotated[str, PathParameter(pattern=SLUG_PATTERN)], data: JSONBody[CategoryIn], service: ServiceDep) -> Response[Category]:
     category, created = await service.put_category(slug, data)
     headers = {"Location": f"{service.base_url}{API}/categories/{slug}"} if created else {}
     return Response(content=_encode(category), status_code=201 if created else 200, headers=headers, media_type=JSON)

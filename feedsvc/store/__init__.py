@@ -12,12 +12,13 @@ also appends a change so caches and mirrors see them appear.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
 import msgspec
 
-from feedsvc.errors import InvalidInputError
+from feedsvc.errors import FeedsvcError, InvalidInputError
 from feedsvc.model import Category, CategoryIn, Change, Commentary, Count, Query, TokenInfo, Translation
 
 
@@ -122,6 +123,9 @@ class Store(Protocol):
     async def get_author_counts(self) -> list[Count]:
         """Author names of public commentaries with their counts, most prolific first."""
 
+    async def get_language_counts(self) -> list[Count]:
+        """Languages of public commentaries with their counts, most used first."""
+
     # --- categories -----------------------------------------------------------------------
 
     async def get_categories(self) -> list[Category]:
@@ -149,6 +153,28 @@ class Store(Protocol):
 
     async def get_secret(self) -> bytes:
         """A random key made on first use and shared by every node using this database."""
+
+    # --- bulk import and export -----------------------------------------------------------
+
+    async def import_commentaries(
+        self, items: Sequence[tuple[Commentary, bool]], *, now: datetime
+    ) -> list[Commentary | FeedsvcError]:
+        """Insert a batch of (commentary, unique_slug) pairs in one write transaction.
+
+        Each item is stored exactly as ``add_commentary`` would store it, and fails alone:
+        the result holds, in order, either the stored commentary or the error
+        ``add_commentary`` would have raised for it (ConflictError with ``field="id"`` for an
+        existing id, ConflictError with ``field="slug"`` for a taken slug, InvalidInputError
+        for an unknown category), and nothing of a failed item is kept. Raises StorageError
+        when the batch as a whole cannot be written; then none of it is stored.
+        """
+
+    def iter_all_commentaries(self) -> AsyncIterator[Commentary]:
+        """Every commentary, drafts and scheduled ones included, ordered by id.
+
+        Reads in chunks (keyset on id), so memory stays flat on any size of database. A
+        commentary written while the iteration runs may or may not appear.
+        """
 
 
 def open_store(url: str) -> Store:

@@ -17,7 +17,7 @@ import asyncio
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -27,6 +27,7 @@ import msgspec
 
 from feedsvc.errors import (
     ConflictError,
+    FeedsvcError,
     InvalidInputError,
     NotFoundError,
     PreconditionFailedError,
@@ -70,11 +71,11 @@ def fts_query(text: str) -> str:
 
 def _date_window(query: Query) -> tuple[list[str], list[Any]]:
     """SQL for the published-date bounds. Calendar dates compare with the date written in
-    published_at; the ±14 h instant range beside it (the widest UTC offsets) lets the
-    index narrow the scan before that exact comparison."""
+    published_at; the ±24 h instant range beside it (RFC 3339 offsets reach ±23:59, real
+    time zones ±14 h) lets the index narrow the scan before that exact comparison."""
     clauses: list[str] = []
     params: list[Any] = []
-    margin = timedelta(hours=14)
+    margin = timedelta(hours=24)
     if query.from_date is not None:
         start = datetime.combine(query.from_date, datetime.min.time(), timezone.utc) - margin
         clauses.append("c.pub_us >= ? AND c.pub_date >= ?")
@@ -424,6 +425,12 @@ class SqliteStore:
         )
         return [Count(name=r[0], count=r[1]) for r in rows]
 
+    async def get_language_counts(self) -> list[Count]:
+        rows = await self._fetchall(
+            "SELECT lang, count(*) AS n FROM commentaries WHERE public = 1 GROUP BY lang ORDER BY n DESC, lang"
+        )
+        return [Count(name=r[0], count=r[1]) for r in rows]
+
     # --- categories -----------------------------------------------------------------------
 
     async def get_categories(self) -> list[Category]:
@@ -518,6 +525,182 @@ class SqliteStore:
                 await conn.backup(dest)
             finally:
                 await dest.close()
+
+    # --- bulk import and export (feedsvc import / export) ---------------------------------
+    # Kept together at the end of the class. A batch runs in a worker thread on a connection
+    # of its own, inside the write lock, so it costs one thread hop instead of about ten per
+    # record through aiosqlite; that is what makes an import of many thousands of records
+    # fast. Each record still goes through the very helpers add_commentary uses.
+
+    IMPORT_CHUNK = 1000
+    """Commentaries read per query by ``iter_all_commentaries``."""
+
+    async def import_commentaries(
+        self, items: Sequence[tuple[Commentary, bool]], *, now: datetime
+    ) -> list[Commentary | FeedsvcError]:
+        if not items:
+            return []
+        async with self._write_lock:
+            if self._writer is None:
+                raise StorageError("the store is not open")
+            try:
+                return await asyncio.to_thread(self._import_batch, list(items), now)
+            except sqlite3.Error as e:
+                raise _wrap(e) from e
+
+    def _import_batch(self, items: list[tuple[Commentary, bool]], now: datetime) -> list[Commentary | FeedsvcError]:
+        """Write one batch on a connection of its own (runs in a worker thread)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            results = self._import_transaction(conn, items, now, isolate=False)
+            if results is None:
+                results = self._import_transaction(conn, items, now, isolate=True)
+            assert results is not None
+            return results
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _import_transaction(
+        conn: sqlite3.Connection, items: list[tuple[Commentary, bool]], now: datetime, *, isolate: bool
+    ) -> list[Commentary | FeedsvcError] | None:
+        """One write transaction for the batch; None (all rolled back) when a record failed
+        after writing part of itself and ``isolate`` is off.
+
+        With ``isolate`` each record runs in a SAVEPOINT. Without it, a failing record leaves
+        nothing behind as long as it fails before its first write (add_commentary checks id,
+        slug and, here, category first; a failed statement undoes itself). That is the fast
+        path: FTS5 writes its pending index out at every RELEASE, which costs more than the
+        rest of the record and splinters the index into one segment per record.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}
+            results: list[Commentary | FeedsvcError] = []
+            for item, unique_slug in items:
+                outcome = SqliteStore._import_one(conn, item, unique_slug, categories, now, isolate=isolate)
+                if outcome is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                results.append(outcome)
+            conn.execute("COMMIT")
+            return results
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _import_one(
+        conn: sqlite3.Connection,
+        item: Commentary,
+        unique_slug: bool,
+        categories: set[str],
+        now: datetime,
+        *,
+        isolate: bool,
+    ) -> Commentary | FeedsvcError | None:
+        """Store one record; return its error instead of raising it, or None when it failed
+        halfway without a SAVEPOINT to undo its part."""
+        if item.category not in categories:
+            return InvalidInputError(f"unknown category {item.category!r}", field="category")
+        # Duck-types the aiosqlite.Connection the helpers are written for.
+        sync_conn: Any = SqliteStore._SyncConnection(conn)
+        if isolate:
+            conn.execute("SAVEPOINT import_record")
+        written_before = conn.total_changes
+        try:
+            stored = SqliteStore._run_now(
+                SqliteStore._add_in_transaction(sync_conn, item, unique_slug=unique_slug, now=now)
+            )
+        except (FeedsvcError, sqlite3.IntegrityError) as e:
+            if isolate:
+                conn.execute("ROLLBACK TO import_record")
+                conn.execute("RELEASE import_record")
+            elif conn.total_changes != written_before:
+                return None
+            error = _wrap(e) if isinstance(e, sqlite3.IntegrityError) else e
+            assert isinstance(error, FeedsvcError)
+            return error
+        if isolate:
+            conn.execute("RELEASE import_record")
+        return stored
+
+    @staticmethod
+    async def _add_in_transaction(
+        conn: aiosqlite.Connection, item: Commentary, *, unique_slug: bool, now: datetime
+    ) -> Commentary:
+        """What ``add_commentary`` does inside its transaction: the same helpers, in order."""
+        if await _scalar(conn, "SELECT 1 FROM commentaries WHERE id = ?", (item.id,)):
+            raise ConflictError(f"a commentary with id {item.id} exists", field="id")
+        item = await _settle_slug(conn, item, unique_slug=unique_slug)
+        public = _is_public(item, now)
+        seq = await _append_change(conn, "commentary", item.id, "created", "created" if public else None, now)
+        item = msgspec.structs.replace(item, version=seq)
+        await _insert_row(conn, item, public)
+        if public:
+            await _set_change_doc(conn, seq, item)
+        return item
+
+    @staticmethod
+    def _run_now(coro: Coroutine[Any, Any, Commentary]) -> Commentary:
+        """Drive a coroutine whose awaits all finish at once (``_SyncConnection``) to its end."""
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            result: Commentary = done.value
+            return result
+        coro.close()
+        raise RuntimeError("a store helper suspended on a synchronous connection")
+
+    class _SyncResult:
+        """An aiosqlite ``execute`` result that has already finished: awaitable, usable with
+        ``async with``, with ``lastrowid`` and ``fetchone`` like aiosqlite's cursor."""
+
+        def __init__(self, cursor: sqlite3.Cursor) -> None:
+            self._cursor = cursor
+            self.lastrowid = cursor.lastrowid
+
+        def __await__(self) -> Generator[Any, None, SqliteStore._SyncResult]:
+            return self
+            yield  # unreachable; makes this a generator that finishes without suspending
+
+        async def __aenter__(self) -> SqliteStore._SyncResult:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            self._cursor.close()
+
+        async def fetchone(self) -> Any:
+            return self._cursor.fetchone()
+
+    class _SyncConnection:
+        """The part of ``aiosqlite.Connection`` the write helpers use, on a plain sqlite3
+        connection in the current thread, so those helpers run without thread hops."""
+
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        def execute(self, sql: str, parameters: Iterable[Any] = ()) -> SqliteStore._SyncResult:
+            return SqliteStore._SyncResult(self._conn.execute(sql, tuple(parameters)))
+
+        async def executemany(self, sql: str, parameters: Iterable[tuple[Any, ...]]) -> SqliteStore._SyncResult:
+            return SqliteStore._SyncResult(self._conn.executemany(sql, parameters))
+
+    async def iter_all_commentaries(self) -> AsyncIterator[Commentary]:
+        after = ""
+        while True:
+            rows = await self._fetchall(
+                "SELECT id, doc FROM commentaries WHERE id > ? ORDER BY id LIMIT ?", (after, self.IMPORT_CHUNK)
+            )
+            for row in rows:
+                yield _decode_commentary(row[1])
+            if len(rows) < self.IMPORT_CHUNK:
+                return
+            after = rows[-1][0]
 
 
 # --- helpers that run inside a write transaction ------------------------------------------
