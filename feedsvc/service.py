@@ -212,7 +212,7 @@ class Service:
                     c,
                     url=c.canonical_url or self.page_url(c.id),
                     translations=links,
-                    body_html=absolutize_urls(c.body_html, self.base_url),
+                    body_html=absolutize_urls(c.body_html, self.page_url(c.id)),
                     image=image,
                 )
             )
@@ -227,7 +227,7 @@ class Service:
     async def publish(self, new: NewCommentary) -> Commentary:
         """Store a new commentary. Its slug is derived (and made unique) when not given."""
         now = self.clock()
-        item = self._build(new, id=str(ULID()), created_at=now, updated_at=now, previous=None)
+        item = self._build(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
         await self._changed(None, stored)
         return (await self.present([stored]))[0]
@@ -239,7 +239,7 @@ class Service:
             raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
         item = self._build(
             rec,
-            id=rec.id or str(ULID()),
+            id=rec.id or str(ULID.from_datetime(now)),
             created_at=rec.created_at or now,
             updated_at=rec.updated_at or now,
             previous=None,
@@ -358,7 +358,8 @@ class Service:
             category=new.category,
             tags=list(tags.values()),
             authors=authors,
-            published_at=new.published_at or updated_at,
+            # Omitted on a replace: keep the date, so an edit never re-dates (and re-tops) it.
+            published_at=new.published_at or (previous.published_at if previous is not None else updated_at),
             updated_at=updated_at,
             created_at=created_at,
             status=new.status,

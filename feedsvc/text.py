@@ -38,6 +38,9 @@ URL_SCHEMES = {"http", "https", "mailto"}
 # XML 1.0 forbids these code points anywhere in a document; feeds must never carry them.
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SPACES = re.compile(r"\s+")
+# A start tag as the sanitiser writes it: text never holds a raw "<" (it is "&lt;"), and
+# attribute values are always double-quoted with '"' escaped, so this matches tags only.
+_START_TAG = re.compile(r'<[a-zA-Z][a-zA-Z0-9]*(?:\s+[^\s"\'>/=]+(?:="[^"]*")?)*\s*/?>')
 _URL_ATTR = re.compile(r'(\s(?:href|src|cite)=")([^"]*)(")')
 
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
@@ -70,20 +73,25 @@ def render_markdown(source: str) -> str:
     return sanitize_html(_markdown.render(strip_invalid_xml(source)))
 
 
-def absolutize_urls(html: str, base: str) -> str:
-    """Resolve relative ``href``/``src``/``cite`` values against ``base`` (for feeds and partners).
+def absolutize_urls(html: str, page_url: str) -> str:
+    """Resolve relative ``href``/``src``/``cite`` values in tags against ``page_url``, the
+    page the HTML is shown on (``/about`` → the site's, ``#notes`` → the page's own).
 
-    Works on sanitiser output, whose attributes are always double-quoted.
+    Works on sanitiser output; text that merely looks like an attribute is left alone.
     """
     if ' href="' not in html and ' src="' not in html and ' cite="' not in html:
         return html
-    return _URL_ATTR.sub(lambda m: m.group(1) + _absolute(m.group(2), base) + m.group(3), html)
+
+    def fix_tag(tag: re.Match[str]) -> str:
+        return _URL_ATTR.sub(lambda m: m.group(1) + _absolute(m.group(2), page_url) + m.group(3), tag.group(0))
+
+    return _START_TAG.sub(fix_tag, html)
 
 
-def _absolute(url: str, base: str) -> str:
+def _absolute(url: str, page_url: str) -> str:
     if url.startswith(("http://", "https://", "mailto:")):
         return url
-    return urljoin(base + "/", url.replace("&amp;", "&")).replace("&", "&amp;")
+    return urljoin(page_url, url.replace("&amp;", "&")).replace("&", "&amp;")
 
 
 def absolute_url(url: str, base: str) -> str:

@@ -13,7 +13,7 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from feedsvc.errors import AuthenticationError
+from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.model import ChangePage, Commentary, Count, Category, Page, Query, Trend
 from feedsvc.service import Service
 
@@ -165,8 +165,11 @@ async def get_commentary(
     include_hidden = False
     if token is not None:
         # Writers see drafts and scheduled items, so they can fetch the ETag to update them.
-        await service.authenticate(token, "write")
-        include_hidden = True
+        try:
+            await service.authenticate(token, "write")
+            include_hidden = True
+        except PermissionDeniedError:
+            pass  # a valid token without write scope reads what everyone reads
     item = await service.get_commentary(id, lang=lang, include_hidden=include_hidden)
     body = _encode(item)
     cache = "private, no-store" if include_hidden else "public, max-age=0, must-revalidate"
