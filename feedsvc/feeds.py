@@ -70,7 +70,7 @@ class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
 class Rendered:
     """One cached feed document and its compressed variants, made on first demand."""
 
-    __slots__ = ("body", "etag", "last_modified", "seq", "stamp", "_variants")
+    __slots__ = ("body", "etag", "last_modified", "seq", "stamp", "weight", "_variants")
 
     def __init__(self, body: bytes, last_modified: datetime | None, seq: int, stamp: object) -> None:
         self.body = body
@@ -79,6 +79,8 @@ class Rendered:
         self.seq = seq
         self.stamp = stamp
         self._variants: dict[str, tuple[bytes, str]] = {"identity": (body, self.etag)}
+        # What it may come to hold: the body, its compressed variants and its HTML page.
+        self.weight = 2 * len(body)
 
     def variant(self, encoding: Encoding, kind: Kind = "feed") -> tuple[bytes, str]:
         """The body (or its HTML page) in ``encoding``, with its own strong ETag: RFC 9110
@@ -120,7 +122,7 @@ class FeedPublisher:
         feed_limit: int,
         hubs: Sequence[str] = (),
         tag_authority: str | None = None,
-        max_entries: int = 2048,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.service = service
         self.title = title
@@ -128,9 +130,16 @@ class FeedPublisher:
         self.feed_limit = feed_limit
         self.hubs = tuple(hubs)
         self.tag_authority = tag_authority or (urlsplit(service.base_url).hostname or "localhost")
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.stats = FeedStats()
+        # Canonical views (a site, category or language feed with no other filter, and no
+        # archive cursor) are few and are what readers poll: they are never evicted.
+        # Anything else is keyed by client-chosen query strings, so it lives in an LRU
+        # bounded in bytes, where no amount of query-string variety can push out the
+        # canonical views or grow the process without bound.
+        self._pinned: dict[tuple[object, ...], Rendered] = {}
         self._cache: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
+        self._cache_bytes = 0
         self._inflight: dict[tuple[object, ...], asyncio.Future[Rendered]] = {}
         self._categories: tuple[int, dict[str, Category]] = (-1, {})
 
@@ -198,9 +207,10 @@ class FeedPublisher:
         if cursor:
             query = await self.service.read_cursor(cursor, spec.query)
         key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
-        entry = self._cache.get(key)
+        entry = self._pinned.get(key) or self._cache.get(key)
         if entry is not None and entry.seq == state.seq:
-            self._cache.move_to_end(key)
+            if key in self._cache:
+                self._cache.move_to_end(key)
             self.stats.hits += 1
             return entry
         waiting = self._inflight.get(key)
@@ -238,11 +248,22 @@ class FeedPublisher:
         body = _RENDERERS[fmt](view, presented)
         self.stats.renders += 1
         rendered = Rendered(body, _newest(presented), seq, stamp.versions)
-        self._cache[key] = rendered
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        canonical = cursor is None and spec.query.limit == self.feed_limit and is_canonical(spec)
+        self._keep(key, rendered, canonical=canonical)
         return rendered
+
+    def _keep(self, key: tuple[object, ...], rendered: Rendered, *, canonical: bool) -> None:
+        if canonical:
+            self._pinned[key] = rendered
+            return
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= old.weight
+        self._cache[key] = rendered
+        self._cache_bytes += rendered.weight
+        while self._cache_bytes > self.max_bytes and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= evicted.weight
 
     async def _view(
         self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None, items: list[Commentary], older: bool
@@ -298,6 +319,11 @@ _RENDERERS: dict[FeedFormat, Callable[[FeedView, list[Commentary]], bytes]] = {
 }
 
 
+def is_canonical(spec: FeedSpec) -> bool:
+    """A view reachable from the index page: its path alone names it (limit aside)."""
+    return not canonical_params(spec.query, spec.path)
+
+
 def canonical_params(query: Query, path: str) -> list[tuple[str, str]]:
     """Query-string parameters naming a view, in a fixed order, minus what the path says."""
     params: list[tuple[str, str]] = []
@@ -306,7 +332,7 @@ def canonical_params(query: Query, path: str) -> list[tuple[str, str]]:
     for name, value in (("tag", query.tag), ("author", query.author), ("trend", query.trend), ("q", query.q)):
         if value:
             params.append((name, value))
-    if query.lang and path == "/feed":
+    if query.lang and path != f"/{query.lang}/feed":
         params.append(("lang", query.lang))
     for name, bound in (
         ("from", query.from_date or query.from_time),

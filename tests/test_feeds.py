@@ -407,3 +407,25 @@ async def test_a_browser_navigation_gets_the_feed_as_a_page(client: Client, seed
     # A reader that copies a browser's Accept header, without Sec-Fetch-*, still gets the feed.
     reader = await client.get(f"/feed.{fmt}", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": r.headers["etag"]})
     assert reader.status_code == 200 and b"<?xml" in reader.content[:50]
+
+
+async def test_query_string_variety_cannot_evict_the_canonical_feeds(client: Client, app: Litestar, seeded: Any) -> None:
+    publisher = app.state.publisher
+    publisher.max_bytes = 200_000  # room for a handful of filtered documents
+    await client.get("/feed.rss")
+    await client.get("/categories/economy/feed.atom")
+    renders = publisher.stats.renders
+    for n in range(40):
+        assert (await client.get(f"/feed.rss?to=2100-01-01T00:00:{n:02d}Z")).status_code == 200
+    assert publisher.stats.renders == renders + 40
+    assert publisher._cache_bytes <= publisher.max_bytes
+    await client.get("/feed.rss")
+    await client.get("/categories/economy/feed.atom")
+    assert publisher.stats.renders == renders + 40  # both still cached
+
+
+async def test_a_filter_on_a_friendly_address_is_part_of_its_self_url(client: Client, seeded: Any) -> None:
+    body = (await client.get("/categories/regional-security/feed.atom?lang=be")).content
+    assert f'href="{PUBLIC_URL}/categories/regional-security/feed.atom?lang=be" rel="self"'.encode() in body or (
+        f'rel="self" href="{PUBLIC_URL}/categories/regional-security/feed.atom?lang=be"'.encode() in body
+    )

@@ -20,7 +20,7 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import feeds, pages, read, write
+from feedsvc.http import embed, feeds, pages, read, write
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.model import Commentary
 from feedsvc.push.websub import HubNotifier
@@ -101,6 +101,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *write.HANDLERS,
             *feeds.HANDLERS,
             *pages.HANDLERS,
+            *embed.HANDLERS,
             create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False),
         ],
         dependencies={

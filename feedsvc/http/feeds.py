@@ -14,14 +14,16 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
 from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher, Rendered, pick_encoding
 from feedsvc.http.pages import PAGE_HEADERS
-from feedsvc.http.read import http_date, not_modified_since
+from feedsvc.http.read import http_date, not_modified_since, responses
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang
+from feedsvc.render.jsonfeed import Feed as JSONFeed
 
 Cursor = Annotated[
     str | None,
@@ -84,17 +86,25 @@ def _limited(request: Request[Any, Any, Any], query: Query, publisher: NamedDepe
     return msgspec.structs.replace(query, limit=publisher.feed_limit)
 
 
+def _documented(fmt: FeedFormat, *codes: int) -> dict[int, ResponseSpec]:
+    """The responses of a feed handler; a JSON Feed's body is documented by its Structs."""
+    out = responses(*codes)
+    if fmt == "json":
+        out[200] = ResponseSpec(data_container=JSONFeed, media_type=MEDIA_TYPES[fmt], description="A JSON Feed 1.1 document", generate_examples=False)
+    return out
+
+
 def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     summary = f"{fmt.upper() if fmt != 'json' else 'JSON Feed'}"
 
-    @get(f"/feed.{fmt}", name=f"feed-{fmt}", summary=f"{summary}: all commentaries (same filters as the list API)", tags=["feeds"])
+    @get(f"/feed.{fmt}", name=f"feed-{fmt}", summary=f"{summary}: all commentaries (same filters as the list API)", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 503))
     async def site_feed(
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], cursor: Cursor = None
     ) -> Response[bytes]:
         spec = publisher.site_spec(_limited(request, filters, publisher))
         return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
 
-    @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"])
+    @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
     async def category_feed(
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], slug: FromPath[str],
         cursor: Cursor = None,
@@ -103,7 +113,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
         return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
 
-    @get(f"/{{language:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"])
+    @get(f"/{{language:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
     async def lang_feed(
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], language: FromPath[str],
         cursor: Cursor = None,

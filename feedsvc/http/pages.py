@@ -12,7 +12,8 @@ from litestar import Request, Response, get
 
 from feedsvc.config import Settings
 from feedsvc.feeds import FORMATS, FeedPublisher, FeedSpec
-from feedsvc.http.read import conditional
+from feedsvc.http.embed import index_snippets
+from feedsvc.http.read import conditional, responses
 from feedsvc.model import Commentary, Query
 from feedsvc.render.html import FeedLink, commentary_page, index_page, opml
 
@@ -47,18 +48,19 @@ def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int
     )
 
 
-@get("/", summary="Every feed, with autodiscovery links", tags=["pages"], include_in_schema=True)
+@get("/", summary="Every feed, with autodiscovery links", tags=["pages"], include_in_schema=True, media_type=HTML, responses=responses(304, 503))
 async def index(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     latest = await publisher.service.list_commentaries(Query(limit=10))
     text = index_page(
         title=settings.title, description=settings.description, base_url=publisher.base_url,
         site=site, categories=categories, languages=languages, extra=[], latest=latest.items,
+        snippets=await index_snippets(publisher.service, settings, latest.items),
     )
     return html_response(request, text, settings.cache_max_age)
 
 
-@get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"])
+@get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"], media_type="text/x-opml", responses=responses(304, 503))
 async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     text = opml(settings.title, [site, *categories, *languages])
@@ -68,7 +70,7 @@ async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency
     )
 
 
-@get("/commentaries/{id:str}", summary="A commentary's readable page", tags=["pages"])
+@get("/commentaries/{id:str}", summary="A commentary's readable page", tags=["pages"], media_type=HTML, responses=responses(304, 404, 503))
 async def commentary(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], id: FromPath[str]) -> Response[str]:
     service = publisher.service
     item: Commentary = await service.get_commentary(id)

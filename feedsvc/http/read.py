@@ -11,9 +11,11 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from feedsvc.errors import AuthenticationError, PermissionDeniedError
+from feedsvc.http.errors import ErrorBody
 from feedsvc.model import ChangePage, Commentary, Count, Category, Page, Query, Trend
 from feedsvc.service import Service
 
@@ -25,6 +27,33 @@ _encode = msgspec.json.Encoder().encode
 # Handlers name the dependencies that create_app provides (inferred injection is deprecated).
 ServiceDep = NamedDependency[Service]
 FiltersDep = NamedDependency[Query]
+
+# --- documented responses -----------------------------------------------------------------
+
+ERROR_MEANINGS = {
+    400: "A parameter or the body breaks the contract; `extra` names the field",
+    401: "No valid bearer token",
+    403: "The token lacks the scope the operation needs",
+    404: "Not found, or not public",
+    409: "A unique value (the slug in this language) is taken",
+    412: "If-Match names a version that is no longer current",
+    413: "The body is larger than the configured limit",
+    428: "The write needs If-Match with the ETag from a GET",
+    503: "The database is busy; retry after `Retry-After` seconds",
+}
+
+
+def responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI declarations of a handler's other responses: 304 (a conditional GET that
+    matched, no body) and errors, every one in the ErrorBody shape."""
+    out: dict[int, ResponseSpec] = {}
+    for code in codes:
+        if code == 304:
+            out[code] = ResponseSpec(data_container=None, description="Not modified: the validators match")
+        else:
+            out[code] = ResponseSpec(data_container=ErrorBody, description=ERROR_MEANINGS[code], generate_examples=False)
+    return out
+
 
 # --- conditional GET ----------------------------------------------------------------------
 
@@ -138,7 +167,7 @@ def cache_control_api(service_max_age: int) -> str:
 # --- handlers -----------------------------------------------------------------------------
 
 
-@get(f"{API}/commentaries", summary="List public commentaries, newest first", tags=["read"])
+@get(f"{API}/commentaries", summary="List public commentaries, newest first", tags=["read"], responses=responses(304, 400, 503))
 async def list_commentaries(
     request: Request[Any, Any, Any],
     service: ServiceDep,
@@ -154,7 +183,7 @@ async def list_commentaries(
     return conditional(request, _encode(page), headers=headers, cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/commentaries/{{id:str}}", summary="One commentary by id (or by slug with ?lang=)", tags=["read"])
+@get(f"{API}/commentaries/{{id:str}}", summary="One commentary by id (or by slug with ?lang=)", tags=["read"], responses=responses(304, 400, 401, 404, 503))
 async def get_commentary(
     request: Request[Any, Any, Any],
     service: ServiceDep,
@@ -179,33 +208,33 @@ async def get_commentary(
     )
 
 
-@get(f"{API}/commentaries/{{id:str}}/translations", summary="Translations of a commentary", tags=["read"])
+@get(f"{API}/commentaries/{{id:str}}/translations", summary="Translations of a commentary", tags=["read"], responses=responses(304, 404, 503))
 async def get_translations(request: Request[Any, Any, Any], service: ServiceDep, id: FromPath[str]) -> Response[list[Commentary]]:
     items = await service.get_translations(id)
     return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"])
+@get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"], responses=responses(304, 503))
 async def list_categories(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Category]]:
     return conditional(request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/categories/{{slug:str}}", summary="One category", tags=["read"])
+@get(f"{API}/categories/{{slug:str}}", summary="One category", tags=["read"], responses=responses(304, 404, 503))
 async def get_category(request: Request[Any, Any, Any], service: ServiceDep, slug: FromPath[str]) -> Response[Category]:
     return conditional(request, _encode(await service.get_category(slug)), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/tags", summary="Tags with counts", tags=["read"])
+@get(f"{API}/tags", summary="Tags with counts", tags=["read"], responses=responses(304, 503))
 async def list_tags(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
     return conditional(request, _encode(await service.get_tags()), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/authors", summary="Authors with counts", tags=["read"])
+@get(f"{API}/authors", summary="Authors with counts", tags=["read"], responses=responses(304, 503))
 async def list_authors(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
     return conditional(request, _encode(await service.get_authors()), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/changes", summary="Every public create, update and delete, in order", tags=["read"])
+@get(f"{API}/changes", summary="Every public create, update and delete, in order", tags=["read"], responses=responses(304, 400, 503))
 async def list_changes(
     request: Request[Any, Any, Any],
     service: ServiceDep,

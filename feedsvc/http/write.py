@@ -13,7 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from feedsvc.errors import AuthenticationError, InvalidInputError
-from feedsvc.http.read import API, JSON, ServiceDep, bearer_token, make_etag
+from feedsvc.http.read import API, JSON, ServiceDep, bearer_token, make_etag, responses
 from feedsvc.model import SLUG_PATTERN, Category, CategoryIn, Commentary, CommentaryPatch, NewCommentary
 from feedsvc.service import Service
 
@@ -74,30 +74,30 @@ def _item_response(item: Commentary, status: int, service: NamedDependency[Servi
     return Response(content=body, status_code=status, headers=headers, media_type=JSON)
 
 
-@post(f"{API}/commentaries", summary="Publish a commentary (201 with Location)", tags=["write"], status_code=201, guards=WRITE_GUARDS, security=WRITE_SECURITY)
+@post(f"{API}/commentaries", summary="Publish a commentary (201 with Location)", tags=["write"], status_code=201, guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 409, 413, 503))
 async def create_commentary(request: Request[Any, Any, Any], data: JSONBody[NewCommentary], service: ServiceDep) -> Response[Commentary]:
     item = await service.publish(await strict_body(request, NewCommentary))
     return _item_response(item, 201, service, location=True)
 
 
-@put(f"{API}/commentaries/{{id:str}}", summary="Replace a commentary", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
+@put(f"{API}/commentaries/{{id:str}}", summary="Replace a commentary", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 409, 412, 413, 428, 503))
 async def replace_commentary(request: Request[Any, Any, Any], id: FromPath[str], data: JSONBody[NewCommentary], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
     item = await service.replace(id, await strict_body(request, NewCommentary), if_match=if_match)
     return _item_response(item, 200, service)
 
 
-@patch(f"{API}/commentaries/{{id:str}}", summary="Change some fields (JSON merge patch)", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
+@patch(f"{API}/commentaries/{{id:str}}", summary="Change some fields (JSON merge patch)", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 409, 412, 413, 428, 503))
 async def patch_commentary(request: Request[Any, Any, Any], id: FromPath[str], data: JSONBody[CommentaryPatch], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
     item = await service.patch(id, await strict_body(request, CommentaryPatch), if_match=if_match)
     return _item_response(item, 200, service)
 
 
-@delete(f"{API}/commentaries/{{id:str}}", summary="Delete a commentary (a tombstone stays for mirrors)", tags=["write"], status_code=204, guards=WRITE_GUARDS, security=WRITE_SECURITY)
+@delete(f"{API}/commentaries/{{id:str}}", summary="Delete a commentary (a tombstone stays for mirrors)", tags=["write"], status_code=204, guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 412, 428, 503))
 async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: IfMatch = None) -> None:
     await service.retract(id, if_match=if_match)
 
 
-@put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY)
+@put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 413, 503))
 async def put_category(request: Request[Any, Any, Any], slug: Annotated[str, PathParameter(pattern=SLUG_PATTERN)], data: JSONBody[CategoryIn], service: ServiceDep) -> Response[Category]:
     category, created = await service.put_category(slug, await strict_body(request, CategoryIn))
     headers = {"Location": f"{service.base_url}{API}/categories/{slug}"} if created else {}

@@ -1,0 +1,791 @@
+"""feedsvc benchmarks, as ratios against baselines measured in the same run.
+
+    python -m bench.run            # 100k feed DB, list API at 10k and 100k, 10 s per wrk run
+    python -m bench.run --quick    # 1k DB, 3 s runs: a smoke test of the harness (< 2 min)
+
+Part A, feeds against nginx: feedsvc (``feedsvc serve``, one worker) and nginx (one worker)
+serve the same bytes, the 50-item /feed.rss. wrk (-t1 -c16) measures, rounds interleaved
+(feedsvc, nginx, feedsvc, nginx, ...), the median round kept: the cached feed, the cached
+feed gzipped (nginx: gzip_static), a 304 answer to If-None-Match, and cold renders (every
+request a new view, see bench/cold.lua) next to nginx serving the static file. Server CPU
+per request comes from /proc/<pid>/stat (utime + stime of the server's process tree).
+
+Part B, the list API over HTTP: sequential keep-alive requests against a running feedsvc,
+p50/p99 per query, at each database size.
+
+Databases come from bench.generate (cached in bench/out/). Everything listens on 127.0.0.1
+only; every load is bounded by count or time; servers are stopped (their whole process
+group) on exit. The tables go to stdout and bench/out/bench-{full,quick}.md, raw numbers
+to the matching .json. Exit status 1 when any response was not the expected one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from bench.generate import COMMON_WORD, RARE_NAME, TAGS, database
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    """A response that was not what the benchmark expects: the numbers would be wrong."""
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(argv: list[str], cpus: set[int] | None) -> list[str]:
+    """``argv`` run on ``cpus`` only (through taskset, which execs it: same pid)."""
+    if not cpus or not shutil.which("taskset"):
+        return argv
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total / CLK_TCK
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+class Server:
+    """A server in its own process group, stopped with the whole group."""
+
+    def __init__(self, name: str, argv: list[str], *, port: int, env: dict[str, str] | None = None,
+                 cpus: set[int] | None = None) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = OUT / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            pinned(argv, cpus), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def pids(self) -> list[int]:
+        return tree(self.proc.pid)
+
+    def wait_ready(self, path: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if request(self.port, "GET", path)[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise BenchError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+    def errors_logged(self) -> list[str]:
+        text = self.log_path.read_text(errors="replace")
+        return [line for line in text.splitlines() if re.search(r"Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\]", line)]
+
+
+def ensure_tools() -> None:
+    """wrk and nginx from Debian, installed when missing."""
+    if shutil.which("wrk") and (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        return
+    log("installing nginx and wrk (apt-get)")
+    if subprocess.run(["apt-get", "install", "-y", "nginx", "wrk"], check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "nginx", "wrk"], check=True)
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def feedsvc_argv(db: Path, port: int) -> tuple[list[str], dict[str, str]]:
+    """``feedsvc serve`` with one worker (uvicorn directly if the CLI cannot serve yet)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update({
+        "FEEDSVC_DATABASE_URL": f"sqlite:///{db}",
+        "FEEDSVC_PUBLIC_URL": f"http://{HOST}:{port}",
+        "FEEDSVC_LOG_LEVEL": "WARNING",  # no access log
+        "FEEDSVC_MEDIA_DIR": str(ROOT / "data" / "media"),
+    })
+    probe = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "serve", "--help"], check=False, capture_output=True, env=env, cwd=ROOT
+    )
+    if probe.returncode == 0:
+        return [sys.executable, "-m", "feedsvc", "serve", "--host", HOST, "--port", str(port), "--workers", "1"], env
+    code = (
+        "import os, uvicorn; from feedsvc.config import load_settings; from feedsvc.http.app import create_app;"
+        f" uvicorn.run(create_app(load_settings(os.environ)), host={HOST!r}, port={port}, log_level='warning')"
+    )
+    return [sys.executable, "-c", code], env
+
+
+def start_feedsvc(db: Path, cpus: set[int] | None) -> Server:
+    port = free_port()
+    argv, env = feedsvc_argv(db, port)
+    server = Server("feedsvc", argv, port=port, env=env, cpus=cpus)
+    server.wait_ready("/readyz")
+    return server
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/client;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    types {{ application/rss+xml rss; }}
+    default_type application/octet-stream;
+    charset utf-8;
+    charset_types application/rss+xml;
+    sendfile on;
+    # No tcp_nopush (Debian's nginx.conf has it): with keep-alive it holds the last partial
+    # segment of a response until the client's delayed ACK, a 40 ms p99 on the 65 KB gzip file.
+    keepalive_requests 1000000;  # like uvicorn: never close a busy keep-alive connection
+    server {{
+        listen {host}:{port};
+        root {dir}/www;
+        location / {{ gzip_static on; }}
+        location = /healthz {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
+    }}
+}}
+"""
+
+
+def start_nginx(feed: bytes, feed_gz: bytes, cpus: set[int] | None) -> Server:
+    """nginx serving ``feed`` as /feed.rss, and ``feed_gz`` to clients accepting gzip."""
+    directory = OUT / "nginx"
+    shutil.rmtree(directory, ignore_errors=True)
+    for sub in ("www", "tmp"):
+        (directory / sub).mkdir(parents=True)
+    (directory / "www" / "feed.rss").write_bytes(feed)
+    (directory / "www" / "feed.rss.gz").write_bytes(feed_gz)
+    port = free_port()
+    conf = directory / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=directory, host=HOST, port=port))
+    argv = [nginx_binary(), "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
+    server = Server("nginx", argv, port=port, cpus=cpus)
+    server.wait_ready("/feed.rss")
+    return server
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def expect(port: int, path: str, status: int, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[dict[str, str], bytes]:
+    got, head, body = request(port, method, path, headers)
+    if got != status:
+        raise BenchError(f"{method} {path} {headers or ''} on :{port} answered {got}, expected {status}: {body[:300]!r}")
+    return head, body
+
+
+# --- wrk ----------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_request: float
+    non_2xx_3xx: int = 0
+    socket_errors: str = ""
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse_wrk(text: str) -> tuple[int, float, float, float, int, str]:
+    """(requests, requests/s, p50 ms, p99 ms, non-2xx/3xx count, socket errors) from wrk's report."""
+    try:
+        requests = int(re.search(r"^\s*(\d+) requests in", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        rps = float(re.search(r"^Requests/sec:\s*([\d.]+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        p50 = _ms(re.search(r"^\s*50%\s+(\S+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s*99%\s+(\S+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    except AttributeError:
+        raise BenchError(f"cannot read wrk's report:\n{text}") from None
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    sock = re.search(r"Socket errors:\s*(.*)", text)
+    return requests, rps, p50, p99, int(bad.group(1)) if bad else 0, sock.group(1).strip() if sock else ""
+
+
+def wrk(server: Server, path: str, duration: float, *, headers: tuple[str, ...] = (), script: str | None = None,
+        script_args: tuple[str, ...] = (), cpus: set[int] | None = None) -> WrkRun:
+    argv = ["wrk", "-t1", "-c16", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
+    for header in headers:
+        argv += ["-H", header]
+    if script:
+        argv += ["-s", script]
+    argv.append(f"http://{HOST}:{server.port}{path}")
+    if script_args:
+        argv += ["--", *script_args]
+    pids = server.pids()
+    before = cpu_seconds(pids)
+    done = subprocess.run(pinned(argv, cpus), check=False, capture_output=True, text=True, timeout=duration + 60)
+    after = cpu_seconds(pids)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    requests, rps, p50, p99, bad, sock = parse_wrk(done.stdout)
+    run = WrkRun(requests, rps, p50, p99, (after - before) * 1e6 / max(requests, 1), bad, sock)
+    if bad or sock:
+        raise BenchError(f"{server.name} {path} {headers}: {bad} non-2xx/3xx responses, socket errors: {sock or 0}\n{done.stdout}")
+    return run
+
+
+@dataclass
+class Pair:
+    """One scenario: the median round of feedsvc and of its baseline."""
+
+    name: str
+    feedsvc: list[WrkRun] = field(default_factory=list)
+    baseline: list[WrkRun] = field(default_factory=list)
+    baseline_name: str = "nginx"
+    note: str = ""
+    error: str = ""
+
+
+def median_run(runs: list[WrkRun]) -> dict[str, float]:
+    return {
+        key: statistics.median(getattr(r, key) for r in runs)
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+    }
+
+
+# --- part A: feeds against nginx ----------------------------------------------------------
+
+
+@dataclass
+class FeedResults:
+    size: int
+    pairs: list[Pair]
+    feed_bytes: int
+    feed_gz_bytes: int
+    render_ms: dict[str, float]
+    rss_mb: dict[str, float]
+    logged_errors: list[str]
+
+
+def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | None, set[int] | None]) -> FeedResults:
+    server_cpus, client_cpus = cpus
+    db = database(size, log=log)
+    warm = 1.0 if duration < 5 else 2.0
+    pairs: list[Pair] = []
+    rss: dict[str, float] = {}
+    logged: list[str] = []
+    offset = 0
+    with contextlib.ExitStack() as stack:
+        log(f"part A: feeds at {size} commentaries; starting feedsvc")
+        fsv = start_feedsvc(db, server_cpus)
+        stack.callback(fsv.stop)
+        _, feed = expect(fsv.port, "/feed.rss", 200)
+        head, feed_gz = expect(fsv.port, "/feed.rss", 200, {"Accept-Encoding": "gzip"})
+        if head.get("content-encoding") != "gzip" or gzip.decompress(feed_gz) != feed:
+            raise BenchError("feedsvc's gzip variant of /feed.rss is not the gzipped feed")
+        items = feed.count(b"<item>")
+        if items != 50:
+            raise BenchError(f"/feed.rss has {items} items, expected 50")
+        ngx = start_nginx(feed, feed_gz, server_cpus)
+        stack.callback(ngx.stop)
+        _, ngx_feed = expect(ngx.port, "/feed.rss", 200)
+        ngx_gz_head, ngx_gz = expect(ngx.port, "/feed.rss", 200, {"Accept-Encoding": "gzip"})
+        if ngx_feed != feed or ngx_gz != feed_gz or ngx_gz_head.get("content-encoding") != "gzip":
+            raise BenchError("nginx does not serve the bytes feedsvc serves")
+        etag = {"feedsvc": head_etag(fsv.port, "GET"), "nginx": head_etag(ngx.port, "HEAD")}
+        servers = {"feedsvc": fsv, "nginx": ngx}
+        rss["feedsvc after start"] = rss_mb(fsv.pids())
+
+        # (name, path, headers per server, expected status)
+        scenarios: list[tuple[str, str, Callable[[str], tuple[str, ...]], int]] = [
+            ("cached RSS, identity", "/feed.rss", lambda who: (), 200),
+            ("cached RSS, gzip (nginx: gzip_static)", "/feed.rss", lambda who: ("Accept-Encoding: gzip",), 200),
+            ("304 Not Modified (If-None-Match)", "/feed.rss", lambda who: (f"If-None-Match: {etag[who]}",), 304),
+            # The floor under every feedsvc response: routing, middleware, a 15-byte JSON body.
+            ("GET /healthz (nginx: return 200)", "/healthz", lambda who: (), 200),
+        ]
+        for name, path, headers_for, status in scenarios:
+            pair = Pair(name)
+            pairs.append(pair)
+            try:
+                for who, server in servers.items():
+                    header_map = dict(h.split(": ", 1) for h in headers_for(who))
+                    expect(server.port, path, status, header_map)
+                    wrk(server, path, warm, headers=headers_for(who), cpus=client_cpus)
+                for r in range(rounds):
+                    for who, server in servers.items():
+                        log(f"  {name}: {who} round {r + 1}/{rounds}")
+                        run = wrk(server, path, duration, headers=headers_for(who), cpus=client_cpus)
+                        (pair.feedsvc if who == "feedsvc" else pair.baseline).append(run)
+            except BenchError as e:
+                pair.error = str(e)
+                log(f"FAILED {name}: {e}")
+
+        # Cold renders: feedsvc renders every request; nginx serves the static file meanwhile.
+        cold = Pair("cold render: every request a new view", baseline_name="nginx static",
+                    note="baseline: nginx serving the cached feed (it cannot render)")
+        pairs.append(cold)
+        script = str(BENCH / "cold.lua")
+        try:
+            _, body = expect(fsv.port, "/feed.rss?to=2100-01-01T00:00:00.000000Z", 200)
+            if body.count(b"<item>") != 50:
+                raise BenchError(f"the cold-render view has {body.count(b'<item>')} items, expected 50")
+            offset += 10_000_000
+            wrk(fsv, "/", warm, script=script, script_args=(str(offset),), cpus=client_cpus)
+            for r in range(rounds):
+                log(f"  cold render: round {r + 1}/{rounds}")
+                offset += 10_000_000  # each run's URLs are new (10 s of microseconds apart)
+                cold.feedsvc.append(wrk(fsv, "/", duration, script=script, script_args=(str(offset),), cpus=client_cpus))
+                cold.baseline.append(wrk(ngx, "/feed.rss", duration, cpus=client_cpus))
+        except BenchError as e:
+            cold.error = str(e)
+            log(f"FAILED cold render: {e}")
+        rss["feedsvc after cold renders"] = rss_mb(fsv.pids())
+        for server in servers.values():
+            for line in server.errors_logged()[:20]:
+                log(f"{server.name} log: {line}")
+                logged.append(f"{server.name} logged: {line}")
+    log("  in-process render timing")
+    render = asyncio.run(render_in_process(db))
+    return FeedResults(size, pairs, len(feed), len(feed_gz), render, rss, logged)
+
+
+def head_etag(port: int, method: str) -> str:
+    head, _ = expect(port, "/feed.rss", 200, method=method)
+    if "etag" not in head:
+        raise BenchError(f"no ETag from {method} /feed.rss on :{port}")
+    return head["etag"]
+
+
+async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
+    """Milliseconds per 50-item RSS document in this process: the whole miss path of
+    FeedPublisher.document (stamp, query, present, render), and render_rss alone."""
+    import msgspec
+
+    from feedsvc.config import Settings
+    from feedsvc.feeds import FeedPublisher
+    from feedsvc.model import Query
+    from feedsvc.render.rss import render_rss
+    from feedsvc.service import Service
+    from feedsvc.store import open_store
+
+    settings = Settings()
+    store = open_store(f"sqlite:///{db}")
+    await store.open()
+    try:
+        service = Service(store, base_url=f"http://{HOST}:8000")
+        publisher = FeedPublisher(service, title=settings.title, description=settings.description,
+                                  feed_limit=settings.feed_limit)
+        base = Query(limit=settings.feed_limit)
+        far = datetime(2100, 1, 1, tzinfo=UTC)
+        miss: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(miss) < 5:
+            spec = publisher.site_spec(msgspec.structs.replace(base, to_time=far + timedelta(microseconds=len(miss))))
+            t = time.perf_counter()
+            await publisher.document("rss", spec)
+            miss.append((time.perf_counter() - t) * 1000)
+        if publisher.stats.renders != len(miss):
+            raise BenchError(f"{len(miss)} distinct views but {publisher.stats.renders} renders")
+        out = {"miss path (median)": statistics.median(miss), "miss path (p99)": _percentile(miss, 99)}
+        # The cold-render URLs add `to`; the query for 51 items must cost what the plain feed's does.
+        for label, query in (("query, plain feed", base), ("query, with to=", spec.query)):
+            probe = msgspec.structs.replace(query, limit=query.limit + 1)
+            took: list[float] = []
+            for _ in range(30):
+                t = time.perf_counter()
+                await store.get_commentaries(probe)
+                took.append((time.perf_counter() - t) * 1000)
+            out[f"{label} (median)"] = statistics.median(took)
+        spec = publisher.site_spec(base)
+        items = await store.get_commentaries(msgspec.structs.replace(base, limit=base.limit + 1))
+        presented = await service.present(items[: base.limit])
+        try:
+            view = await publisher._view("rss", spec, None, presented, len(items) > base.limit)
+        except (AttributeError, TypeError) as e:  # a private helper; the miss path above stands alone
+            log(f"render_rss alone not measured: {e!r}")
+            return out
+        alone: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(alone) < 5:
+            t = time.perf_counter()
+            render_rss(view, presented)
+            alone.append((time.perf_counter() - t) * 1000)
+        out["render_rss alone (median)"] = statistics.median(alone)
+        return out
+    finally:
+        await store.close()
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- part B: the list API -----------------------------------------------------------------
+
+
+@dataclass
+class QueryResult:
+    size: int
+    name: str
+    path: str
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    items: int = 0
+    response_bytes: int = 0
+    requests: int = 0
+    error: str = ""
+
+
+API = "/api/v1/commentaries"
+
+
+def api_queries(size: int) -> list[tuple[str, dict[str, str]]]:
+    return [
+        ("page 1, no filter", {}),
+        ("category + date range", {"category": "economy-and-energy", "from": "2019-01-01", "to": "2020-12-31"}),
+        ("tag", {"tag": TAGS[20]}),
+        ("lang=be", {"lang": "be"}),
+        (f"q: common word ({COMMON_WORD})", {"q": COMMON_WORD}),
+        (f"q: rare name ({RARE_NAME})", {"q": RARE_NAME}),
+        ("updated_since", {"updated_since": "2025-01-01"}),
+    ]
+
+
+def part_api(sizes: list[int], requests: int, max_seconds: float, cpus: set[int] | None) -> list[QueryResult]:
+    results: list[QueryResult] = []
+    for size in sizes:
+        db = database(size, log=log)
+        log(f"part B: list API at {size} commentaries")
+        server = start_feedsvc(db, cpus)
+        try:
+            conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+            for name, params in api_queries(size):
+                path = f"{API}?{urlencode(params)}" if params else API
+                results.append(time_query(conn, size, name, path, requests, max_seconds))
+            deep = max(2, min(100, size // 20 // 2))
+            try:
+                path = deep_page_path(conn, deep)
+                results.append(time_query(conn, size, f"page {deep} (cursor, limit=20)", path, requests, max_seconds))
+            except BenchError as e:
+                results.append(QueryResult(size, f"page {deep} (cursor, limit=20)", API, error=str(e)))
+            conn.close()
+            for line in server.errors_logged()[:20]:
+                log(f"feedsvc log: {line}")
+                results.append(QueryResult(size, "server log", "", error=f"feedsvc logged: {line}"))
+        finally:
+            server.stop()
+    return results
+
+
+def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def deep_page_path(conn: http.client.HTTPConnection, page: int) -> str:
+    """The URL of page ``page`` of the unfiltered list (limit=20), reached by following
+    next_cursor from page 1."""
+    path = f"{API}?limit=20"
+    for n in range(1, page):
+        status, body = get(conn, path)
+        if status != 200:
+            raise BenchError(f"GET {path} answered {status}: {body[:300]!r}")
+        cursor = json.loads(body)["next_cursor"]
+        if not cursor:
+            raise BenchError(f"page {n} has no next_cursor")
+        path = f"{API}?{urlencode({'limit': 20, 'cursor': cursor})}"
+    return path
+
+
+def time_query(
+    conn: http.client.HTTPConnection, size: int, name: str, path: str, requests: int, max_seconds: float
+) -> QueryResult:
+    """``requests`` sequential GETs after 10 warm-up ones, or as many as fit in ``max_seconds``."""
+    result = QueryResult(size, name, path)
+    times: list[float] = []
+    body = b""
+    deadline = time.monotonic() + max_seconds
+    try:
+        for i in range(requests + 10):  # the first 10 warm up
+            t = time.perf_counter()
+            status, body = get(conn, path)
+            elapsed = (time.perf_counter() - t) * 1000
+            if status != 200:
+                raise BenchError(f"GET {path} answered {status}: {body[:300]!r}")
+            if i >= 10:
+                times.append(elapsed)
+            if time.monotonic() > deadline and len(times) >= 20:
+                log(f"  {name}: stopped after {len(times)} requests ({max_seconds:g} s cap)")
+                break
+    except BenchError as e:
+        result.error = str(e)
+        log(f"FAILED {name}: {e}")
+        return result
+    result.requests = len(times)
+    result.p50_ms = statistics.median(times)
+    result.p99_ms = _percentile(times, 99)
+    result.items = len(json.loads(body)["items"])
+    result.response_bytes = len(body)
+    if result.items == 0:
+        log(f"warning: {name} ({path}) returned no items")
+    return result
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def feeds_table(res: FeedResults) -> list[str]:
+    lines = [
+        f"### A. Feeds: feedsvc (1 worker) vs nginx (1 worker), {res.size:,} commentaries",
+        "",
+        (
+            f"/feed.rss: 50 items, {res.feed_bytes:,} bytes ({res.feed_gz_bytes:,} gzipped). "
+            "wrk -t1 -c16, median of the rounds. Ratios are feedsvc / baseline "
+            "(throughput: higher is better for feedsvc; p99 and CPU: lower is better)."
+        ),
+        "",
+        (
+            "| scenario | feedsvc req/s | baseline req/s | **throughput ratio** | feedsvc p50 / p99 ms "
+            "| baseline p50 / p99 ms | **p99 ratio** | feedsvc CPU µs/req | baseline CPU µs/req | CPU ratio |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for pair in res.pairs:
+        if pair.error or not pair.feedsvc or not pair.baseline:
+            lines.append(f"| {pair.name} | **FAILED** | | | | | | | | |")
+            notes.append(f"- {pair.name}: {pair.error.splitlines()[0] if pair.error else 'no runs'}")
+            continue
+        a, b = median_run(pair.feedsvc), median_run(pair.baseline)
+        label = pair.name + (f" (vs {pair.baseline_name})" if pair.baseline_name != "nginx" else "")
+        lines.append(
+            f"| {label} | {fmt(a['rps'])} | {fmt(b['rps'])} | **{a['rps'] / b['rps']:.3f}** "
+            f"| {fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
+            f"| **{a['p99_ms'] / b['p99_ms']:.1f}** | {fmt(a['cpu_us_per_request'], 0)} "
+            f"| {fmt(b['cpu_us_per_request'], 0)} | {a['cpu_us_per_request'] / max(b['cpu_us_per_request'], 1e-9):.1f} |"
+        )
+        if pair.note:
+            notes.append(f"- {pair.name}: {pair.note}.")
+        rounds = ", ".join(fmt(r.rps) for r in pair.feedsvc)
+        base_rounds = ", ".join(fmt(r.rps) for r in pair.baseline)
+        notes.append(f"- {pair.name}: rounds req/s feedsvc [{rounds}], {pair.baseline_name} [{base_rounds}].")
+    lines += ["", *notes, ""]
+    if res.render_ms:
+        parts = "; ".join(f"{k}: {v:.2f} ms" for k, v in res.render_ms.items())
+        lines.append(f"In-process, one 50-item RSS document: {parts}.")
+    if res.rss_mb:
+        lines.append("feedsvc resident memory: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in res.rss_mb.items()) + ".")
+    return lines
+
+
+def api_table(results: list[QueryResult], requests: int) -> list[str]:
+    lines = [
+        (
+            f"### B. List API over HTTP: {requests} sequential keep-alive requests per query after 10 warm-up"
+            " ones (fewer when a query hits its time cap), one feedsvc worker"
+        ),
+        "",
+        "| commentaries | query | p50 ms | p99 ms | items | response bytes | requests |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.size:,} | {r.name} | **FAILED** | | | | |")
+        else:
+            lines.append(
+                f"| {r.size:,} | {r.name} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.items} | {r.response_bytes:,}"
+                f" | {r.requests} |"
+            )
+    lines.append("")
+    lines += [f"- `{r.name}`: `{r.path if len(r.path) < 120 else r.path[:117] + '...'}`" for r in results if r.size == results[0].size]
+    return lines
+
+
+def environment(args: argparse.Namespace, cpus: tuple[set[int] | None, set[int] | None]) -> list[str]:
+    def out(argv: list[str]) -> str:
+        with contextlib.suppress(OSError):
+            done = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT)
+            return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr).strip() else ""
+        return "?"
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    commit = out(["git", "rev-parse", "--short", "HEAD"])
+    dirty = " (+ uncommitted changes)" if out(["git", "status", "--porcelain"]) else ""
+    server_cpus, client_cpus = cpus
+    pinning = (
+        f"servers on CPU {sorted(server_cpus)}, wrk and the API client on CPU {sorted(client_cpus)}"
+        if server_cpus and client_cpus else "no CPU pinning"
+    )
+    return [
+        f"## feedsvc benchmark ({'quick' if args.quick else 'full'}), {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "",
+        (
+            f"Command: `python -m bench.run{' --quick' if args.quick else ''} --duration {args.duration:g}"
+            f" --rounds {args.rounds}`. Commit {commit}{dirty}. {model}, {os.cpu_count()} CPUs ({pinning}),"
+            f" load average before start {os.getloadavg()[0]:.2f}. Python {platform.python_version()},"
+            f" {out([nginx_binary(), '-v'])}, {out(['wrk', '-v']).split(' Copyright')[0]}."
+        ),
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k commentaries, 3 s runs, 2 rounds")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, quick 3)")
+    parser.add_argument("--rounds", type=int, help="rounds per server and scenario (default 3, quick 2)")
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per list-API query")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to separate CPUs")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.rounds = max(2, args.rounds or (2 if args.quick else 3))
+    feed_size, api_sizes = (1_000, [1_000]) if args.quick else (100_000, [10_000, 100_000])
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    # SIGTERM unwinds like Ctrl-C, through the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    ensure_tools()
+    available = sorted(os.sched_getaffinity(0))
+    cpus: tuple[set[int] | None, set[int] | None] = (None, None)
+    if len(available) >= 2 and not args.no_pin:
+        cpus = ({available[0]}, {available[1]})
+        os.sched_setaffinity(0, cpus[1])  # this process (the list-API client) beside wrk
+    header = environment(args, cpus)
+    for size in {feed_size, *api_sizes}:
+        database(size, log=log)
+
+    feeds = part_feeds(feed_size, args.duration, args.rounds, cpus)
+    api = part_api(api_sizes, args.requests, 10.0 if args.quick else 30.0, cpus[0])
+
+    lines = [*header, *feeds_table(feeds), "", *api_table(api, args.requests), ""]
+    lines.append(f"Load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine skews every number).")
+    failures = [p.error for p in feeds.pairs if p.error] + feeds.logged_errors + [r.error for r in api if r.error]
+    if failures:
+        lines += ["**FAILED**: some responses were not the expected ones; the numbers above are not valid:", ""]
+        lines += [f"    {f.splitlines()[0]}" for f in failures]
+    report = "\n".join(lines) + "\n"
+    mode = "quick" if args.quick else "full"
+    (OUT / f"bench-{mode}.md").write_text(report)
+    raw = {"feeds": asdict(feeds), "api": [asdict(r) for r in api], "args": vars(args)}
+    (OUT / f"bench-{mode}.json").write_text(json.dumps(raw, indent=1, default=str))
+    print(report)
+    log(f"done in {time.monotonic() - STARTED:.0f} s; written to {OUT / f'bench-{mode}.md'}")
+    if failures:
+        for f in failures:
+            print(f"bench: FAILED: {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
