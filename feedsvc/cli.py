@@ -1,2 +1,320 @@
-def main() -> int:
+"""The ``feedsvc`` command: serve, import, export, backup, token, migrate, demo.
+
+Settings come from ``FEEDSVC_*`` environment variables; a flag overrides its variable
+(``--database-url`` overrides ``FEEDSVC_DATABASE_URL``). Exit codes: 0 success, 1 an
+error (printed as ``feedsvc: <message>`` on stderr) or an import with failed records,
+2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from feedsvc import __version__
+from feedsvc.config import Settings, load_settings
+from feedsvc.errors import FeedsvcError, InvalidInputError
+from feedsvc.model import TokenInfo
+from feedsvc.service import SCOPES, Service
+from feedsvc.store import Store, open_store
+from feedsvc.store.sqlite import SqliteStore
+from feedsvc.transfer import ImportResult, collect_files, export_jsonl, export_to_path, import_files
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+Command = Callable[[argparse.Namespace, Settings], int]
+AsyncCommand = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def run_async(command: AsyncCommand) -> Command:
+    """A command that runs ``command`` in its own event loop."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        return asyncio.run(command(args, settings))
+
+    return run
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def app_from_env() -> Litestar:
+    """The ASGI app for ``uvicorn --factory``: settings from the environment of the process,
+    where ``feedsvc serve`` has put its flags, so every worker process sees the same ones."""
+    from feedsvc.http.app import create_app
+
+    return create_app(load_settings(os.environ))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    overrides = {name: getattr(args, name, None) for name in ("database_url", "public_url", "host", "port", "workers")}
+    return load_settings(os.environ, **overrides)
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Service]:
+    """A Service on the opened (and migrated) store ``settings`` names; closed on exit."""
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        yield Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match)
+    finally:
+        await store.close()
+
+
+def sqlite_path(settings: Settings) -> str | None:
+    """The file of an SQLite database URL; None for PostgreSQL."""
+    url = settings.database_url
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    return url.removeprefix("sqlite:///")
+
+
+def require_database(settings: Settings) -> None:
+    """Refuse to create an empty SQLite file as a side effect of reading a missing one."""
+    path = sqlite_path(settings)
+    if path is not None and not os.path.exists(path):
+        raise InvalidInputError(f"no database at {path} (set FEEDSVC_DATABASE_URL or --database-url)")
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Check (and migrate) the database once, then run uvicorn on ``app_from_env``."""
+    asyncio.run(_check_database(settings))
+    import uvicorn
+
+    for name in ("database_url", "public_url", "host", "port", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"FEEDSVC_{name.upper()}"] = str(value)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"feedsvc {__version__} serving http://{host}:{settings.port} (public URL {settings.public_url})", flush=True)
+    uvicorn.run(
+        "feedsvc.cli:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_graceful_shutdown=10,
+        log_level=settings.log_level.lower(),
+    )
     return 0
+
+
+async def _check_database(settings: Settings) -> None:
+    """Open and close the store: fails fast on a bad URL and migrates before workers start."""
+    async with opened(settings):
+        pass
+
+
+async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import files and folders; print the summary; 1 if any record failed."""
+    files = collect_files(args.paths)
+    async with opened(settings) as service:
+        result = await import_files(service, files, progress=sys.stderr.isatty())
+    return print_result(result)
+
+
+def print_result(result: ImportResult) -> int:
+    """Print an import's summary and reasons; return the exit code it deserves."""
+    print("\n".join(result.summary_lines()))
+    return 1 if result.failed else 0
+
+
+async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Export everything as JSON Lines to a file or, for ``-``, stdout."""
+    require_database(settings)
+    async with opened(settings) as service:
+        if args.path == "-":
+            await export_jsonl(service.store, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            categories, commentaries = await export_to_path(service.store, Path(args.path))
+            print(f"exported {categories} categories and {commentaries} commentaries to {args.path}", file=sys.stderr)
+    return 0
+
+
+async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a token; print a line about it, then the token alone on the last line."""
+    if args.expires_days is not None and args.expires_days < 1:
+        raise InvalidInputError("--expires-days must be at least 1")
+    expires = timedelta(days=args.expires_days) if args.expires_days else None
+    async with opened(settings) as service:
+        secret, info = await service.create_token(args.name, args.scope, expires_in=expires)
+    until = f"expires {_when(info.expires_at)}" if info.expires_at else "never expires"
+    print(f"token {info.id} {info.name!r}, scopes {','.join(info.scopes)}, {until}; shown only now:")
+    print(secret)
+    return 0
+
+
+async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every token as a table, newest first."""
+    async with opened(settings) as service:
+        tokens = await service.list_tokens()
+    print("\n".join(token_table(tokens)) if tokens else "no tokens")
+    return 0
+
+
+def token_table(tokens: Sequence[TokenInfo]) -> list[str]:
+    """Rows of id, name, scopes, created, expires, revoked, in aligned columns."""
+    rows = [("ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED")]
+    rows += [
+        (t.id, t.name, ",".join(t.scopes), _when(t.created_at), _when(t.expires_at), _when(t.revoked_at))
+        for t in tokens
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if value else "-"
+
+
+async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """Revoke a token by id; it stops working at once."""
+    async with opened(settings) as service:
+        info = await service.revoke_token(args.id)
+    print(f"revoked token {info.id} {info.name!r} at {_when(info.revoked_at)}")
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply pending migrations (opening the store does) and print the schema version."""
+    async with opened(settings) as service:
+        current, expected = await service.store.schema_status()
+    state = "up to date" if current == expected else f"this feedsvc expects {expected}"
+    print(f"schema version {current} ({state})")
+    return 0
+
+
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """A consistent copy of a live SQLite database, written under a temporary name first."""
+    path = sqlite_path(settings)
+    if path is None:
+        print("feedsvc: backup only copies SQLite databases; use pg_dump for PostgreSQL", file=sys.stderr)
+        return 1
+    require_database(settings)
+    target = Path(args.path)
+    if target.exists() and os.path.samefile(target, path):
+        raise InvalidInputError("the backup target is the database itself")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    async with opened(settings) as service:
+        if not isinstance(service.store, SqliteStore):
+            raise InvalidInputError("this database backend has no backup")
+        try:
+            await service.store.backup(str(tmp))
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    print(f"backup written to {target} ({target.stat().st_size} bytes)")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Import the sample data once; leave a database that has commentaries alone."""
+    async with opened(settings) as service:
+        if await has_commentaries(service.store):
+            print("database not empty; demo data not loaded")
+            return 0
+        if not Path(args.data).is_dir():
+            raise InvalidInputError(f"no demo data folder at {args.data} (give one with --data)")
+        files = collect_files([args.data])
+        result = await import_files(service, files, progress=sys.stderr.isatty())
+    return print_result(result)
+
+
+async def has_commentaries(store: Store) -> bool:
+    """Whether the store holds any commentary at all, drafts included."""
+    # The generator left at its first item holds no connection between chunks; the event
+    # loop closes it.
+    async for _ in store.iter_all_commentaries():
+        return True
+    return False
+
+
+# --- arguments ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand stores the function that runs it as ``command``."""
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database-url", metavar="URL", help="overrides FEEDSVC_DATABASE_URL")
+    parser = argparse.ArgumentParser(prog="feedsvc", description="Analytical commentaries as feeds and a JSON API.")
+    parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
+    sub = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", parents=[db], help="run the HTTP server")
+    p.add_argument("--host", help="overrides FEEDSVC_HOST")
+    p.add_argument("--port", type=int, help="overrides FEEDSVC_PORT")
+    p.add_argument("--workers", type=int, help="overrides FEEDSVC_WORKERS")
+    p.add_argument("--public-url", metavar="URL", help="overrides FEEDSVC_PUBLIC_URL")
+    p.set_defaults(command=cmd_serve)
+
+    p = sub.add_parser("import", parents=[db], help="import .jsonl, .json, .md files or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(command=run_async(cmd_import))
+
+    p = sub.add_parser("export", parents=[db], help="export everything as JSON Lines")
+    p.add_argument("path", nargs="?", default="-", metavar="PATH", help="a file, or - for stdout (default)")
+    p.set_defaults(command=run_async(cmd_export))
+
+    p = sub.add_parser("token", help="create, list and revoke API tokens")
+    tokens = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = tokens.add_parser("create", parents=[db], help="create a token and print it once")
+    t.add_argument("--name", required=True)
+    t.add_argument("--scope", action="append", required=True, choices=SCOPES)
+    t.add_argument("--expires-days", type=int, metavar="N")
+    t.set_defaults(command=run_async(cmd_token_create))
+    t = tokens.add_parser("list", parents=[db], help="list tokens")
+    t.set_defaults(command=run_async(cmd_token_list))
+    t = tokens.add_parser("revoke", parents=[db], help="revoke a token by id")
+    t.add_argument("id", metavar="ID")
+    t.set_defaults(command=run_async(cmd_token_revoke))
+
+    p = sub.add_parser("migrate", parents=[db], help="apply schema migrations and print the version")
+    p.set_defaults(command=run_async(cmd_migrate))
+
+    p = sub.add_parser("backup", parents=[db], help="copy the SQLite database to PATH")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(command=run_async(cmd_backup))
+
+    p = sub.add_parser("demo", parents=[db], help="load the sample data into an empty database")
+    p.add_argument("--data", default="data", metavar="DIR", help="the sample data folder (default: ./data)")
+    p.set_defaults(command=run_async(cmd_demo))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else 2
+    command: Command = args.command
+    try:
+        return command(args, settings_from(args))
+    except FeedsvcError as e:
+        print(f"feedsvc: {e.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # stdout was closed early (`feedsvc export | head`): stay quiet, also at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        print(f"feedsvc: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

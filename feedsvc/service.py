@@ -97,7 +97,8 @@ class Service:
         self.clock = clock
         self.listeners: list[Listener] = []
 
-    async def _changed(self, before: Commentary | None, after: Commentary | None) -> None:
+    async def notify_changed(self, before: Commentary | None, after: Commentary | None) -> None:
+        """Tell the listeners about a change stored outside the methods here (bulk import)."""
         for listener in self.listeners:
             try:
                 await listener(before, after)
@@ -111,7 +112,7 @@ class Service:
         state = await self.store.get_state()
         if state.next_due is not None and state.next_due <= self.clock():
             if await self.store.publish_due(self.clock()):
-                await self._changed(None, None)
+                await self.notify_changed(None, None)
             state = await self.store.get_state()
         return state
 
@@ -229,12 +230,17 @@ class Service:
         now = self.clock()
         item = self._build(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
-        await self._changed(None, stored)
+        await self.notify_changed(None, stored)
         return (await self.present([stored]))[0]
 
-    async def import_commentary(self, rec: ImportedCommentary) -> Commentary:
-        """Store an imported commentary, keeping its id and timestamps when it has them."""
-        now = self.clock()
+    def prepare_import(self, rec: ImportedCommentary, *, now: datetime | None = None) -> tuple[Commentary, bool]:
+        """Build the commentary ``import_commentary`` would store, without storing it.
+
+        Returns it and whether its slug may be suffixed to be unique (it was derived from
+        the title). Never touches the store, so import worker processes can call it on a
+        store-less Service. Raises InvalidInputError as ``import_commentary`` does.
+        """
+        now = now or self.clock()
         if rec.id is not None and not _looks_like_ulid(rec.id):
             raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
         item = self._build(
@@ -244,8 +250,14 @@ class Service:
             updated_at=rec.updated_at or now,
             previous=None,
         )
-        stored = await self.store.add_commentary(item, unique_slug=rec.slug is None, now=now)
-        await self._changed(None, stored)
+        return item, rec.slug is None
+
+    async def import_commentary(self, rec: ImportedCommentary) -> Commentary:
+        """Store an imported commentary, keeping its id and timestamps when it has them."""
+        now = self.clock()
+        item, unique_slug = self.prepare_import(rec, now=now)
+        stored = await self.store.add_commentary(item, unique_slug=unique_slug, now=now)
+        await self.notify_changed(None, stored)
         return stored
 
     async def replace(self, id: str, new: NewCommentary, *, if_match: str | None) -> Commentary:
@@ -257,7 +269,7 @@ class Service:
         stored = await self.store.update_commentary(
             item, expected_version=expected, unique_slug=False, now=now
         )
-        await self._changed(current, stored)
+        await self.notify_changed(current, stored)
         return (await self.present([stored]))[0]
 
     async def patch(self, id: str, patch: CommentaryPatch, *, if_match: str | None) -> Commentary:
@@ -284,7 +296,7 @@ class Service:
         expected = self._expected_version(if_match)
         current = await self.store.get_commentary(id, public_only=False)
         await self.store.delete_commentary(id, expected_version=expected, now=self.clock())
-        await self._changed(current, None)
+        await self.notify_changed(current, None)
 
     async def put_category(self, slug: str, data: CategoryIn) -> tuple[Category, bool]:
         names = {normalize_lang(k): clean_line(v) for k, v in data.names.items()}
@@ -292,7 +304,7 @@ class Service:
             raise InvalidInputError("category names must not be blank", field="names")
         descriptions = {normalize_lang(k): strip_invalid_xml(v).strip() for k, v in data.descriptions.items()}
         result = await self.store.put_category(slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock())
-        await self._changed(None, None)
+        await self.notify_changed(None, None)
         return result
 
     def _expected_version(self, if_match: str | None) -> int | None:

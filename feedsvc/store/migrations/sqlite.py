@@ -50,18 +50,20 @@ STEPS: dict[int, str] = {
         WHERE public = 0 AND status = 'published';
     CREATE INDEX commentaries_slug ON commentaries (slug);
 
+    -- Key columns first: SQLite 3.40.0-3.41.0 reports false integrity_check errors on
+    -- WITHOUT ROWID tables whose PRIMARY KEY order differs from the column order.
     CREATE TABLE commentary_tags (
+        tag_key TEXT NOT NULL,            -- case-folded, for matching
         cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
         tag TEXT NOT NULL,                -- as written, for display
-        tag_key TEXT NOT NULL,            -- case-folded, for matching
         PRIMARY KEY (tag_key, cid)
     ) WITHOUT ROWID;
     CREATE INDEX commentary_tags_cid ON commentary_tags (cid);
 
     CREATE TABLE commentary_authors (
+        name_key TEXT NOT NULL,
         cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
         name TEXT NOT NULL,
-        name_key TEXT NOT NULL,
         PRIMARY KEY (name_key, cid)
     ) WITHOUT ROWID;
     CREATE INDEX commentary_authors_cid ON commentary_authors (cid);
