@@ -93,6 +93,19 @@ def _date_window(query: Query) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
+def source_of(query: Query) -> str:
+    """The FROM clause for a Query, with the index to walk when the planner would pick badly.
+
+    A membership filter (full text, tag, author) makes SQLite collect every match and sort
+    them: 244 ms for a common word at 100k commentaries. Walking the newest-first index and
+    probing the matches stops after one page instead (25 ms; a rare word 3.2 -> 1.0 ms, a
+    common tag 110 -> 10 ms). Category and language filters have better indexes of their own.
+    """
+    if (query.q or query.tag or query.author) and not (query.categories or query.lang):
+        return "commentaries c INDEXED BY commentaries_public"
+    return "commentaries c"
+
+
 def build_where(query: Query) -> tuple[str, list[Any]]:
     """The WHERE clause (public commentaries only) and its parameters for a Query."""
     clauses = ["c.public = 1"]
@@ -286,7 +299,7 @@ class SqliteStore:
         async with self._write() as conn:
             async with conn.execute(
                 "SELECT rowid, doc FROM commentaries WHERE public = 0 AND status = 'published'"
-                " AND pub_us <= ? ORDER BY pub_us",
+                " AND pub_us <= ? ORDER BY pub_us, id",
                 (to_us(now),),
             ) as cur:
                 rows = list(await cur.fetchall())
@@ -328,7 +341,7 @@ class SqliteStore:
     async def get_commentaries(self, query: Query) -> list[Commentary]:
         where, params = build_where(query)
         rows = await self._fetchall(
-            f"SELECT c.doc FROM commentaries c WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
+            f"SELECT c.doc FROM {source_of(query)} WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
             [*params, query.limit],
         )
         return [_decode_commentary(r[0]) for r in rows]
@@ -337,7 +350,7 @@ class SqliteStore:
         where, params = build_where(query)
         async with self._read() as conn:
             async with conn.execute(
-                f"SELECT c.id, c.version, c.translation_key, c.category, c.updated_us FROM commentaries c"
+                f"SELECT c.id, c.version, c.translation_key, c.category, c.updated_us FROM {source_of(query)}"
                 f" WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
                 (*params, query.limit),
             ) as cur:
@@ -490,7 +503,7 @@ class SqliteStore:
 
     async def get_tokens(self) -> list[TokenInfo]:
         rows = await self._fetchall(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us FROM tokens ORDER BY created_us DESC"
+            "SELECT id, name, scopes, created_us, expires_us, revoked_us FROM tokens ORDER BY created_us DESC, id DESC"
         )
         return [_token_info(r) for r in rows]
 
