@@ -199,3 +199,142 @@ async def concurrent_client(client: AsyncTestClient[Litestar]) -> AsyncIterator[
     transport = httpx.ASGITransport(app=client.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
         yield c
+
+
+# --- appended: PostgreSQL, for the tests that run on both stores (issue 5) -------------------
+# Every PostgreSQL test gets a schema of its own (t_<uuid>), created by the store on open and
+# dropped afterwards, so runs on one database never collide.
+
+POSTGRES_DSN_VAR = "FEEDSVC_TEST_POSTGRES_DSN"
+POSTGRES_SKIP_REASON = f"set {POSTGRES_DSN_VAR} to run PostgreSQL tests"
+
+
+def postgres_dsn() -> str:
+    """The PostgreSQL DSN for tests; skips the calling test when none is configured."""
+    dsn = os.environ.get(POSTGRES_DSN_VAR)
+    if not dsn:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    return dsn
+
+
+def new_schema() -> str:
+    import uuid
+
+    return f"t_{uuid.uuid4().hex}"
+
+
+def with_schema(dsn: str, schema: str) -> str:
+    """The DSN with ``schema=NAME`` added: PostgresStore works in (and creates) that schema."""
+    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def run_blocking(coro: Any) -> Any:
+    """Run a coroutine to completion from synchronous code inside a running event loop
+    (a thread with a loop of its own), for the synchronous ``rows`` helpers."""
+    import asyncio
+    import threading
+
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+            error.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def postgres_rows(dsn: str, schema: str) -> Any:
+    """A ``rows`` twin for a PostgreSQL schema: the same SQL (``?`` placeholders), the same
+    result shape (a list of tuples, bytea as bytes)."""
+    import asyncpg
+
+    async def fetch(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+        try:
+            numbers = iter(range(1, 1000))
+            numbered = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+            return [tuple(r) for r in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+
+    def query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = run_blocking(fetch(sql, params))
+        return result
+
+    return query
+
+
+@pytest.fixture
+async def pg_database_url() -> AsyncIterator[str]:
+    """A PostgreSQL database URL on a fresh schema (skips without a DSN)."""
+    dsn = postgres_dsn()
+    schema = new_schema()
+    try:
+        yield with_schema(dsn, schema)
+    finally:
+        await drop_schema(dsn, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_database_url(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[str]:
+    """The database URL of each store in turn: the SQLite file of ``db_path``, then a fresh
+    PostgreSQL schema (skipped without a DSN)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{db_path}"
+        return
+    dsn = postgres_dsn()
+    schema = new_schema()
+    try:
+        yield with_schema(dsn, schema)
+    finally:
+        await drop_schema(dsn, schema)
+
+
+@pytest.fixture
+def any_settings(any_database_url: str) -> Settings:
+    """``settings`` on each store in turn. A test module (or this conftest) runs on both
+    stores by overriding ``settings`` to return this and ``rows`` to return ``settings_rows``."""
+    return load_settings({}, database_url=any_database_url, public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def settings_rows(settings: Settings) -> Any:
+    """``rows`` for whichever database ``settings`` names: the SQLite file, or the schema
+    of a PostgreSQL URL made by ``with_schema`` (so a module with settings of its own reads
+    its own database)."""
+    return rows_for(settings.database_url)
+
+
+def rows_for(database_url: str) -> Any:
+    """A ``rows`` callable on the database a URL names."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url[len("sqlite:///") :]
+        return lambda sql, *params: _sqlite_rows(Path(path), sql, params)
+    dsn, _, schema = database_url.rpartition("schema=")
+    return postgres_rows(dsn.rstrip("?&"), schema)
+
+
+def _sqlite_rows(db_path: Path, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -1,9 +1,9 @@
 """The Store contract, tested directly on each backend.
 
-The ``backend`` fixture is parametrised by backend name; a PostgreSQL backend joins by adding
-``"postgres"`` to its params and a branch that builds a ``PostgresStore`` on a fresh schema
-(skipping with a reason when FEEDSVC_TEST_POSTGRES_DSN is unset). The tests only use the
-Store protocol, so they run unchanged on every backend.
+The ``backend`` fixture is parametrised by backend name: SQLite on a temporary file, and
+PostgreSQL on a fresh schema of the database FEEDSVC_TEST_POSTGRES_DSN names (skipped, with
+that reason, when it is unset). The tests only use the Store protocol, so they run
+unchanged on every backend.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from feedsvc.errors import (
 )
 from feedsvc.model import Author, CategoryIn, Commentary, Query, TokenInfo, to_us
 from feedsvc.store import Store, TokenRecord
+from tests.conftest import drop_schema, new_schema, postgres_dsn
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 EARLIER = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -30,15 +31,25 @@ EARLIER = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Makes unopened stores that all share one fresh database of the backend under test."""
     if request.param == "sqlite":
         from feedsvc.store.sqlite import SqliteStore
 
         path = str(tmp_path / "store.db")
-        return lambda: SqliteStore(path)
-    raise AssertionError(f"unknown backend {request.param}")  # pragma: no cover
+        yield lambda: SqliteStore(path)
+    elif request.param == "postgres":
+        from feedsvc.store.postgres import PostgresStore
+
+        dsn = postgres_dsn()
+        schema = new_schema()
+        try:
+            yield lambda: PostgresStore(dsn, schema=schema)
+        finally:
+            await drop_schema(dsn, schema)
+    else:  # pragma: no cover
+        raise AssertionError(f"unknown backend {request.param}")
 
 
 @pytest.fixture

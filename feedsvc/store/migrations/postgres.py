@@ -1,0 +1,132 @@
+"""PostgreSQL schema steps. ``STEPS[n]`` takes the schema from version n-1 to n.
+
+``PostgresStore.migrate`` applies the pending steps and records the version in
+``schema_version``, all in one transaction under an advisory lock, so that several nodes
+starting at once migrate once and never see a half-made schema. Never edit a released
+step; add the next one.
+
+The tables mirror the SQLite ones (feedsvc/store/migrations/sqlite.py) column for column,
+so that the two stores can answer every query identically:
+
+* text that is compared or ordered uses ``COLLATE "C"``: byte order, like SQLite's BINARY,
+  whatever the database's default collation;
+* instants are microseconds since the epoch (``bigint``), as in SQLite, so keyset cursors
+  and comparisons are exact and the same on both stores;
+* JSON documents are ``bytea`` holding msgspec's encoding, so they round-trip byte for byte
+  (``jsonb`` would reorder the keys of category names).
+"""
+
+from __future__ import annotations
+
+STEPS: dict[int, str] = {
+    # Issue 5: the PostgreSQL store -- commentaries, categories, tokens and the change log,
+    # with full-text search on tsvector.
+    1: """
+    CREATE TABLE meta (
+        key text COLLATE "C" PRIMARY KEY,
+        value bytea NOT NULL
+    );
+    CREATE TABLE categories (
+        slug text COLLATE "C" PRIMARY KEY,
+        names bytea NOT NULL,
+        descriptions bytea NOT NULL,
+        updated_us bigint NOT NULL,
+        version bigint NOT NULL
+    );
+    -- Columns beside `doc` exist only to filter and order; `doc` is the Commentary as JSON.
+    CREATE TABLE commentaries (
+        cid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        lang text COLLATE "C" NOT NULL,
+        slug text COLLATE "C" NOT NULL,
+        translation_key text COLLATE "C",
+        category text COLLATE "C" NOT NULL REFERENCES categories (slug),
+        status text NOT NULL,
+        trend text,
+        pub_us bigint NOT NULL,           -- published_at, microseconds since the epoch
+        pub_date date NOT NULL,           -- the calendar date written in published_at
+        updated_us bigint NOT NULL,
+        period_start date,
+        period_end date,
+        version bigint NOT NULL,
+        public boolean NOT NULL,          -- published and due: shown everywhere public
+        doc bytea NOT NULL,
+        -- Words exactly as SQLite's FTS5 tokenizer splits them, with positions (title A,
+        -- summary B, body C, tags and authors D): matches what SqliteStore matches.
+        tsv tsvector NOT NULL,
+        -- The same words through the language's text-search configuration (english, russian,
+        -- simple): lets a word also find its inflected forms.
+        tsv_stem tsvector NOT NULL,
+        CONSTRAINT commentaries_lang_slug UNIQUE (lang, slug)
+    );
+    CREATE INDEX commentaries_public ON commentaries (pub_us DESC, id DESC) WHERE public;
+    CREATE INDEX commentaries_category ON commentaries (category, pub_us DESC, id DESC) WHERE public;
+    CREATE INDEX commentaries_lang ON commentaries (lang, pub_us DESC, id DESC) WHERE public;
+    CREATE INDEX commentaries_updated ON commentaries (updated_us) WHERE public;
+    CREATE INDEX commentaries_translation ON commentaries (translation_key)
+        WHERE translation_key IS NOT NULL;
+    CREATE INDEX commentaries_due ON commentaries (pub_us)
+        WHERE NOT public AND status = 'published';
+    CREATE INDEX commentaries_slug ON commentaries (slug);
+    CREATE INDEX commentaries_tsv ON commentaries USING gin (tsv);
+    CREATE INDEX commentaries_tsv_stem ON commentaries USING gin (tsv_stem);
+
+    CREATE TABLE commentary_tags (
+        cid bigint NOT NULL REFERENCES commentaries (cid) ON DELETE CASCADE,
+        tag text COLLATE "C" NOT NULL,      -- as written, for display
+        tag_key text COLLATE "C" NOT NULL,  -- case-folded, for matching
+        PRIMARY KEY (tag_key, cid)
+    );
+    CREATE INDEX commentary_tags_cid ON commentary_tags (cid);
+
+    CREATE TABLE commentary_authors (
+        cid bigint NOT NULL REFERENCES commentaries (cid) ON DELETE CASCADE,
+        name text COLLATE "C" NOT NULL,
+        name_key text COLLATE "C" NOT NULL,
+        PRIMARY KEY (name_key, cid)
+    );
+    CREATE INDEX commentary_authors_cid ON commentary_authors (cid);
+
+    -- Every write appends a row. `public_op` is what a public mirror sees (NULL: nothing).
+    -- `seq` is assigned by the store as max + 1 while it holds the write lock, so numbers
+    -- are given in commit order and a reader never sees a lower one appear later.
+    CREATE TABLE changes (
+        seq bigint PRIMARY KEY,
+        kind text NOT NULL,               -- 'commentary' or 'category'
+        ref text COLLATE "C" NOT NULL,    -- commentary id or category slug
+        op text NOT NULL,                 -- created, updated, deleted
+        public_op text,
+        at_us bigint NOT NULL,
+        doc bytea                         -- the commentary after the change (public upserts)
+    );
+    CREATE INDEX changes_public ON changes (seq) WHERE public_op IS NOT NULL;
+
+    CREATE TABLE tokens (
+        id text COLLATE "C" PRIMARY KEY,
+        name text NOT NULL,
+        scopes bytea NOT NULL,
+        salt bytea NOT NULL,
+        digest bytea NOT NULL,
+        created_us bigint NOT NULL,
+        expires_us bigint,
+        revoked_us bigint
+    );
+    """,
+    # Issue 7: Idempotency-Key on POST /api/v1/commentaries. One row per (token, key),
+    # forgotten after 24 hours; `doc` is the commentary as that POST stored it, so that a
+    # retry gets the same answer even after later edits.
+    2: """
+    CREATE TABLE idempotency_keys (
+        owner text COLLATE "C" NOT NULL,    -- id of the token that sent the key
+        key text COLLATE "C" NOT NULL,      -- the Idempotency-Key header
+        fingerprint text NOT NULL,          -- SHA-256 of the request body, as decoded
+        commentary_id text NOT NULL,
+        doc bytea NOT NULL,                 -- the Commentary as first stored, as JSON
+        created_us bigint NOT NULL,
+        PRIMARY KEY (owner, key)
+    );
+    CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
+    """,
+}
+
+VERSION = max(STEPS)
