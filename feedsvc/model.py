@@ -18,9 +18,12 @@ from feedsvc.errors import InvalidInputError
 
 # --- constrained scalar types -------------------------------------------------------------
 
-SLUG_PATTERN = r"^[a-z0-9-]{1,120}$"
+# Every pattern ends in `$(?!\n)`: msgspec checks patterns with Python's re.search, whose
+# `$` also matches before a final newline, so "en\n" passed as a language and "a\n" as a
+# slug; the lookahead closes that and changes nothing for JSON Schema's `$` (issue 7).
+SLUG_PATTERN = r"^[a-z0-9-]{1,120}$(?!\n)"
 # BCP 47 in the shape feeds and HTML need: a 2-3 letter language, then subtags.
-LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$"
+LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$(?!\n)"
 
 Slug = Annotated[str, Meta(pattern=SLUG_PATTERN, max_length=120, examples=["regional-security"])]
 LangTag = Annotated[str, Meta(pattern=LANG_PATTERN, max_length=35, examples=["en", "be", "ru"])]
@@ -30,12 +33,12 @@ Tag = Annotated[str, Meta(min_length=1, max_length=64)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=500)]
 HttpUrl = Annotated[
-    str, Meta(pattern=r"^https?://[^\s<>\"]+$", max_length=2000, examples=["https://example.org/a"])
+    str, Meta(pattern=r"^https?://[^\s<>\"]+$(?!\n)", max_length=2000, examples=["https://example.org/a"])
 ]
 # Images may also be served by feedsvc itself (``/media/...``); such paths are made absolute
 # with FEEDSVC_PUBLIC_URL wherever they are emitted.
-ImageUrl = Annotated[str, Meta(pattern=r"^(https?://|/)[^\s<>\"]+$", max_length=2000)]
-TranslationKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,200}$")]
+ImageUrl = Annotated[str, Meta(pattern=r"^(https?://|/)[^\s<>\"]+$(?!\n)", max_length=2000)]
+TranslationKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,200}$(?!\n)")]
 # 1 MB is the request limit; the body is the only field allowed to come near it.
 BodyText = Annotated[str, Meta(max_length=900_000)]
 AwareDatetime = Annotated[datetime, Meta(tz=True, examples=["2026-03-07T10:00:00+03:00"])]
@@ -77,6 +80,30 @@ def from_us(value: int) -> datetime:
 
 def is_slug(value: str) -> bool:
     return re.fullmatch(SLUG_PATTERN, value) is not None
+
+
+# Issue 7: a time whose UTC instant (or a day either side of it, the margin the stores put
+# around calendar dates) lies outside what ``datetime`` holds overflows later, in a store
+# or a renderer, and one such commentary made every public view a 500. Refused at the edge.
+FIRST_DAY = date(1, 1, 2)
+LAST_DAY = date(9999, 12, 30)
+MAX_CATEGORIES = 50
+"""Category slugs one filter may name; more is a 400 (each becomes an SQL parameter)."""
+
+
+def in_range(value: date | datetime) -> bool:
+    """Whether a date, or the UTC date of a datetime, lies within FIRST_DAY..LAST_DAY."""
+    if isinstance(value, datetime):
+        try:
+            value = value.astimezone(timezone.utc).date()
+        except OverflowError:
+            return False
+    return FIRST_DAY <= value <= LAST_DAY
+
+
+def _check_published_at(value: object) -> None:
+    if isinstance(value, datetime) and not in_range(value):
+        raise ValueError("published_at is out of range: in UTC it must fall between years 1 and 9999")
 
 
 # --- parts of a commentary ----------------------------------------------------------------
@@ -153,6 +180,7 @@ class NewCommentary(Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.body_html is not None and self.body_markdown is not None:
             raise ValueError("give either body_html or body_markdown, not both")
+        _check_published_at(self.published_at)
 
 
 class CommentaryPatch(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -179,6 +207,7 @@ class CommentaryPatch(Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.body_html is not UNSET and self.body_markdown is not UNSET:
             raise ValueError("give either body_html or body_markdown, not both")
+        _check_published_at(self.published_at)
 
 
 class CategoryIn(Struct, forbid_unknown_fields=True):
@@ -337,6 +366,8 @@ class Query(Struct, frozen=True, kw_only=True):
                     raise InvalidInputError(f"`category` {slug!r} is not a category slug", field="category")
                 if slug not in categories:
                     categories.append(slug)
+        if len(categories) > MAX_CATEGORIES:
+            raise InvalidInputError(f"`category` takes at most {MAX_CATEGORIES} slugs", field="category")
         if lang is not None:
             if re.fullmatch(LANG_PATTERN, lang.strip()) is None:
                 raise InvalidInputError("`lang` must be a BCP 47 language tag such as en or pt-BR", field="lang")
@@ -385,13 +416,17 @@ class Query(Struct, frozen=True, kw_only=True):
 def parse_date_or_datetime(raw: str, name: str) -> date | datetime:
     """Parse a ``from``/``to`` bound: a date (``2026-03-01``) or a datetime with offset."""
     raw = raw.strip()
+    value: date | datetime
     try:
         if len(raw) == 10:
-            return msgspec.convert(raw, date)
-        value = msgspec.convert(raw, AwareDatetime)
+            value = msgspec.convert(raw, date)
+        else:
+            value = msgspec.convert(raw, AwareDatetime)
     except msgspec.ValidationError:
         raise InvalidInputError(
             f"`{name}` must be a date (YYYY-MM-DD) or an RFC 3339 datetime with an offset",
             field=name,
         ) from None
+    if not in_range(value):
+        raise InvalidInputError(f"`{name}` is out of range: it must fall between years 1 and 9999", field=name)
     return value

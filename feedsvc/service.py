@@ -44,7 +44,7 @@ from feedsvc.model import (
     normalize_lang,
     to_us,
 )
-from feedsvc.store import Store, StoreState, TokenRecord, ViewStamp
+from feedsvc.store import IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
 from feedsvc.text import (
     absolute_url,
     absolutize_urls,
@@ -65,6 +65,9 @@ log = logging.getLogger("feedsvc.service")
 SCOPES = ("write", "admin")
 TOKEN_PREFIX = "fsv"
 ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+IDEMPOTENCY_TTL = timedelta(hours=24)
+"""How long an Idempotency-Key is remembered (issue 7)."""
+_encode_new = msgspec.json.Encoder().encode
 
 
 def utcnow() -> datetime:
@@ -232,6 +235,23 @@ class Service:
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
         await self.notify_changed(None, stored)
         return (await self.present([stored]))[0]
+
+    async def publish_once(self, new: NewCommentary, *, owner: str, key: str) -> tuple[Commentary, bool]:
+        """``publish`` at most once per (``owner``, ``key``) within IDEMPOTENCY_TTL.
+
+        Returns the commentary and whether it was stored now. A retry with the same key and
+        the same body stores nothing and returns the commentary as the first request stored
+        it; the same key with another body raises ConflictError naming ``Idempotency-Key``.
+        """
+        now = self.clock()
+        item = self._build(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
+        record = IdempotencyKey(owner=owner, key=key, fingerprint=hashlib.sha256(_encode_new(new)).hexdigest())
+        stored, created = await self.store.add_commentary_once(
+            item, unique_slug=new.slug is None, now=now, key=record, not_before=now - IDEMPOTENCY_TTL
+        )
+        if created:
+            await self.notify_changed(None, stored)
+        return (await self.present([stored]))[0], created
 
     def prepare_import(self, rec: ImportedCommentary, *, now: datetime | None = None) -> tuple[Commentary, bool]:
         """Build the commentary ``import_commentary`` would store, without storing it.
@@ -440,16 +460,16 @@ class Service:
         mac = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
         return _b64(payload) + "." + _b64(mac)
 
-    async def _unsign(self, cursor: str) -> bytes:
+    async def _unsign(self, cursor: str, field: str) -> bytes:
         try:
             body, mac = cursor.split(".", 1)
             payload = _unb64(body)
             given = _unb64(mac)
         except (ValueError, TypeError):
-            raise InvalidCursorError() from None
+            raise InvalidCursorError(field=field) from None
         expected = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
         if not hmac.compare_digest(given, expected):
-            raise InvalidCursorError()
+            raise InvalidCursorError(field=field)
         return payload
 
     async def make_cursor(self, query: Query, after: tuple[int, str]) -> str:
@@ -459,26 +479,26 @@ class Service:
     async def read_cursor(self, cursor: str, query: Query) -> Query:
         """``query`` positioned after the cursor; InvalidCursorError if it was altered or
         made for other filters."""
-        payload = await self._unsign(cursor)
+        payload = await self._unsign(cursor, "cursor")
         try:
             kind, fp, pub_us, id = msgspec.json.decode(payload, type=tuple[str, str, int, str])
         except msgspec.DecodeError:
-            raise InvalidCursorError() from None
+            raise InvalidCursorError(field="cursor") from None
         if kind != "list" or fp != _fingerprint(query):
-            raise InvalidCursorError("this cursor belongs to another query; keep the same filters")
+            raise InvalidCursorError("this cursor belongs to another query; keep the same filters", field="cursor")
         return msgspec.structs.replace(query, after=(pub_us, id))
 
     async def _make_change_cursor(self, seq: int) -> str:
         return await self._sign(msgspec.json.encode(["changes", seq]))
 
     async def _read_change_cursor(self, cursor: str) -> int:
-        payload = await self._unsign(cursor)
+        payload = await self._unsign(cursor, "since")
         try:
             kind, seq = msgspec.json.decode(payload, type=tuple[str, int])
         except msgspec.DecodeError:
-            raise InvalidCursorError() from None
+            raise InvalidCursorError(field="since") from None
         if kind != "changes":
-            raise InvalidCursorError("this is not a changes cursor")
+            raise InvalidCursorError("this is not a changes cursor", field="since")
         return seq
 
 

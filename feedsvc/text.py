@@ -56,16 +56,40 @@ def clean_line(text: str) -> str:
     return _SPACES.sub(" ", strip_invalid_xml(text)).strip()
 
 
+# What a browser ignores when it reads a URL's scheme: C0 controls and spaces (and it drops
+# tabs and newlines anywhere), so "java\tscript:" and " javascript:" are still scripts.
+_URL_IGNORED = re.compile(r"[\x00-\x20\x7f]")
+_URL_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
+
+
+def url_allowed(value: str) -> bool:
+    """Whether a URL attribute's value is relative or has a scheme in URL_SCHEMES."""
+    match = _URL_SCHEME.match(_URL_IGNORED.sub("", value).lower())
+    return match is None or match.group(1) in URL_SCHEMES
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    # nh3 checks the scheme of href and src only; `cite` (blockquote, q, del, ins) takes a
+    # URL too and kept "javascript:…" (issue 7), so every URL attribute is checked here.
+    if attribute in ("href", "src", "cite") and not url_allowed(value):
+        return None
+    return value
+
+
 def sanitize_html(html: str) -> str:
     """Reduce HTML to the allow-list. Idempotent: sanitising the result changes nothing."""
-    return nh3.clean(
+    cleaned = nh3.clean(
         strip_invalid_xml(html),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_filter_attribute,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
-    ).strip()
+    )
+    # Character references decode to characters XML forbids ("&#x1;" becomes U+0001), so
+    # the output is made XML-safe again; that also keeps sanitising idempotent.
+    return strip_invalid_xml(cleaned).strip()
 
 
 def render_markdown(source: str) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import msgspec
 from litestar import Litestar
-from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -20,8 +23,9 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import embed, feeds, pages, read, write
-from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
+from feedsvc.http import embed, feeds, observe, pages, read, write
+from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
+from feedsvc.http.ratelimit import RateLimiter
 from feedsvc.model import Commentary
 from feedsvc.push.websub import HubNotifier
 from feedsvc.service import Service
@@ -46,7 +50,99 @@ def head_as_get(app: ASGIApp) -> ASGIApp:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await app({**scope, "method": "GET"}, receive, send_headers_only)  # type: ignore[typeddict-item]
+        as_get: Any = {**scope, "method": "GET"}
+        try:
+            await app(as_get, receive, send_headers_only)
+        finally:
+            if "path_template" in as_get:  # the route, for the observe middleware outside
+                scope["path_template"] = as_get["path_template"]
+
+    return middleware
+
+
+def _split_host(value: str) -> tuple[str, str | None]:
+    """``("example.org", "8000")`` from ``Example.ORG.:8000``; IPv6 literals keep their brackets."""
+    value = value.strip().lower()
+    port: str | None = None
+    if value.startswith("["):
+        host, _, rest = value.partition("]")
+        host += "]"
+        if rest.startswith(":"):
+            port = rest[1:]
+        elif rest:
+            return "", None
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:
+        host = value
+    return host.rstrip("."), port
+
+
+def host_allowed(header: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a ``Host`` header names an allowed host. An entry without a port allows that
+    host on any port, ``host:port`` only that port, ``*.example.org`` any subdomain, and
+    ``*`` anything; names compare case-insensitively, a trailing dot ignored."""
+    if "*" in allowed:
+        return True
+    if not header:
+        return False
+    host, port = _split_host(header)
+    if not host or host.startswith(".") or (port is not None and not port.isdigit()):
+        return False
+    for entry in allowed:
+        want_host, want_port = _split_host(entry)
+        if want_port is not None and want_port != port:
+            continue
+        if want_host == host or (want_host.startswith("*.") and host.endswith(want_host[1:])):
+            return True
+    return False
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_UNKNOWN_HOST = ErrorBody(
+    status_code=400,
+    detail="unknown host: this server answers only for the hosts in FEEDSVC_ALLOWED_HOSTS",
+    extra=[{"message": "the Host header names no allowed host", "key": "Host", "source": "header"}],
+)
+
+
+def harden(app: ASGIApp, allowed_hosts: tuple[str, ...]) -> ASGIApp:
+    """Issue 7, outside routing: refuse requests for hosts not in ``allowed_hosts`` (when it
+    is not empty) with a JSON 400 in the one error shape; send ``nosniff`` on every
+    response; and keep CORS headers off the answers to writes, so that CORS grants reads
+    only (preflights for writes already fail)."""
+    refusal = msgspec.json.encode(_UNKNOWN_HOST)
+    refusal_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(refusal)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        if allowed_hosts:
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+            if not host_allowed(host, allowed_hosts):
+                await send({"type": "http.response.start", "status": 400, "headers": refusal_headers})
+                body = b"" if scope["method"] == "HEAD" else refusal
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+        write = scope["method"] not in _SAFE_METHODS
+
+        async def send_hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", [])
+                    if not (write and k.lower().startswith(b"access-control-"))
+                ]
+                if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message = cast(Message, {**message, "headers": headers})  # a copy: the sender may reuse its own
+            await send(message)
+
+        await app(scope, receive, send_hardened)
 
     return middleware
 
@@ -73,6 +169,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             hub.notify(await publisher.urls_affected(before, after))
 
         service.listeners.append(ping_hub)
+
+    metrics = observe.Metrics(store, publisher, notifier)
+    metrics.time_store(store)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -102,6 +201,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *feeds.HANDLERS,
             *pages.HANDLERS,
             *embed.HANDLERS,
+            *observe.HANDLERS,
             create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False),
         ],
         dependencies={
@@ -110,7 +210,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "settings": Provide(provide_settings, use_cache=True),
             "filters": Provide(read.provide_query),
         },
-        state=State({"service": service, "publisher": publisher, "settings": settings, "notifier": notifier}),
+        state=State({"service": service, "publisher": publisher, "settings": settings, "notifier": notifier, "metrics": metrics}),
         lifespan=[lifespan],
         exception_handlers={
             FeedsvcError: feedsvc_error_handler,
@@ -121,11 +221,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             allow_origins=["*"],
             allow_methods=["GET", "HEAD", "OPTIONS"],
             allow_headers=["If-None-Match", "If-Modified-Since"],
-            expose_headers=["ETag", "Last-Modified", "Link", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+            expose_headers=["ETag", "Last-Modified", "Link", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"],
             allow_credentials=False,
             max_age=86400,
         ),
-        allowed_hosts=AllowedHostsConfig(allowed_hosts=list(settings.allowed_hosts)) if settings.allowed_hosts else None,
         openapi_config=OpenAPIConfig(
             title="feedsvc",
             version=__version__,
@@ -139,9 +238,18 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+        logging_config=None,  # feedsvc.logs configures logging once per process, not per app
     )
     # Litestar routes HEAD only to explicit @head handlers; wrapping the handler that sits
     # before routing gives every GET route a HEAD twin with identical headers.
-    app.asgi_handler = head_as_get(app.asgi_handler)
+    # Rate limits sit outside routing and CORS: a refused request costs no more (issue 4).
+    limiter = RateLimiter(settings, cors_headers=app.cors_config.simple_headers if app.cors_config else None)
+    app.state["rate_limiter"] = limiter
+    app.on_shutdown.append(limiter.close)
+    app.asgi_handler = head_as_get(limiter.wrap(app.asgi_handler))
+    # Unknown hosts are refused before they cost a rate-limit token (issue 7).
+    app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts)
+    # Outermost: request ids, access log and metrics see every answer, refusals included.
+    app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
     return app
 

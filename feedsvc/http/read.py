@@ -38,7 +38,9 @@ ERROR_MEANINGS = {
     409: "A unique value (the slug in this language) is taken",
     412: "If-Match names a version that is no longer current",
     413: "The body is larger than the configured limit",
+    415: "The body is not declared as JSON: send Content-Type: application/json",
     428: "The write needs If-Match with the ETag from a GET",
+    429: "Too many requests: retry after `Retry-After` seconds; RateLimit-* headers show the budget",
     503: "The database is busy; retry after `Retry-After` seconds",
 }
 
@@ -47,7 +49,8 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI declarations of a handler's other responses: 304 (a conditional GET that
     matched, no body) and errors, every one in the ErrorBody shape."""
     out: dict[int, ResponseSpec] = {}
-    for code in codes:
+    # Every route may meet the rate limiter (feedsvc.http.ratelimit).
+    for code in (*codes, 429):
         if code == 304:
             out[code] = ResponseSpec(data_container=None, description="Not modified: the validators match")
         else:
@@ -245,12 +248,12 @@ async def list_changes(
     return conditional(request, _encode(page), cache_control="public, max-age=0, must-revalidate")
 
 
-@get("/healthz", summary="The process is up", tags=["operations"], include_in_schema=True)
+@get("/healthz", summary="The process is up", tags=["operations"], responses=responses())
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="The database answers and its schema is current", tags=["operations"])
+@get("/readyz", summary="The database answers and its schema is current", tags=["operations"], responses=responses(503))
 async def readyz(service: ServiceDep) -> Response[dict[str, Any]]:
     have, want = await service.store.schema_status()
     ok = have == want

@@ -39,6 +39,17 @@ class TokenRecord(msgspec.Struct, kw_only=True):
     digest: bytes
 
 
+class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An ``Idempotency-Key`` as remembered beside the commentary a POST created (issue 7)."""
+
+    owner: str
+    """The id of the token that sent it: keys of different tokens never meet."""
+    key: str
+    """The header's value (1-255 visible ASCII characters)."""
+    fingerprint: str
+    """A hash of the request body; a retry must carry the same one."""
+
+
 class ViewStamp(msgspec.Struct, frozen=True):
     """Identifies the content of a filtered view, cheaply, without loading it."""
 
@@ -70,6 +81,21 @@ class Store(Protocol):
         With ``unique_slug`` a taken slug gets a ``-2``, ``-3``… suffix; without it a taken
         slug raises ConflictError, as does an existing id. An unknown category raises
         InvalidInputError.
+        """
+
+    async def add_commentary_once(
+        self, item: Commentary, *, unique_slug: bool, now: datetime, key: IdempotencyKey, not_before: datetime
+    ) -> tuple[Commentary, bool]:
+        """``add_commentary`` at most once per (``key.owner``, ``key.key``); return the
+        commentary and whether it was stored now.
+
+        In one write transaction: forget keys recorded before ``not_before``; if the key is
+        still remembered, store nothing and return the commentary exactly as it was stored
+        for that key, with False (ConflictError with ``field="Idempotency-Key"`` when the
+        remembered fingerprint differs from ``key.fingerprint``); otherwise store ``item`` as
+        ``add_commentary`` does together with the key, and return it with True. Two racing
+        calls with one key store one commentary: the loser returns the winner's. Raises the
+        errors of ``add_commentary``; nothing is remembered for a call that raised.
         """
 
     async def update_commentary(

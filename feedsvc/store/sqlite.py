@@ -9,6 +9,10 @@ Durability and concurrency choices (the README's "Durability" section explains t
 * One writer connection behind an asyncio lock, transactions opened with
   ``BEGIN IMMEDIATE`` so ``busy_timeout`` applies to the write lock itself instead of
   failing at commit; several reader connections serve queries concurrently.
+* Bounded waits (issue 7): a write waits at most ``busy_timeout_ms`` for its turn on the
+  writer connection and at most as long again for SQLite's lock, then fails with
+  StorageBusyError (a 503 with Retry-After), as does a full disk; nothing of it is kept,
+  reads go on, and the next write after the cause is gone succeeds.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import StoreState, TokenRecord, ViewStamp
+from feedsvc.store import IdempotencyKey, StoreState, TokenRecord, ViewStamp
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.text import html_to_text
 
@@ -143,8 +147,9 @@ def build_where(query: Query) -> tuple[str, list[Any]]:
 class SqliteStore:
     """The Store protocol on one SQLite file (see the module docstring for the choices)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_list: list[aiosqlite.Connection] = []
@@ -155,7 +160,7 @@ class SqliteStore:
 
     async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = FULL")
         if readonly:
@@ -202,7 +207,12 @@ class SqliteStore:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction on the single writer connection; rolled back on any error."""
-        async with self._write_lock:
+        try:
+            async with asyncio.timeout(self.busy_timeout_ms / 1000):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise StorageBusyError("database unavailable: writes are queued behind a slow one") from None
+        try:
             conn = self._writer
             if conn is None:
                 raise StorageError("the store is not open")
@@ -221,6 +231,8 @@ class SqliteStore:
                 if isinstance(e, sqlite3.Error):
                     raise _wrap(e) from e
                 raise
+        finally:
+            self._write_lock.release()
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         async with self._read() as conn:
@@ -269,6 +281,29 @@ class SqliteStore:
             if public:
                 await _set_change_doc(conn, seq, item)
             return item
+
+    async def add_commentary_once(
+        self, item: Commentary, *, unique_slug: bool, now: datetime, key: IdempotencyKey, not_before: datetime
+    ) -> tuple[Commentary, bool]:
+        async with self._write() as conn:
+            await conn.execute("DELETE FROM idempotency_keys WHERE created_us < ?", (to_us(not_before),))
+            async with conn.execute(
+                "SELECT fingerprint, doc FROM idempotency_keys WHERE owner = ? AND key = ?", (key.owner, key.key)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                if row[0] != key.fingerprint:
+                    raise ConflictError(
+                        "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
+                    )
+                return _decode_commentary(row[1]), False
+            stored = await self._add_in_transaction(conn, item, unique_slug=unique_slug, now=now)
+            await conn.execute(
+                "INSERT INTO idempotency_keys (owner, key, fingerprint, commentary_id, doc, created_us)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key.owner, key.key, key.fingerprint, stored.id, _encode(stored), to_us(now)),
+            )
+            return stored, True
 
     async def update_commentary(
         self, item: Commentary, *, expected_version: int | None, unique_slug: bool, now: datetime
@@ -565,7 +600,7 @@ class SqliteStore:
         """Write one batch on a connection of its own (runs in a worker thread)."""
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
             results = self._import_transaction(conn, items, now, isolate=False)

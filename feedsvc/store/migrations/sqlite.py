@@ -96,6 +96,21 @@ STEPS: dict[int, str] = {
         revoked_us INTEGER
     );
     """,
+    # Issue 7: Idempotency-Key on POST /api/v1/commentaries. One row per (token, key),
+    # forgotten after 24 hours; `doc` is the commentary as that POST stored it, so that a
+    # retry gets the same answer even after later edits.
+    2: """
+    CREATE TABLE idempotency_keys (
+        owner TEXT NOT NULL,              -- id of the token that sent the key
+        key TEXT NOT NULL,                -- the Idempotency-Key header
+        fingerprint TEXT NOT NULL,        -- SHA-256 of the request body, as decoded
+        commentary_id TEXT NOT NULL,
+        doc BLOB NOT NULL,                -- the Commentary as first stored, as JSON
+        created_us INTEGER NOT NULL,
+        PRIMARY KEY (owner, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
+    """,
 }
 
 VERSION = max(STEPS)
