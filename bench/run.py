@@ -184,6 +184,11 @@ def feedsvc_argv(db: Path, port: int) -> tuple[list[str], dict[str, str]]:
         "FEEDSVC_DATABASE_URL": f"sqlite:///{db}",
         "FEEDSVC_PUBLIC_URL": f"http://{HOST}:{port}",
         "FEEDSVC_LOG_LEVEL": "WARNING",  # no access log
+        # The benchmark is one client on purpose: it measures serving, not the rate limiter.
+        "FEEDSVC_RATE_LIMIT_FEEDS": "0",
+        "FEEDSVC_RATE_LIMIT_READ": "0",
+        "FEEDSVC_RATE_LIMIT_SEARCH": "0",
+        "FEEDSVC_RATE_LIMIT_WRITE": "0",
         "FEEDSVC_MEDIA_DIR": str(ROOT / "data" / "media"),
     })
     probe = subprocess.run(
