@@ -1,4 +1,4 @@
-"""The ``feedsvc`` command: serve, import, export, backup, token, migrate, demo.
+"""The ``feedsvc`` command: serve, import, export, backup, restore, token, migrate, demo.
 
 Settings come from ``FEEDSVC_*`` environment variables; a flag overrides its variable
 (``--database-url`` overrides ``FEEDSVC_DATABASE_URL``). Exit codes: 0 success, 1 an
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import FeedsvcError, InvalidInputError
+from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import TokenInfo
 from feedsvc.service import SCOPES, Service
 from feedsvc.store import Store, open_store
@@ -51,7 +53,9 @@ def app_from_env() -> Litestar:
     where ``feedsvc serve`` has put its flags, so every worker process sees the same ones."""
     from feedsvc.http.app import create_app
 
-    return create_app(load_settings(os.environ))
+    settings = load_settings(os.environ)
+    configure_logging(settings.log_format, settings.log_level)  # a worker process starts afresh
+    return create_app(settings)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -106,8 +110,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        timeout_graceful_shutdown=10,
-        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+        # uvicorn's loggers go through feedsvc.logs; its access log gives way to ours.
+        log_config=None,
+        log_level=resolve_level(settings.log_level),
+        access_log=False,
     )
     return 0
 
@@ -222,6 +229,128 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace the SQLite database with a backup, after checking the backup: it opens as
+    SQLite, passes ``PRAGMA integrity_check``, is a feedsvc database and its schema is not
+    newer than this feedsvc's. Refused while anything has the database open; the previous
+    database is kept beside it as ``NAME.pre-restore``."""
+    path = sqlite_path(settings)
+    if path is None:
+        print("feedsvc: restore only replaces SQLite databases; use pg_restore or psql for PostgreSQL", file=sys.stderr)
+        return 1
+    source, target = Path(args.path), Path(path)
+    if not source.is_file():
+        raise InvalidInputError(f"no backup file at {source}")
+    if target.exists() and os.path.samefile(source, target):
+        raise InvalidInputError("the backup is the database itself")
+    wal = Path(f"{source}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise InvalidInputError(f"{source} has a write-ahead log beside it, so it is a live database: copy it with `feedsvc backup`")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.restore")
+    try:
+        version = _copy_checked(source, tmp)
+        kept = _swap_in(tmp, target)
+    finally:
+        for leftover in (tmp, *(Path(f"{tmp}{suffix}") for suffix in ("-journal", "-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+    from feedsvc.store.migrations.sqlite import VERSION
+
+    pending = f"; `feedsvc serve` or `feedsvc migrate` brings it to {VERSION}" if version < VERSION else ""
+    print(f"restored {target} from {source} (schema {version}{pending})")
+    if kept is not None:
+        print(f"the previous database is kept as {kept}")
+    return 0
+
+
+def _copy_checked(source: Path, tmp: Path) -> int:
+    """Copy ``source`` to ``tmp`` (SQLite backup API), check the copy, sync it to disk;
+    return its schema version. InvalidInputError says what is wrong with the backup."""
+    from feedsvc.store.migrations.sqlite import VERSION
+
+    tmp.unlink(missing_ok=True)
+    try:
+        # immutable: a backup file is read as it is, without creating -wal/-shm beside it.
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            dst = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file until served
+                problems = [row[0] for row in dst.execute("PRAGMA integrity_check(20)")]
+                version = int(dst.execute("PRAGMA user_version").fetchone()[0])
+                tables = {row[0] for row in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.DatabaseError as e:
+        raise InvalidInputError(f"{source} is not a readable SQLite database: {e}") from None
+    if problems != ["ok"]:
+        raise InvalidInputError(f"{source} fails the integrity check: {'; '.join(problems[:3])}")
+    if version < 1 or not {"commentaries", "changes", "categories"} <= tables:
+        raise InvalidInputError(f"{source} is an SQLite database but not a feedsvc one")
+    if version > VERSION:
+        raise InvalidInputError(f"{source} has schema {version}, newer than this feedsvc ({VERSION}): upgrade feedsvc first")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    return version
+
+
+def _swap_in(tmp: Path, target: Path) -> Path | None:
+    """Rename ``tmp`` over ``target`` once nothing else has ``target`` open; return where
+    the previous database was kept (None if there was none)."""
+    if not target.exists():
+        os.replace(tmp, target)
+        _sync_directory(target.parent)
+        return None
+    # Locking the old database exclusively fails while any other connection (a running
+    # feedsvc) has it open. Then its WAL is folded in and, as the last connection closes,
+    # removed: a stale -wal beside the new file would be replayed into it.
+    damaged = False
+    conn = sqlite3.connect(target, timeout=1.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.DatabaseError as e:
+        if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise InvalidInputError(f"{target} is in use ({e}): stop the service first") from None
+        damaged = True  # unreadable: replacing it is the cure; it is kept as it is
+        print(f"feedsvc: the database being replaced is damaged ({e})", file=sys.stderr)
+    finally:
+        conn.close()
+    kept = target.with_name(f"{target.name}.pre-restore")
+    for suffix in ("-wal", "-shm"):
+        companion = Path(f"{target}{suffix}")
+        if damaged and companion.exists():
+            os.replace(companion, f"{kept}{suffix}")  # what it had in flight stays with it
+        elif suffix == "-wal" and companion.exists() and companion.stat().st_size > 0:
+            raise InvalidInputError(f"{target} was opened during the restore: stop the service first")
+        else:
+            companion.unlink(missing_ok=True)
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(target, kept)
+    except OSError:  # a file system without hard links: nothing is kept
+        os.replace(tmp, target)
+        _sync_directory(target.parent)
+        return None
+    os.replace(tmp, target)
+    _sync_directory(target.parent)
+    return kept
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Import the sample data once; leave a database that has commentaries alone."""
     async with opened(settings) as service:
@@ -290,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.set_defaults(command=run_async(cmd_backup))
 
+    p = sub.add_parser("restore", parents=[db], help="replace the SQLite database with a checked backup")
+    p.add_argument("path", metavar="PATH", help="a file written by `feedsvc backup`")
+    p.set_defaults(command=cmd_restore)
+
     p = sub.add_parser("demo", parents=[db], help="load the sample data into an empty database")
     p.add_argument("--data", default="data", metavar="DIR", help="the sample data folder (default: ./data)")
     p.set_defaults(command=run_async(cmd_demo))
@@ -305,7 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     command: Command = args.command
     try:
-        return command(args, settings_from(args))
+        settings = settings_from(args)
+        configure_logging(settings.log_format, settings.log_level)
+        return command(args, settings)
     except FeedsvcError as e:
         print(f"feedsvc: {e.message}", file=sys.stderr)
         return 1

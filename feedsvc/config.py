@@ -38,6 +38,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """A WebSub hub URL: feeds advertise it and it is pinged after each write."""
     redis_url: str | None = None
     """Redis for rate-limit budgets shared by several nodes; in-memory when unset."""
+    redis_prefix: str = "feedsvc:rl:"
+    """Prefix of the rate-limit keys in Redis (one per deployment sharing a server)."""
+    rate_limit_feeds: str = "50/s,1000"
+    """Budget per client for feeds, pages, embed views, static files and every 304:
+    `COUNT/UNIT[,BURST]` with UNIT `s`, `min` or `h` (burst defaults to COUNT); `0` = none."""
+    rate_limit_read: str = "20/s,500"
+    """Budget per client for JSON API reads; same form as `rate_limit_feeds`."""
+    rate_limit_search: str = "5/s,500"
+    """Budget per client for requests with a full-text `q`; same form."""
+    rate_limit_write: str = "5/s,1000"
+    """Budget per client for writes (POST, PUT, PATCH, DELETE); same form."""
+    rate_limit_auth_failures: str = "10/min,30"
+    """Failed authentications (401, 403) allowed per address; once spent, writes and
+    requests with credentials from that address get 429 until it refills; same form."""
     feed_limit: int = 50
     """Items per feed document (and per archive page)."""
     cache_max_age: int = 60
@@ -57,7 +71,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_format: Literal["auto", "json", "text"] = "auto"
     """`json` lines, human `text`, or `auto`: text on a terminal, JSON otherwise."""
     log_level: str = "INFO"
-    """Python logging level name."""
+    """Python logging level name: `DEBUG`, `INFO`, `WARNING`, `ERROR`. At `WARNING` and
+    above the access log (written at `INFO`) is silent."""
+    access_log: bool = True
+    """One line per request (method, route, status, duration, bytes, request id, client)
+    on stderr, at `INFO`."""
+    shutdown_timeout: int = 10
+    """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
+    up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
+    period (`docker stop` waits 10 s unless given `-t`)."""
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,294 @@
+"""What an operator sees of each request: a request id, an access-log line, metrics.
+
+``observe(app, metrics)`` is pure ASGI middleware, the outermost layer of the app, so it
+sees every answer (rate-limit refusals and errors included) at the cost of a few
+microseconds: no Litestar request object, no dependency injection. Per request it
+
+* takes the id from ``X-Request-ID`` when that is 1-128 characters of ``[A-Za-z0-9._-]``,
+  else makes one (16 hex digits), and echoes it in the ``X-Request-ID`` response header;
+* logs one line to the ``feedsvc.access`` logger (format: feedsvc.logs): never a header
+  or a body, and the query string with the values of credential-like keys and anything
+  shaped like a token (``fsv_...``) masked;
+* counts the request by route template (``/api/v1/commentaries/{id}``, never the raw
+  path, so the number of series stays bounded; ``unmatched`` when no route answered: a
+  404, a 405, or a refusal before routing such as a 429), method and status, and times it.
+
+``GET /metrics`` serves ``Metrics.registry`` in the Prometheus text format. Each app has a
+registry of its own, so tests build many apps; with several server workers each process
+counts its own requests and a scrape reaches one of them (README: "Metrics").
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+from collections.abc import Callable, Coroutine, Iterable
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from litestar import Request, Response, get
+from litestar.enums import ScopeType
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from feedsvc import __version__
+from feedsvc.errors import FeedsvcError
+from feedsvc.logs import REQUEST_ID, redact
+from feedsvc.store import Store
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from feedsvc.feeds import FeedPublisher
+    from feedsvc.push.websub import HubNotifier
+
+log = logging.getLogger("feedsvc.http")
+access_log = logging.getLogger("feedsvc.access")
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""The classic text format (Litestar adds ``charset=utf-8``): every Prometheus version reads
+it, and the metric names here need none of the newer format's escaping."""
+
+UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SECRET_KEYS = frozenset({
+    "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret",
+    "client_secret", "password", "passwd", "auth", "authorization", "signature", "sig",
+})
+"""Query-string keys whose values never reach a log line."""
+MAX_LOGGED_PATH = 2000
+
+_valid_request_id = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
+STORE_OPERATIONS = tuple(
+    name for name, member in vars(Store).items() if not name.startswith("_") and inspect.iscoroutinefunction(member)
+)
+"""The Store protocol's coroutine methods: what ``Metrics.time_store`` times."""
+
+
+class _StatsCollector(Collector):
+    """Counters the feed cache and the WebSub notifier keep themselves, read at scrape time."""
+
+    def __init__(self, publisher: FeedPublisher, notifier: HubNotifier | None) -> None:
+        self.publisher = publisher
+        self.notifier = notifier
+
+    def collect(self) -> Iterable[Metric]:
+        feeds = self.publisher.stats
+        yield CounterMetricFamily(
+            "feedsvc_feed_cache_hits", "Feed documents served from the cache, nothing changed since.", value=feeds.hits
+        )
+        yield CounterMetricFamily(
+            "feedsvc_feed_cache_revalidations",
+            "Cache misses where the change was elsewhere: the cached document was kept.",
+            value=feeds.revalidated,
+        )
+        yield CounterMetricFamily(
+            "feedsvc_feed_renders", "Cache misses that rendered the document again.", value=feeds.renders
+        )
+        if self.notifier is not None:
+            hub = self.notifier.stats
+            pings = CounterMetricFamily(
+                "feedsvc_websub_pings", "WebSub publish pings by final outcome.", labels=["outcome"]
+            )
+            pings.add_metric(["sent"], hub.sent)
+            pings.add_metric(["failed"], hub.failed)
+            yield pings
+            yield CounterMetricFamily(
+                "feedsvc_websub_retries", "WebSub ping attempts that failed and were retried.", value=hub.retried
+            )
+
+
+class Metrics:
+    """The registry of one app and the instruments the middleware and the store feed."""
+
+    def __init__(self, store: Store, publisher: FeedPublisher, notifier: HubNotifier | None = None) -> None:
+        self.store = store
+        # Process-wide switch of prometheus-client: no `_created` twin of every counter and
+        # histogram series (Prometheus ignores them in the text format anyway).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "feedsvc_http_requests", "HTTP requests by route template, method and status.",
+            ["route", "method", "status"], registry=r,
+        )
+        self.duration = Histogram(
+            "feedsvc_http_request_duration_seconds",
+            "Time from the request reaching the app to the last byte of its answer, by route template.",
+            ["route"], buckets=REQUEST_BUCKETS, registry=r,
+        )
+        self.not_modified = Counter("feedsvc_http_not_modified", "Answers that were 304 Not Modified.", registry=r)
+        self.in_progress = Gauge("feedsvc_http_requests_in_progress", "Requests being answered now.", registry=r)
+        self.store_duration = Histogram(
+            "feedsvc_db_operation_duration_seconds",
+            "Time of each store operation (its queries, and waiting for a connection or the write lock).",
+            ["operation"], buckets=STORE_BUCKETS, registry=r,
+        )
+        self.change_sequence = Gauge("feedsvc_change_sequence", "The newest change sequence number.", registry=r)
+        self.database_up = Gauge("feedsvc_database_up", "1 if the last scrape could read the database.", registry=r)
+        info = Gauge("feedsvc_build_info", "Always 1; the feedsvc version as a label.", ["version"], registry=r)
+        info.labels(__version__).set(1)
+        ProcessCollector(registry=r)
+        r.register(_StatsCollector(publisher, notifier))
+        # Label lookups take a lock and build tuples; the hot path reuses the children.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one finished request."""
+        key = (route, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(route, method, str(status))
+        counter.inc()
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = self.duration.labels(route)
+        histogram.observe(seconds)
+        if status == 304:
+            self.not_modified.inc()
+
+    def time_store(self, store: Store) -> None:
+        """Time every coroutine method of the Store protocol on ``store`` (by wrapping it on
+        the instance, so the backends need no hook and stay what they are)."""
+        for name in STORE_OPERATIONS:
+            method = getattr(store, name, None)
+            if method is not None:
+                setattr(store, name, _timed(method, self.store_duration, name))
+
+    async def scrape(self) -> bytes:
+        """The registry in the Prometheus text format, with the change sequence read now."""
+        try:
+            state = await self.store.get_state()
+        except FeedsvcError as e:
+            log.warning("metrics: cannot read the change sequence: %s", e.message)
+            self.database_up.set(0)
+        else:
+            self.change_sequence.set(state.seq)
+            self.database_up.set(1)
+        return generate_latest(self.registry)
+
+
+def _timed(
+    method: Callable[..., Coroutine[Any, Any, Any]], histogram: Histogram, name: str
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    child: Any = None  # made on first use: operations never called add no series
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal child
+        started = perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            if child is None:
+                child = histogram.labels(name)
+            child.observe(perf_counter() - started)
+
+    return timed
+
+
+# --- the middleware -----------------------------------------------------------------------
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` if it is acceptable, else a new random id."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if _valid_request_id(value):
+                return value.decode("ascii")
+            break
+    return os.urandom(8).hex()
+
+
+def loggable_path(path: str, query_string: bytes) -> str:
+    """The path and query for a log line: credential-like values and tokens masked, capped."""
+    if query_string:
+        parts = []
+        for part in query_string.decode("latin-1").split("&"):
+            key, sep, _ = part.partition("=")
+            if sep and unquote(key).strip().lower() in SECRET_KEYS:
+                part = f"{key}=[redacted]"
+            parts.append(part)
+        path = f"{path}?{'&'.join(parts)}"
+    path = redact(path)
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "…"
+
+
+def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASGIApp:
+    """Wrap ``app``: request id, access log (when ``log_requests``), metrics."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = perf_counter()
+        method = scope["method"]
+        path = scope["path"]  # routing rewrites it inside mounts (/media/...)
+        request_id = request_id_from(scope["headers"])
+        echoed = (b"x-request-id", request_id.encode("ascii"))
+        status = 500  # what the server answers if the app never starts a response
+        sent = 0
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        context = REQUEST_ID.set(request_id)
+        metrics.in_progress.inc()
+        try:
+            await app(scope, receive, send_observed)
+        finally:
+            elapsed = perf_counter() - started
+            metrics.in_progress.dec()
+            # Litestar writes the matched route's template into the scope it was given.
+            route = scope.get("path_template") or UNMATCHED
+            metrics.record(route, method if method in METHODS else "other", status, elapsed)
+            if log_requests and access_log.isEnabledFor(logging.INFO):
+                path = loggable_path(path, scope.get("query_string", b""))
+                client = scope.get("client")
+                # makeRecord + handle: what .info() does, without walking the stack for a
+                # caller nobody reads (a fifth of the cost of the line).
+                access_log.handle(access_log.makeRecord(
+                    access_log.name, logging.INFO, "(access)", 0, "%s %s %d %dB %.2fms",
+                    (method, path, status, sent, elapsed * 1000), None,
+                    extra={"http": {
+                        "method": method, "route": route, "path": path, "status": status,
+                        "duration_ms": round(elapsed * 1000, 3), "bytes": sent, "request_id": request_id,
+                        "client": client[0] if client else None,
+                    }},
+                ))
+            REQUEST_ID.reset(context)
+
+    middleware.__wrapped__ = app  # type: ignore[attr-defined]  # bench.servers measures without it
+    return middleware
+
+
+@get(
+    "/metrics", summary="Prometheus metrics of this server process", tags=["operations"],
+    media_type=CONTENT_TYPE,
+)
+async def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    metrics: Metrics = request.app.state.metrics
+    return Response(await metrics.scrape(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+HANDLERS = [metrics_handler]
