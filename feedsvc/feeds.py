@@ -70,7 +70,7 @@ class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
 class Rendered:
     """One cached feed document and its compressed variants, made on first demand."""
 
-    __slots__ = ("body", "etag", "last_modified", "seq", "stamp", "weight", "_variants")
+    __slots__ = ("_variants", "body", "etag", "last_modified", "seq", "stamp", "weight")
 
     def __init__(self, body: bytes, last_modified: datetime | None, seq: int, stamp: object) -> None:
         self.body = body
@@ -364,8 +364,9 @@ def pick_encoding(accept_encoding: str | None) -> Encoding:
                 q = 0.0
         weights[name.strip().lower()] = q
     star = weights.get("*", 0.0)
-    for coding in ("br", "gzip"):
+    codings: tuple[Encoding, ...] = ("br", "gzip")
+    for coding in codings:
         if weights.get(coding, star) > 0:
-            return coding  # type: ignore[return-value]
+            return coding
     return "identity"
 

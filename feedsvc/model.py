@@ -8,7 +8,7 @@ One definition serves three purposes: decoding and validating request bodies (th
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -65,7 +65,7 @@ def normalize_lang(tag: str) -> str:
     return "-".join(out)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_us(value: datetime) -> int:
@@ -95,7 +95,7 @@ def in_range(value: date | datetime) -> bool:
     """Whether a date, or the UTC date of a datetime, lies within FIRST_DAY..LAST_DAY."""
     if isinstance(value, datetime):
         try:
-            value = value.astimezone(timezone.utc).date()
+            value = value.astimezone(UTC).date()
         except OverflowError:
             return False
     return FIRST_DAY <= value <= LAST_DAY
@@ -381,7 +381,7 @@ class Query(Struct, frozen=True, kw_only=True):
         since: datetime | None = None
         if updated_since:
             parsed = parse_date_or_datetime(updated_since, "updated_since")
-            since = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, datetime.min.time(), timezone.utc)
+            since = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, datetime.min.time(), UTC)
         text = " ".join(q.split()) if q else None
         if text is not None and len(text) > 200:
             raise InvalidInputError("`q` is limited to 200 characters", field="q")

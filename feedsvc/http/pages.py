@@ -6,9 +6,9 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar import Request, Response, get
 
 from feedsvc.config import Settings
 from feedsvc.feeds import FORMATS, FeedPublisher, FeedSpec

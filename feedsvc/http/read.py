@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -16,7 +16,7 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import ChangePage, Commentary, Count, Category, Page, Query, Trend
+from feedsvc.model import Category, ChangePage, Commentary, Count, Page, Query, Trend
 from feedsvc.service import Service
 
 API = "/api/v1"
@@ -115,7 +115,7 @@ def conditional(
 
 
 def http_date(value: datetime) -> str:
-    return format_datetime(value.astimezone(timezone.utc), usegmt=True)
+    return format_datetime(value.astimezone(UTC), usegmt=True)
 
 
 # --- shared parameters --------------------------------------------------------------------

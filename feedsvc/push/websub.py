@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlencode
 from collections.abc import Iterable
+from urllib.parse import urlencode
 
 import httpx
 
@@ -75,7 +75,7 @@ class HubNotifier:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def stop(self, timeout: float = 5.0) -> None:

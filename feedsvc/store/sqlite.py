@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -81,11 +81,11 @@ def _date_window(query: Query) -> tuple[list[str], list[Any]]:
     params: list[Any] = []
     margin = timedelta(hours=24)
     if query.from_date is not None:
-        start = datetime.combine(query.from_date, datetime.min.time(), timezone.utc) - margin
+        start = datetime.combine(query.from_date, datetime.min.time(), UTC) - margin
         clauses.append("c.pub_us >= ? AND c.pub_date >= ?")
         params += [to_us(start), query.from_date.isoformat()]
     if query.to_date is not None:
-        end = datetime.combine(query.to_date, datetime.min.time(), timezone.utc) + timedelta(days=1) + margin
+        end = datetime.combine(query.to_date, datetime.min.time(), UTC) + timedelta(days=1) + margin
         clauses.append("c.pub_us < ? AND c.pub_date <= ?")
         params += [to_us(end), query.to_date.isoformat()]
     if query.from_time is not None:
@@ -235,14 +235,12 @@ class SqliteStore:
             self._write_lock.release()
 
     async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        async with self._read() as conn:
-            async with conn.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
+        async with self._read() as conn, conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
 
     async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self._read() as conn:
-            async with conn.execute(sql, tuple(params)) as cur:
-                return await cur.fetchone()
+        async with self._read() as conn, conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
 
     # --- schema ---------------------------------------------------------------------------
 
