@@ -244,7 +244,7 @@ class FeedPublisher:
         older = len(items) > query.limit
         items = items[: query.limit]
         presented = await self.service.present(items)
-        view = await self._view(fmt, spec, cursor, presented, older)
+        view = await self._view(fmt, spec, cursor, presented, older, seq)
         body = _RENDERERS[fmt](view, presented)
         self.stats.renders += 1
         rendered = Rendered(body, _newest(presented), seq, stamp.versions)
@@ -266,7 +266,7 @@ class FeedPublisher:
             self._cache_bytes -= evicted.weight
 
     async def _view(
-        self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None, items: list[Commentary], older: bool
+        self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None, items: list[Commentary], older: bool, seq: int
     ) -> FeedView:
         base = self.base_url
         prev_archive = None
@@ -299,16 +299,19 @@ class FeedPublisher:
             current=self.feed_url(spec, fmt) if cursor else None,
             is_archive=cursor is not None,
             alternates=alternates,
-            categories=await self._category_map(),
+            categories=await self._category_map(seq),
             xsl_url=f"{base}/feed.xsl" if fmt != "json" else None,
         )
 
-    async def _category_map(self) -> dict[str, Category]:
-        seq, categories = self._categories
-        state = await self.service.store.get_state()
-        if seq != state.seq:
+    async def _category_map(self, seq: int | None = None) -> dict[str, Category]:
+        """Categories by slug, reloaded when the change sequence moved. ``seq`` is the one the
+        caller already read; without it the store is asked."""
+        if seq is None:
+            seq = (await self.service.store.get_state()).seq
+        cached_seq, categories = self._categories
+        if cached_seq != seq:
             categories = {c.slug: c for c in await self.service.store.get_categories()}
-            self._categories = (state.seq, categories)
+            self._categories = (seq, categories)
         return categories
 
 
