@@ -4,7 +4,8 @@
 * The kill test starts the real server (``feedsvc serve``), drives a burst of concurrent
   POSTs, SIGKILLs the process mid-burst, restarts it and checks that every write that got
   a 2xx is there, that the file passes ``PRAGMA integrity_check`` and that the server
-  serves. Its figures are printed (``pytest -s``) for the issue's closing note.
+  serves. The same on PostgreSQL, where amcheck's B-tree checks stand in for
+  ``integrity_check``. Its figures are printed (``pytest -s``) for the issue's closing note.
 * A database locked past ``busy_timeout`` (another connection holding ``BEGIN EXCLUSIVE``)
   and a full disk (``PRAGMA max_page_count`` on the writer connection, and a real full
   tmpfs when the tests run as root) give 503 with Retry-After within a bound, store
@@ -87,8 +88,8 @@ def free_port() -> int:
 class Server:
     """``feedsvc serve`` as a child process in a session of its own."""
 
-    def __init__(self, db: Path, workdir: Path) -> None:
-        self.db, self.workdir = db, workdir
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.database_url, self.workdir = database_url, workdir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -99,7 +100,7 @@ class Server:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [str(FEEDSVC), *args, "--database-url", f"sqlite:///{self.db}"],
+            [str(FEEDSVC), *args, "--database-url", self.database_url],
             env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60, check=False,
         )
         assert done.returncode == 0, done.stderr
@@ -109,7 +110,7 @@ class Server:
         (self.workdir / "media").mkdir(exist_ok=True)
         with open(self.workdir / f"server-{self.port}.log", "wb") as log:
             self.process = subprocess.Popen(
-                [str(FEEDSVC), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url", f"sqlite:///{self.db}"],
+                [str(FEEDSVC), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url", self.database_url],
                 env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + 30
@@ -139,8 +140,8 @@ class Server:
 
 
 @contextmanager
-def serving(db: Path, workdir: Path) -> Iterator[Server]:
-    server = Server(db, workdir)
+def serving(database_url: str, workdir: Path) -> Iterator[Server]:
+    server = Server(database_url, workdir)
     server.start()
     try:
         yield server
@@ -179,10 +180,12 @@ async def burst(server: Server, token: str, *, total: int, concurrency: int, kil
     return {"acked": acked, "failed": failed, "other": other}
 
 
-@pytest.mark.slow
-async def test_every_acknowledged_write_survives_sigkill_mid_burst(tmp_path: Path) -> None:
-    db = tmp_path / "kill.db"
-    first = Server(db, tmp_path)
+async def kill_mid_burst_and_restart(database_url: str, workdir: Path) -> tuple[dict[str, int], str, int]:
+    """The kill test's body on any store: a burst of POSTs, SIGKILL after 150 acknowledgements,
+    a restart on the same database, every acknowledged write read back over HTTP.
+    Returns the acknowledged ids (with their burst numbers), the id written after the
+    restart, and how many requests got no answer."""
+    first = Server(database_url, workdir)
     token = first.cli("token", "create", "--name", "kill-test", "--scope", "write").strip().splitlines()[-1]
     first.start()
     try:
@@ -200,7 +203,7 @@ async def test_every_acknowledged_write_survives_sigkill_mid_burst(tmp_path: Pat
     assert seen["other"] == []
     assert seen["failed"] > 0, "nothing was in flight or queued at the kill"
 
-    with serving(db, tmp_path) as second:
+    with serving(database_url, workdir) as second:
         async with httpx.AsyncClient(base_url=second.base, timeout=10) as client:
             found = await asyncio.gather(*(client.get(f"{API}/{id}") for id in acked))
             assert [r.status_code for r in found] == [200] * len(acked)
@@ -210,21 +213,81 @@ async def test_every_acknowledged_write_survives_sigkill_mid_burst(tmp_path: Pat
             check_feed("atom", feed.content)
             after = await client.post(API, json=commentary(title="After the crash"), headers={"Authorization": f"Bearer {token}"})
             assert after.status_code == 201, after.text
+    return acked, after.json()["id"], seen["failed"]
+
+
+def report(store: str, acked: dict[str, int], stored: set[str], failed: int, check: str) -> None:
+    print(
+        f"\nkill test ({store}): {len(acked)} writes acknowledged before SIGKILL, {len(set(acked) & stored)} of them "
+        f"found after restart; {failed} requests got no answer, {len(stored) - len(acked)} of those were stored "
+        f"whole; {check}"
+    )
+
+
+@pytest.mark.slow
+async def test_every_acknowledged_write_survives_sigkill_mid_burst(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    acked, after, failed = await kill_mid_burst_and_restart(f"sqlite:///{db}", tmp_path)
 
     state = integrity(db)
     assert state["integrity_check"] == ["ok"]
     assert state["foreign_key_check"] == []
     assert state["fts rows"] == state["commentaries"]
     assert state["without a change"] == 0
-    stored = state["ids"] - {after.json()["id"]}
+    stored = state["ids"] - {after}
     assert set(acked) <= stored
     # Writes in flight at the kill are either wholly there or wholly absent, never partial.
     assert len(stored) - len(acked) <= 8
-    print(
-        f"\nkill test: {len(acked)} writes acknowledged before SIGKILL, {len(set(acked) & stored)} of them found "
-        f"after restart; {seen['failed']} requests got no answer, {len(stored) - len(acked)} of those were stored "
-        f"whole; integrity_check {state['integrity_check'][0]}"
-    )
+    report("SQLite", acked, stored, failed, f"integrity_check {state['integrity_check'][0]}")
+
+
+async def postgres_integrity(database_url: str) -> dict[str, Any]:
+    """PostgreSQL's counterpart of ``integrity``: amcheck's B-tree checks over every index of
+    the schema (heap included), plus the cross-table invariants a half-done write would break."""
+    import asyncpg
+
+    dsn, _, schema = database_url.rpartition("schema=")
+    conn = await asyncpg.connect(dsn.rstrip("?&"), server_settings={"search_path": f'"{schema}"'})
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")
+        indexes = await conn.fetch(
+            """SELECT c.oid::regclass::text AS name FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+               WHERE c.relnamespace = $1::regnamespace AND a.amname = 'btree'""",
+            schema,
+        )
+        for index in indexes:
+            await conn.execute("SELECT public.bt_index_check($1::regclass, true)", index["name"])
+        return {
+            "btree indexes checked": len(indexes),
+            "without a change": await conn.fetchval(
+                "SELECT count(*) FROM commentaries c WHERE NOT EXISTS (SELECT 1 FROM changes WHERE ref = c.id)"
+            ),
+            "without search text": await conn.fetchval("SELECT count(*) FROM commentaries WHERE tsv = ''::tsvector"),
+            "tags without a row": await conn.fetchval(
+                "SELECT count(*) FROM commentary_tags t WHERE NOT EXISTS (SELECT 1 FROM commentaries c WHERE c.cid = t.cid)"
+            ),
+            "ids": {r["id"] for r in await conn.fetch("SELECT id FROM commentaries")},
+        }
+    finally:
+        await conn.close()
+
+
+@pytest.mark.slow
+async def test_every_acknowledged_write_survives_sigkill_mid_burst_on_postgres(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    acked, after, failed = await kill_mid_burst_and_restart(pg_database_url, tmp_path)
+
+    state = await postgres_integrity(pg_database_url)
+    assert state["btree indexes checked"] >= 10
+    assert state["without a change"] == 0
+    assert state["without search text"] == 0
+    assert state["tags without a row"] == 0
+    stored = state["ids"] - {after}
+    assert set(acked) <= stored
+    assert len(stored) - len(acked) <= 8
+    report("PostgreSQL", acked, stored, failed, f"amcheck passed on {state['btree indexes checked']} B-tree indexes")
 
 
 # --- a locked database -----------------------------------------------------------------------
