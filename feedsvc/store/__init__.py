@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -37,6 +37,52 @@ class TokenRecord(msgspec.Struct, kw_only=True):
     info: TokenInfo
     salt: bytes
     digest: bytes
+
+
+class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the change log exactly as stored, private changes included (issue 5:
+    ``feedsvc migrate-data`` copies the log verbatim, so mirrors' cursors stay valid)."""
+
+    seq: int
+    kind: str
+    """``commentary`` or ``category``."""
+    ref: str
+    """The commentary id or category slug."""
+    op: str
+    public_op: str | None
+    at_us: int
+    doc: bytes | None
+    """The commentary after the change, as the stored JSON bytes (public upserts only)."""
+
+
+class StoredCategory(msgspec.Struct, frozen=True, kw_only=True):
+    """A category as stored, with the version and time of its last change."""
+
+    slug: str
+    names: dict[str, str]
+    descriptions: dict[str, str]
+    updated_us: int
+    version: int
+
+
+class StoredCommentary(msgspec.Struct, frozen=True, kw_only=True):
+    """A commentary with the store's own visibility flag (published and due)."""
+
+    item: Commentary
+    public: bool
+
+
+class CopyBatch(msgspec.Struct, kw_only=True):
+    """Records copied from another store, written verbatim by ``Store.load_copy``."""
+
+    categories: list[StoredCategory] = msgspec.field(default_factory=list)
+    commentaries: list[StoredCommentary] = msgspec.field(default_factory=list)
+    removed: list[str] = msgspec.field(default_factory=list)
+    """Ids of commentaries the other store no longer has."""
+    log: list[LogEntry] = msgspec.field(default_factory=list)
+    """Change log entries above the newest one held here, in order."""
+    tokens: list[TokenRecord] = msgspec.field(default_factory=list)
+    secret: bytes | None = None
 
 
 class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +247,52 @@ class Store(Protocol):
         Reads in chunks (keyset on id), so memory stays flat on any size of database. A
         commentary written while the iteration runs may or may not appear.
         """
+
+    # --- verbatim copies between stores (feedsvc migrate-data) -----------------------------
+
+    async def get_log(self, since: int, limit: int) -> list[LogEntry]:
+        """Change log entries with a sequence number above ``since``, oldest first, at most
+        ``limit``; every entry, private ones too, exactly as stored."""
+
+    async def get_stored_commentaries(
+        self, *, after: str = "", ids: Sequence[str] | None = None, limit: int
+    ) -> list[StoredCommentary]:
+        """Commentaries (drafts and scheduled ones too) with an id above ``after`` and, when
+        ``ids`` is given, among ``ids``; ordered by id, at most ``limit``."""
+
+    async def get_stored_categories(self) -> list[StoredCategory]:
+        """Every category as stored, by slug."""
+
+    async def get_token_records(self) -> list[TokenRecord]:
+        """Every token as stored, revoked ones too, by id."""
+
+    async def load_copy(self, batch: CopyBatch) -> None:
+        """Write records copied from another store, in one write transaction, appending no
+        change of its own: upsert the categories (with their version and time), replace each
+        commentary with the copy (a row here that holds its language and slug is dropped:
+        it is stale, and a later entry of the log will bring it back), delete the removed
+        ids, append the log entries with their own sequence numbers (later writes here go on
+        from the highest), upsert the tokens, and set the secret when given.
+        """
+
+
+def log_entry(row: Any) -> LogEntry:
+    """A LogEntry from a row of (seq, kind, ref, op, public_op, at_us, doc), either store's."""
+    return LogEntry(
+        seq=row[0], kind=row[1], ref=row[2], op=row[3], public_op=row[4], at_us=row[5],
+        doc=bytes(row[6]) if row[6] is not None else None,
+    )
+
+
+def stored_category(row: Any) -> StoredCategory:
+    """A StoredCategory from a row of (slug, names, descriptions, updated_us, version)."""
+    return StoredCategory(
+        slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
+        updated_us=row[3], version=row[4],
+    )
+
+
+_decode_str_dict = msgspec.json.Decoder(dict[str, str]).decode
 
 
 def open_store(url: str) -> Store:

@@ -69,7 +69,18 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import IdempotencyKey, StoreState, TokenRecord, ViewStamp
+from feedsvc.store import (
+    CopyBatch,
+    IdempotencyKey,
+    LogEntry,
+    StoredCategory,
+    StoredCommentary,
+    StoreState,
+    TokenRecord,
+    ViewStamp,
+    log_entry,
+    stored_category,
+)
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.text import html_to_text
 
@@ -329,13 +340,20 @@ class PostgresStore:
         self, conn: asyncpg.Connection, item: Commentary, public: bool, *, op: str, public_op: str | None, now: datetime
     ) -> None:
         """Insert the row, its tags, authors and search vectors, and its change, in one statement."""
+        await conn.execute(
+            _INSERT_COMMENTARY, *self._commentary_args(item, public, op=op, public_op=public_op, at_us=to_us(now))
+        )
+
+    def _commentary_args(
+        self, item: Commentary, public: bool, *, op: str, public_op: str | None, at_us: int
+    ) -> tuple[Any, ...]:
+        """The parameters of ``_INSERT_COMMENTARY`` (and ``_COPY_COMMENTARY``)."""
         doc = _encode(item)
         tsv, words = _search_vectors(self._tokenizer(), item)
         tags = {t.casefold(): t for t in item.tags}
         authors = {a.name.casefold(): a.name for a in item.authors}
-        await conn.execute(
-            _INSERT_COMMENTARY,
-            item.version, item.id, op, public_op, to_us(now), doc if public else None,
+        return (
+            item.version, item.id, op, public_op, at_us, doc if public else None,
             item.lang, item.slug, item.translation_key, item.category, item.status, item.trend,
             to_us(item.published_at), item.published_at.date(), to_us(item.updated_at),
             item.period.start if item.period else None, item.period.end if item.period else None,
@@ -616,6 +634,84 @@ class PostgresStore:
                 return
             after = rows[-1][0]
 
+    # --- verbatim copies between stores (feedsvc migrate-data) -----------------------------
+
+    async def get_log(self, since: int, limit: int) -> list[LogEntry]:
+        rows = await self._fetch(
+            "SELECT seq, kind, ref, op, public_op, at_us, doc FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            since, limit,
+        )
+        return [log_entry(r) for r in rows]
+
+    async def get_stored_commentaries(
+        self, *, after: str = "", ids: Sequence[str] | None = None, limit: int
+    ) -> list[StoredCommentary]:
+        among = "" if ids is None else " AND id = ANY($3::text[])"
+        rows = await self._fetch(
+            f"SELECT doc, public FROM commentaries WHERE id > $1{among} ORDER BY id LIMIT $2",
+            after, limit, *([] if ids is None else [list(ids)]),
+        )
+        return [StoredCommentary(item=_decode_commentary(r[0]), public=r[1]) for r in rows]
+
+    async def get_stored_categories(self) -> list[StoredCategory]:
+        rows = await self._fetch("SELECT slug, names, descriptions, updated_us, version FROM categories ORDER BY slug")
+        return [stored_category(r) for r in rows]
+
+    async def get_token_records(self) -> list[TokenRecord]:
+        rows = await self._fetch(
+            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens ORDER BY id"
+        )
+        return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
+
+    async def load_copy(self, batch: CopyBatch) -> None:
+        async with self._write() as tx:
+            conn = tx.conn
+            if batch.categories:
+                await conn.executemany(
+                    "INSERT INTO categories (slug, names, descriptions, updated_us, version)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (slug) DO UPDATE SET names = excluded.names,"
+                    " descriptions = excluded.descriptions, updated_us = excluded.updated_us,"
+                    " version = excluded.version",
+                    [
+                        (c.slug, _encode(c.names), _encode(c.descriptions), c.updated_us, c.version)
+                        for c in batch.categories
+                    ],
+                )
+            replaced = [*batch.removed, *(c.item.id for c in batch.commentaries)]
+            if replaced:
+                await conn.execute("DELETE FROM commentaries WHERE id = ANY($1::text[])", replaced)
+            if batch.commentaries:
+                await conn.execute(
+                    "DELETE FROM commentaries c USING unnest($1::text[], $2::text[]) AS n (lang, slug)"
+                    " WHERE c.lang = n.lang AND c.slug = n.slug",
+                    [c.item.lang for c in batch.commentaries], [c.item.slug for c in batch.commentaries],
+                )
+                await conn.executemany(
+                    _COPY_COMMENTARY,
+                    [self._commentary_args(c.item, c.public, op="", public_op=None, at_us=0) for c in batch.commentaries],
+                )
+            if batch.log:
+                await conn.executemany(
+                    _INSERT_CHANGE, [(e.seq, e.kind, e.ref, e.op, e.public_op, e.at_us, e.doc) for e in batch.log]
+                )
+            if batch.tokens:
+                await conn.executemany(
+                    "INSERT INTO tokens (id, name, scopes, salt, digest, created_us, expires_us, revoked_us)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                    " scopes = excluded.scopes, salt = excluded.salt, digest = excluded.digest,"
+                    " created_us = excluded.created_us, expires_us = excluded.expires_us,"
+                    " revoked_us = excluded.revoked_us",
+                    [_token_row(t) for t in batch.tokens],
+                )
+            if batch.secret is not None:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('secret', $1)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    batch.secret,
+                )
+        if batch.secret is not None:
+            self._secret = batch.secret
+
 
 # --- statements -----------------------------------------------------------------------------
 
@@ -623,12 +719,9 @@ _INSERT_CHANGE = (
     "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 
-# The change, the row, its tags and its authors in one round trip.
-_INSERT_COMMENTARY = """
-WITH change AS (
-    INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc)
-    VALUES ($1, 'commentary', $2, $3, $4, $5, $6)
-), row AS (
+# The row, its tags and its authors, after a first CTE (the change).
+_COMMENTARY_ROW = """
+row AS (
     INSERT INTO commentaries (id, lang, slug, translation_key, category, status, trend, pub_us, pub_date,
         updated_us, period_start, period_end, version, public, doc, tsv, tsv_stem)
     VALUES ($2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $1, $18, $19, $20::text::tsvector,
@@ -641,6 +734,18 @@ WITH change AS (
 INSERT INTO commentary_authors (cid, name, name_key)
 SELECT row.cid, a.name, a.name_key FROM row, unnest($25::text[], $26::text[]) AS a (name, name_key)
 """
+
+# The change, the row, its tags and its authors in one round trip.
+_INSERT_COMMENTARY = """
+WITH change AS (
+    INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc)
+    VALUES ($1, 'commentary', $2, $3, $4, $5, $6)
+),""" + _COMMENTARY_ROW
+
+# The same without the change, for a copy from another store (feedsvc migrate-data), which
+# brings its log entries as they were. The parameters stay those of _INSERT_COMMENTARY (the
+# change's are only typed, never used), so that both take ``_commentary_args``.
+_COPY_COMMENTARY = "WITH change AS (SELECT $3::text, $4::text, $5::bigint, $6::bytea)," + _COMMENTARY_ROW
 
 
 # --- helpers that run inside a write transaction ------------------------------------------
@@ -724,6 +829,15 @@ def _category(row: Any) -> Category:
     return Category(
         slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
         updated_at=from_us(row[3]), count=row[4],
+    )
+
+
+def _token_row(record: TokenRecord) -> tuple[Any, ...]:
+    """(id, name, scopes, salt, digest, created_us, expires_us, revoked_us) of a token."""
+    info = record.info
+    return (
+        info.id, info.name, _encode(info.scopes), record.salt, record.digest, to_us(info.created_at),
+        to_us(info.expires_at) if info.expires_at else None, to_us(info.revoked_at) if info.revoked_at else None,
     )
 
 

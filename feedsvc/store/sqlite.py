@@ -50,7 +50,18 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import IdempotencyKey, StoreState, TokenRecord, ViewStamp
+from feedsvc.store import (
+    CopyBatch,
+    IdempotencyKey,
+    LogEntry,
+    StoredCategory,
+    StoredCommentary,
+    StoreState,
+    TokenRecord,
+    ViewStamp,
+    log_entry,
+    stored_category,
+)
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.text import html_to_text
 
@@ -748,6 +759,82 @@ class SqliteStore:
                 return
             after = rows[-1][0]
 
+    # --- verbatim copies between stores (feedsvc migrate-data) -----------------------------
+
+    async def get_log(self, since: int, limit: int) -> list[LogEntry]:
+        rows = await self._fetchall(
+            "SELECT seq, kind, ref, op, public_op, at_us, doc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        )
+        return [log_entry(r) for r in rows]
+
+    async def get_stored_commentaries(
+        self, *, after: str = "", ids: Sequence[str] | None = None, limit: int
+    ) -> list[StoredCommentary]:
+        among = "" if ids is None else f" AND id IN ({','.join('?' * len(ids))})"
+        rows = await self._fetchall(
+            f"SELECT doc, public FROM commentaries WHERE id > ?{among} ORDER BY id LIMIT ?",
+            [after, *(ids or ()), limit],
+        )
+        return [StoredCommentary(item=_decode_commentary(r[0]), public=bool(r[1])) for r in rows]
+
+    async def get_stored_categories(self) -> list[StoredCategory]:
+        rows = await self._fetchall(
+            "SELECT slug, names, descriptions, updated_us, version FROM categories ORDER BY slug"
+        )
+        return [stored_category(r) for r in rows]
+
+    async def get_token_records(self) -> list[TokenRecord]:
+        rows = await self._fetchall(
+            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens ORDER BY id"
+        )
+        return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
+
+    async def load_copy(self, batch: CopyBatch) -> None:
+        async with self._write() as conn:
+            await conn.executemany(
+                "INSERT INTO categories (slug, names, descriptions, updated_us, version) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (slug) DO UPDATE SET names = excluded.names, descriptions = excluded.descriptions,"
+                " updated_us = excluded.updated_us, version = excluded.version",
+                [(c.slug, _encode(c.names), _encode(c.descriptions), c.updated_us, c.version) for c in batch.categories],
+            )
+            rowids: dict[str, int] = {}
+            for id in [*batch.removed, *(c.item.id for c in batch.commentaries)]:
+                rowid = await _scalar(conn, "SELECT rowid FROM commentaries WHERE id = ?", (id,))
+                if rowid is not None:
+                    await _delete_row(conn, rowid)
+                    rowids[id] = rowid
+            for copy in batch.commentaries:
+                item = copy.item
+                stale = await _scalar(
+                    conn, "SELECT rowid FROM commentaries WHERE lang = ? AND slug = ?", (item.lang, item.slug)
+                )
+                if stale is not None:
+                    await _delete_row(conn, stale)
+                await _insert_row(conn, item, copy.public, rowid=rowids.get(item.id))
+            # An explicit seq also moves AUTOINCREMENT's counter (sqlite_sequence) up to it,
+            # so the next write here gets the number after the copied ones.
+            await conn.executemany(
+                "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(e.seq, e.kind, e.ref, e.op, e.public_op, e.at_us, e.doc) for e in batch.log],
+            )
+            await conn.executemany(
+                "INSERT INTO tokens (id, name, scopes, salt, digest, created_us, expires_us, revoked_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " scopes = excluded.scopes, salt = excluded.salt, digest = excluded.digest,"
+                " created_us = excluded.created_us, expires_us = excluded.expires_us,"
+                " revoked_us = excluded.revoked_us",
+                [_token_row(t) for t in batch.tokens],
+            )
+            if batch.secret is not None:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('secret', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (batch.secret,),
+                )
+        if batch.secret is not None:
+            self._secret = batch.secret
+
 
 # --- helpers that run inside a write transaction ------------------------------------------
 
@@ -869,6 +956,15 @@ def _category(row: Any) -> Category:
     return Category(
         slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
         updated_at=from_us(row[3]), count=row[4],
+    )
+
+
+def _token_row(record: TokenRecord) -> tuple[Any, ...]:
+    """(id, name, scopes, salt, digest, created_us, expires_us, revoked_us) of a token."""
+    info = record.info
+    return (
+        info.id, info.name, _encode(info.scopes), record.salt, record.digest, to_us(info.created_at),
+        to_us(info.expires_at) if info.expires_at else None, to_us(info.revoked_at) if info.revoked_at else None,
     )
 
 
