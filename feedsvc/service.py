@@ -41,6 +41,7 @@ from feedsvc.model import (
     Query,
     Source,
     TokenInfo,
+    is_slug,
     normalize_lang,
     to_us,
 )
@@ -182,6 +183,9 @@ class Service:
         return await self.store.get_categories()
 
     async def get_category(self, slug: str) -> Category:
+        if not is_slug(slug):
+            # No category has such a slug; and PostgreSQL refuses some strings (NUL) outright.
+            raise NotFoundError(f"no category {slug!r}")
         await self.state()  # its count must include scheduled commentaries that became due
         return await self.store.get_category(slug)
 

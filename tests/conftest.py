@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,10 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return load_settings({}, database_url=f"sqlite:///{db_path}", public_url=PUBLIC_URL)
+def settings(any_database_url: str) -> Settings:
+    """The app's settings, on each store in turn (issue 5: one contract, two stores): a
+    SQLite file, then a PostgreSQL schema of the test's own (skipped without a DSN)."""
+    return load_settings({}, database_url=any_database_url, public_url=PUBLIC_URL)
 
 
 @pytest.fixture
@@ -89,17 +91,10 @@ async def categories(client: AsyncTestClient[Litestar], auth: dict[str, str]) ->
 
 
 @pytest.fixture
-def rows(db_path: Path) -> Iterator[Any]:
-    """Read the real database file directly, to assert on what was (not) stored."""
-
-    def query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(db_path)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-
-    yield query
+def rows(settings: Settings) -> Any:
+    """Read the real database directly (SQL with ``?`` placeholders, on either store), to
+    assert on what was (not) stored."""
+    return rows_for(settings.database_url)
 
 
 def pytest_report_header() -> str:

@@ -19,7 +19,6 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -40,8 +39,8 @@ SEED_AUTHOR = "O'Brien; --"
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return load_settings(NO_RATE_LIMITS, database_url=f"sqlite:///{db_path}", public_url=PUBLIC_URL)
+def settings(any_database_url: str) -> Settings:
+    return load_settings(NO_RATE_LIMITS, database_url=any_database_url, public_url=PUBLIC_URL)
 
 
 # --- the context a case runs in ---------------------------------------------------------------

@@ -27,23 +27,12 @@ from typing import Any
 
 import pytest
 
-from feedsvc.config import Settings
 from tests.conftest import FakeClock, assert_error, commentary
 
 API = "/api/v1/commentaries"
 CHANGES = "/api/v1/changes"
 # Change entries carry no translation links; see the module docstring.
 NOT_IN_CHANGES = {"translations"}
-
-
-@pytest.fixture
-def settings(any_settings: Settings) -> Settings:
-    return any_settings
-
-
-@pytest.fixture
-def rows(any_rows: Any) -> Any:
-    return any_rows
 
 
 class Mirror:
