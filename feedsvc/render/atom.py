@@ -20,7 +20,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.model import Commentary
-from feedsvc.render.feedview import XML_LANG, FeedView, ItemParts, clean_view_text, feed_updated, prepare, safe_view
+from feedsvc.render.feedview import XML_LANG, FeedView, ItemParts, clean_view_text, newest_update, prepare, safe_view
 from feedsvc.render.xmlfeed import (
     TRANSLATION_TYPE,
     EntryExtension,
@@ -85,8 +85,13 @@ def render_atom(view: FeedView, items: Sequence[Commentary]) -> bytes:
     Returns:
         The document; identical input gives identical bytes (no render-time values).
     """
+    return render_atom_parts(view, [prepare(view, item) for item in items])
+
+
+def render_atom_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
+    """``render_atom`` for items already reduced to ItemParts (weekly digests build theirs)."""
     view = safe_view(view)
-    parts = [prepare(view, item) for item in items]
+    parts = list(parts)
     fg, _ = new_generator(view, parts, _AtomFeedExtension, _AtomEntryExtension)
     fg.id(view.id)
     subtitle = clean_view_text(view.subtitle)
@@ -103,7 +108,7 @@ def render_atom(view: FeedView, items: Sequence[Commentary]) -> bytes:
     if view.logo:
         fg.logo(view.logo)
     fg.generator(view.generator, version=view.generator_version, uri=view.generator_uri)
-    fg.updated(feed_updated(view, items))
+    fg.updated(newest_update(view, parts))
     fallback_author = [{"name": clean_view_text(view.title) or view.id}]
     for p in parts:
         _add_entry(fg, p, view, fallback_author)

@@ -239,6 +239,15 @@ def feed_updated(view: FeedView, items: Iterable[Commentary]) -> datetime:
     return newest
 
 
+def newest_update(view: FeedView, parts: Iterable[ItemParts]) -> datetime:
+    """``feed_updated`` for items already reduced by :func:`prepare` (or built otherwise,
+    as weekly digests are): the newest ``updated`` among them, or ``view.updated``."""
+    newest = aware(view.updated) if view.updated is not None else EPOCH
+    for p in parts:
+        newest = max(newest, p.updated)
+    return newest
+
+
 def tag_uri(authority: str, item: Commentary) -> str:
     """The permanent id of a commentary in feeds (RFC 4151 tag URI).
 

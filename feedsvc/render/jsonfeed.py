@@ -169,6 +169,18 @@ def render_jsonfeed(
     """
     view = safe_view(view)
     related = related or {}
+    return _document(
+        view,
+        [_item(prepare(view, item), _refs(related_refs(related.get(item.id, ()), view.base_url))) for item in items],
+    )
+
+
+def render_jsonfeed_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
+    """``render_jsonfeed`` for items already reduced to ItemParts (weekly digests build theirs)."""
+    return _document(safe_view(view), [_item(p, []) for p in parts])
+
+
+def _document(view: FeedView, items: list[Item]) -> bytes:
     feed = Feed(
         version=VERSION,
         title=clean_view_text(view.title) or view.id,
@@ -181,9 +193,6 @@ def render_jsonfeed(
         favicon=view.icon,
         language=view.lang,
         hubs=[Hub(type="WebSub", url=hub) for hub in view.hubs],
-        items=[
-            _item(prepare(view, item), _refs(related_refs(related.get(item.id, ()), view.base_url)))
-            for item in items
-        ],
+        items=items,
     )
     return _encoder.encode(feed)

@@ -28,7 +28,7 @@ from feedsvc.render.feedview import (
     MEDIA_NS,
     FeedView,
     ItemParts,
-    feed_updated,
+    newest_update,
     prepare,
     safe_view,
 )
@@ -145,8 +145,13 @@ def render_rss(view: FeedView, items: Sequence[Commentary]) -> bytes:
     Returns:
         The document; identical input gives identical bytes (no render-time values).
     """
+    return render_rss_parts(view, [prepare(view, item) for item in items])
+
+
+def render_rss_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
+    """``render_rss`` for items already reduced to ItemParts (weekly digests build theirs)."""
     view = safe_view(view)
-    parts = [prepare(view, item) for item in items]
+    parts = list(parts)
     fg, _ = new_generator(view, parts, _RssFeedExtension, _RssItemExtension)
     fg.description(_clean(view.subtitle) or _clean(view.title) or view.id)
     fg.link(href=view.self_url, rel="self", type=MEDIA_TYPE)
@@ -158,7 +163,7 @@ def render_rss(view: FeedView, items: Sequence[Commentary]) -> bytes:
     fg.docs(DOCS)
     if view.ttl:
         fg.ttl(view.ttl)
-    fg.updated(feed_updated(view, items))
+    fg.updated(newest_update(view, parts))
     for p in parts:
         _add_item(fg, p, view)
     return serialize(fg.rss_str(pretty=False), view.xsl_url)
