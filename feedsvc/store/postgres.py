@@ -15,7 +15,7 @@ pool, so a write acknowledged by one node is what every node reads next. The cho
 * **Reads are single statements** (or a read-only snapshot), so each sees one consistent
   state.
 * **Full-text search matches what SqliteStore matches.** Words are split by SQLite's own
-  FTS5 tokenizer (``_Words``), stored with their positions in ``tsv``, and queried as
+  FTS5 tokenizer (feedsvc.store.words), stored with their positions in ``tsv``, and queried as
   SQLite's ``fts_query`` does: every word, phrases for words the tokenizer splits, the last
   word as a prefix. On top, ``tsv_stem`` holds the same words through the language's
   text-search configuration (``TEXT_SEARCH_CONFIGS``), and a query word also matches
@@ -38,8 +38,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +81,7 @@ from feedsvc.store import (
     stored_category,
 )
 from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.words import Words as _Words
 from feedsvc.text import html_to_text
 
 POOL_MIN, POOL_MAX = 1, 10
@@ -95,8 +95,6 @@ WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock((x'66656564'::bigint << 32) | 'ch
 # The migration lock is named after the schema, which may not exist yet.
 MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(x'6d696772'::int, hashtext(coalesce($1::text, current_schema(), '')))"
 
-FTS_TOKENIZER = "unicode61 remove_diacritics 2"
-"""The tokenizer of SqliteStore's FTS5 table (migrations/sqlite.py): what a word is."""
 TEXT_SEARCH_CONFIGS = {"en": "english", "ru": "russian"}
 """Text-search configuration by primary language subtag; ``simple`` for any other."""
 MAX_LEXEME_BYTES = 2047  # PostgreSQL refuses longer lexemes; longer words are cut to this
@@ -998,35 +996,3 @@ def _search_vectors(words: _Words, item: Commentary) -> tuple[str, str]:
         for lexeme, found in positions.items()
     )
     return literal, " ".join(positions)
-
-
-class _Words:
-    """Splits text into words exactly as SqliteStore's FTS5 index does, by asking SQLite's
-    own tokenizer (an in-memory FTS5 table and its ``fts5vocab`` view). Sharing one
-    definition of a word is what makes both stores find the same commentaries for the same
-    search, down to case folding, diacritics and every Unicode edge SQLite has an opinion on.
-    """
-
-    def __init__(self) -> None:
-        self._db = sqlite3.connect(":memory:", check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute(f"CREATE VIRTUAL TABLE t USING fts5 (x, content = '', tokenize = '{FTS_TOKENIZER}')")
-        self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
-
-    def split(self, texts: Iterable[str]) -> list[list[str]]:
-        """The words of each text, in order, case-folded and without diacritics."""
-        rows = list(enumerate(texts, start=1))
-        out: list[list[str]] = [[] for _ in rows]
-        with self._lock:
-            try:
-                self._db.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", rows)
-                for doc, term in self._db.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
-                    out[doc - 1].append(term)
-            finally:
-                self._db.execute("INSERT INTO t (t) VALUES ('delete-all')")
-        return out
-
-    def close(self) -> None:
-        self._db.close()
-
-

@@ -1,0 +1,44 @@
+"""What a word is, for every store: SQLite's FTS5 tokenizer, asked directly.
+
+SqliteStore's full-text index splits text with FTS5's ``unicode61`` tokenizer; PostgresStore
+stores and queries the very same words, and related commentaries (feedsvc.store.related)
+compare titles word by word on both stores. One definition, taken from SQLite itself, is
+what makes the stores agree down to case folding, diacritics and every Unicode edge SQLite
+has an opinion on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+
+FTS_TOKENIZER = "unicode61 remove_diacritics 2"
+"""The tokenizer of SqliteStore's FTS5 table (migrations/sqlite.py): what a word is."""
+
+
+class Words:
+    """Splits text into words exactly as SqliteStore's FTS5 index does, by asking SQLite's
+    own tokenizer (an in-memory FTS5 table and its ``fts5vocab`` view). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute(f"CREATE VIRTUAL TABLE t USING fts5 (x, content = '', tokenize = '{FTS_TOKENIZER}')")
+        self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
+
+    def split(self, texts: Iterable[str]) -> list[list[str]]:
+        """The words of each text, in order, case-folded and without diacritics."""
+        rows = list(enumerate(texts, start=1))
+        out: list[list[str]] = [[] for _ in rows]
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", rows)
+                for doc, term in self._db.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+                    out[doc - 1].append(term)
+            finally:
+                self._db.execute("INSERT INTO t (t) VALUES ('delete-all')")
+        return out
+
+    def close(self) -> None:
+        self._db.close()
