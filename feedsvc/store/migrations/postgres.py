@@ -127,6 +127,38 @@ STEPS: dict[int, str] = {
     );
     CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
     """,
+    # Issue 4, part 6: webhook subscriptions. The change log is their outbox: each one keeps
+    # the seq of the last change it delivered or skipped (`cursor`), moved only after the
+    # receiver acknowledged, so a restart resumes where delivery stopped.
+    3: """
+    CREATE TABLE webhooks (
+        id text COLLATE "C" PRIMARY KEY,
+        url text NOT NULL,
+        events bytea NOT NULL,              -- JSON list: created, updated, deleted
+        categories bytea NOT NULL,          -- JSON list of slugs (empty: every category)
+        languages bytea NOT NULL,           -- JSON list of language tags (empty: every one)
+        description text,
+        secret bytea NOT NULL,              -- the signing key, shown once when registered
+        owner text NOT NULL,                -- id of the token that registered it
+        created_us bigint NOT NULL,
+        cursor bigint NOT NULL,             -- seq of the last change delivered or skipped
+        state text NOT NULL,                -- active, disabled
+        disabled_reason text,
+        disabled_us bigint,
+        failures integer NOT NULL,          -- consecutive failed attempts
+        next_attempt_us bigint NOT NULL,    -- no attempt before this (backoff)
+        last_error text,
+        last_error_status integer,
+        last_error_us bigint,
+        last_success_us bigint,
+        lease_owner text,                   -- the sender delivering now (several nodes)
+        lease_until_us bigint NOT NULL
+    );
+    CREATE INDEX webhooks_due ON webhooks (next_attempt_us) WHERE state = 'active';
+    -- Filters of a deletion need the deleted commentary's category and language: the doc of
+    -- its latest earlier public change.
+    CREATE INDEX changes_ref ON changes (ref, seq) WHERE doc IS NOT NULL;
+    """,
 }
 
 VERSION = max(STEPS)

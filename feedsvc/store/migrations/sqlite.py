@@ -111,6 +111,38 @@ STEPS: dict[int, str] = {
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
     """,
+    # Issue 4, part 6: webhook subscriptions. The change log is their outbox: each one keeps
+    # the seq of the last change it delivered or skipped (`cursor`), moved only after the
+    # receiver acknowledged, so a restart resumes where delivery stopped.
+    3: """
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,             -- JSON list: created, updated, deleted
+        categories TEXT NOT NULL,         -- JSON list of slugs (empty: every category)
+        languages TEXT NOT NULL,          -- JSON list of language tags (empty: every one)
+        description TEXT,
+        secret BLOB NOT NULL,             -- the signing key, shown once when registered
+        owner TEXT NOT NULL,              -- id of the token that registered it
+        created_us INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,          -- seq of the last change delivered or skipped
+        state TEXT NOT NULL,              -- active, disabled
+        disabled_reason TEXT,
+        disabled_us INTEGER,
+        failures INTEGER NOT NULL,        -- consecutive failed attempts
+        next_attempt_us INTEGER NOT NULL, -- no attempt before this (backoff)
+        last_error TEXT,
+        last_error_status INTEGER,
+        last_error_us INTEGER,
+        last_success_us INTEGER,
+        lease_owner TEXT,                 -- the sender delivering now (several nodes)
+        lease_until_us INTEGER NOT NULL
+    );
+    CREATE INDEX webhooks_due ON webhooks (next_attempt_us) WHERE state = 'active';
+    -- Filters of a deletion need the deleted commentary's category and language: the doc of
+    -- its latest earlier public change.
+    CREATE INDEX changes_ref ON changes (ref, seq) WHERE doc IS NOT NULL;
+    """,
 }
 
 VERSION = max(STEPS)
