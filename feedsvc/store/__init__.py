@@ -12,8 +12,8 @@ also appends a change so caches and mirrors see them appear.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -94,6 +94,39 @@ class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
     """The header's value (1-255 visible ASCII characters)."""
     fingerprint: str
     """A hash of the request body; a retry must carry the same one."""
+
+
+class DigestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The public commentaries of one digest (issue 9; see feedsvc.digest), as stored."""
+
+    start: date
+    """The day their periods start on."""
+    lang: str
+    commentaries: list[Commentary]
+    """Oldest publication first (ties by id); never empty."""
+    left_at: datetime | None
+    """The last time a public commentary left this digest, or joined it by turning public
+    when due; None when that never happened."""
+
+
+def digest_records(
+    keys: Sequence[tuple[date, str]],
+    members: Iterable[tuple[date, str, Commentary]],
+    left: Mapping[tuple[date, str], datetime],
+) -> list[DigestRecord]:
+    """Assemble ``get_digests``' answer, the same for every backend: one record per key,
+    in the order of ``keys``, from (start, lang, commentary) rows in display order and the
+    times noted for digests (``left``); keys without members are dropped."""
+    grouped: dict[tuple[date, str], list[Commentary]] = {key: [] for key in keys}
+    for start, lang, item in members:
+        found = grouped.get((start, lang))
+        if found is not None:
+            found.append(item)
+    return [
+        DigestRecord(start=key[0], lang=key[1], commentaries=items, left_at=left.get(key))
+        for key, items in grouped.items()
+        if items
+    ]
 
 
 class ViewStamp(msgspec.Struct, frozen=True):
@@ -181,6 +214,19 @@ class Store(Protocol):
 
     async def publish_due(self, now: datetime) -> int:
         """Make scheduled commentaries whose time has come public; return how many."""
+
+    async def get_digests(
+        self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
+    ) -> list[DigestRecord]:
+        """Weekly digests (issue 9): public commentaries with a period, grouped by (period
+        start, language); newest start first, ties by language; only ``lang`` when given,
+        only the period starting on ``start`` when given; strictly after ``after`` (start,
+        lang); at most ``limit``.
+
+        For ``DigestRecord.left_at``, ``update_commentary`` and ``delete_commentary`` note
+        their ``now`` on the digest a public commentary with a period was in before they
+        replaced or deleted it, and ``publish_due`` on the digest a commentary joins.
+        """
 
     async def get_state(self) -> StoreState:
         """The newest sequence number and the next scheduled publication time."""

@@ -40,7 +40,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -70,6 +70,7 @@ from feedsvc.model import (
 )
 from feedsvc.store import (
     CopyBatch,
+    DigestRecord,
     IdempotencyKey,
     LogEntry,
     StoredCategory,
@@ -77,6 +78,7 @@ from feedsvc.store import (
     StoreState,
     TokenRecord,
     ViewStamp,
+    digest_records,
     log_entry,
     stored_category,
 )
@@ -300,7 +302,7 @@ class PostgresStore:
             item = await _settle_slug(tx.conn, item, unique_slug=unique_slug)
             public = _is_public(item, now)
             item = msgspec.structs.replace(item, version=await tx.next_seq())
-            await tx.conn.execute("DELETE FROM commentaries WHERE cid = $1", row["cid"])
+            await tx.conn.execute(_DELETE_COMMENTARY, row["cid"], to_us(now))
             public_op = _public_op(row["public"], public)
             await self._insert(tx.conn, item, public, op="updated", public_op=public_op, now=now)
             return item
@@ -310,7 +312,7 @@ class PostgresStore:
             row = await _current(tx.conn, id, expected_version)
             seq = await tx.next_seq()
             await _append_change(tx.conn, seq, "commentary", id, "deleted", "deleted" if row["public"] else None, now)
-            await tx.conn.execute("DELETE FROM commentaries WHERE cid = $1", row["cid"])
+            await tx.conn.execute(_DELETE_COMMENTARY, row["cid"], to_us(now))
             return seq
 
     async def publish_due(self, now: datetime) -> int:
@@ -332,6 +334,7 @@ class PostgresStore:
                     "UPDATE commentaries SET public = true, version = $1, doc = $2 WHERE cid = $3", updates
                 )
                 await tx.conn.executemany(_INSERT_CHANGE, changes)
+                await tx.conn.execute(_MARK_DIGESTS, [row["cid"] for row in rows], to_us(now))
             return len(rows)
 
     async def _insert(
@@ -430,6 +433,47 @@ class PostgresStore:
                 Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or "")
             )
         return out
+
+    async def get_digests(
+        self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
+    ) -> list[DigestRecord]:
+        params: list[Any] = []
+
+        def arg(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        where = ["public", "period_start IS NOT NULL"]
+        if lang is not None:
+            where.append(f"lang = {arg(lang)}")
+        if start is not None:
+            where.append(f"period_start = {arg(start)}")
+        if after is not None:
+            day, after_lang = arg(after[0]), arg(after[1])
+            where.append(f"(period_start < {day} OR (period_start = {day} AND lang > {after_lang}))")
+        async with self._read() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            keys = [
+                (r[0], r[1])
+                for r in await conn.fetch(
+                    f"SELECT period_start, lang FROM commentaries WHERE {' AND '.join(where)}"
+                    f" GROUP BY period_start, lang ORDER BY period_start DESC, lang LIMIT {arg(limit)}",
+                    *params,
+                )
+            ]
+            if not keys:
+                return []
+            span = (keys[-1][0], keys[0][0])
+            lang_clause = " AND lang = $3" if lang is not None else ""
+            rows = await conn.fetch(
+                "SELECT period_start, lang, doc FROM commentaries WHERE public AND period_start IS NOT NULL"
+                f" AND period_start BETWEEN $1 AND $2{lang_clause} ORDER BY pub_us, id",
+                *span, *([lang] if lang is not None else []),
+            )
+            marks = await conn.fetch(
+                "SELECT period_start, lang, left_us FROM digest_marks WHERE period_start BETWEEN $1 AND $2", *span
+            )
+        members = [(r[0], r[1], _decode_commentary(r[2])) for r in rows]
+        return digest_records(keys, members, {(r[0], r[1]): from_us(r[2]) for r in marks})
 
     async def get_state(self) -> StoreState:
         row = await self._fetchrow(
@@ -712,6 +756,23 @@ class PostgresStore:
 
 
 # --- statements -----------------------------------------------------------------------------
+
+# Issue 9: a public commentary with a period leaves its weekly digest when it is replaced or
+# deleted, and joins one when it turns public; the digest notes the time (see
+# SqliteStore's _mark_digest), so its updated time moves though no commentary left in it did.
+_DIGEST_MARK_UPSERT = (
+    " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = greatest(digest_marks.left_us, excluded.left_us)"
+)
+_DELETE_COMMENTARY = (
+    "WITH gone AS (DELETE FROM commentaries WHERE cid = $1 RETURNING lang, period_start, public)"
+    " INSERT INTO digest_marks (lang, period_start, left_us)"
+    " SELECT lang, period_start, $2 FROM gone WHERE public AND period_start IS NOT NULL" + _DIGEST_MARK_UPSERT
+)
+_MARK_DIGESTS = (
+    "INSERT INTO digest_marks (lang, period_start, left_us)"
+    " SELECT DISTINCT lang, period_start, $2::bigint FROM commentaries"
+    " WHERE cid = ANY($1::bigint[]) AND public AND period_start IS NOT NULL" + _DIGEST_MARK_UPSERT
+)
 
 _INSERT_CHANGE = (
     "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)"

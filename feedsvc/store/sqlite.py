@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -52,6 +52,7 @@ from feedsvc.model import (
 )
 from feedsvc.store import (
     CopyBatch,
+    DigestRecord,
     IdempotencyKey,
     LogEntry,
     StoredCategory,
@@ -59,6 +60,7 @@ from feedsvc.store import (
     StoreState,
     TokenRecord,
     ViewStamp,
+    digest_records,
     log_entry,
     stored_category,
 )
@@ -325,6 +327,7 @@ class SqliteStore:
             public_op = _public_op(was_public, public)
             seq = await _append_change(conn, "commentary", item.id, "updated", public_op, now)
             item = msgspec.structs.replace(item, version=seq)
+            await _mark_digest(conn, row[0], now)
             await _delete_row(conn, row[0])
             await _insert_row(conn, item, public, rowid=row[0])
             if public:
@@ -336,6 +339,7 @@ class SqliteStore:
             row = await _current(conn, id, expected_version)
             public_op = "deleted" if row[2] else None
             seq = await _append_change(conn, "commentary", id, "deleted", public_op, now)
+            await _mark_digest(conn, row[0], now)
             await _delete_row(conn, row[0])
             return seq
 
@@ -355,6 +359,7 @@ class SqliteStore:
                     "UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?",
                     (seq, _encode(item), rowid),
                 )
+                await _mark_digest(conn, rowid, now)
                 await _set_change_doc(conn, seq, item)
             return len(rows)
 
@@ -434,6 +439,48 @@ class SqliteStore:
                 Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or "")
             )
         return out
+
+    async def get_digests(
+        self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
+    ) -> list[DigestRecord]:
+        # The page's keys walk an index on (period_start, lang) (or (lang, period_start));
+        # its commentaries and marks are then read by the range of starts it spans.
+        where, params = ["public = 1", "period_start IS NOT NULL"], []
+        if lang is not None:
+            where.append("lang = ?")
+            params.append(lang)
+        if start is not None:
+            where.append("period_start = ?")
+            params.append(start.isoformat())
+        if after is not None:
+            where.append("(period_start < ? OR (period_start = ? AND lang > ?))")
+            params += [after[0].isoformat(), after[0].isoformat(), after[1]]
+        async with self._read() as conn:
+            await conn.execute("BEGIN")  # one snapshot for the three queries
+            try:
+                async with conn.execute(
+                    f"SELECT period_start, lang FROM commentaries WHERE {' AND '.join(where)}"
+                    " GROUP BY period_start, lang ORDER BY period_start DESC, lang LIMIT ?",
+                    (*params, limit),
+                ) as cur:
+                    keys = [(date.fromisoformat(r[0]), r[1]) for r in await cur.fetchall()]
+                if not keys:
+                    return []
+                span = (keys[-1][0].isoformat(), keys[0][0].isoformat())
+                lang_clause = " AND lang = ?" if lang is not None else ""
+                async with conn.execute(
+                    "SELECT period_start, lang, doc FROM commentaries WHERE public = 1 AND period_start IS NOT NULL"
+                    f" AND period_start BETWEEN ? AND ?{lang_clause} ORDER BY pub_us, id",
+                    (*span, *([lang] if lang is not None else [])),
+                ) as cur:
+                    members = [(date.fromisoformat(r[0]), r[1], _decode_commentary(r[2])) for r in await cur.fetchall()]
+                async with conn.execute(
+                    "SELECT period_start, lang, left_us FROM digest_marks WHERE period_start BETWEEN ? AND ?", span
+                ) as cur:
+                    left = {(date.fromisoformat(r[0]), r[1]): from_us(r[2]) for r in await cur.fetchall()}
+            finally:
+                await conn.execute("COMMIT")
+        return digest_records(keys, members, left)
 
     async def get_state(self) -> StoreState:
         row = await self._fetchone(
@@ -944,6 +991,18 @@ async def _insert_row(conn: aiosqlite.Connection, item: Commentary, public: bool
             cid, item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
             " ".join(a.name for a in item.authors),
         ),
+    )
+
+
+async def _mark_digest(conn: aiosqlite.Connection, rowid: int, now: datetime) -> None:
+    """Note ``now`` on the weekly digest of a row that is public and has a period (issue 9):
+    called before the row is replaced or deleted, and once it turned public when due, so
+    the digest's updated time moves though none of the commentaries left in it changed."""
+    await conn.execute(
+        "INSERT INTO digest_marks (lang, period_start, left_us)"
+        " SELECT lang, period_start, ? FROM commentaries WHERE rowid = ? AND public = 1 AND period_start IS NOT NULL"
+        " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = max(left_us, excluded.left_us)",
+        (to_us(now), rowid),
     )
 
 

@@ -159,6 +159,22 @@ STEPS: dict[int, str] = {
     -- its latest earlier public change.
     CREATE INDEX changes_ref ON changes (ref, seq) WHERE doc IS NOT NULL;
     """,
+    # Issue 9: weekly digests, public commentaries grouped by (period_start, lang). The
+    # indexes yield the newest periods first without a sort, overall and per language.
+    # `digest_marks` keeps, per digest, the last time a commentary left it (replaced or
+    # deleted) or joined it by turning public when due: what the ones in it cannot show.
+    4: """
+    CREATE INDEX commentaries_digest ON commentaries (period_start DESC, lang)
+        WHERE public AND period_start IS NOT NULL;
+    CREATE INDEX commentaries_lang_digest ON commentaries (lang, period_start DESC)
+        WHERE public AND period_start IS NOT NULL;
+    CREATE TABLE digest_marks (
+        lang text COLLATE "C" NOT NULL,
+        period_start date NOT NULL,
+        left_us bigint NOT NULL,
+        PRIMARY KEY (lang, period_start)
+    );
+    """,
 }
 
 VERSION = max(STEPS)
