@@ -1,4 +1,5 @@
-"""The ``feedsvc`` command: serve, import, export, backup, restore, token, migrate, demo.
+"""The ``feedsvc`` command: serve, import, export, backup, restore, token, migrate, demo,
+migrate-data.
 
 Settings come from ``FEEDSVC_*`` environment variables; a flag overrides its variable
 (``--database-url`` overrides ``FEEDSVC_DATABASE_URL``). Exit codes: 0 success, 1 an
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
+from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
 from feedsvc.errors import FeedsvcError, InvalidInputError
 from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import TokenInfo
@@ -76,8 +78,12 @@ async def opened(settings: Settings) -> AsyncIterator[Service]:
 
 
 def sqlite_path(settings: Settings) -> str | None:
+    """The file of the SQLite database ``settings`` names; None for PostgreSQL."""
+    return sqlite_file(settings.database_url)
+
+
+def sqlite_file(url: str) -> str | None:
     """The file of an SQLite database URL; None for PostgreSQL."""
-    url = settings.database_url
     if url.startswith(("postgresql://", "postgres://")):
         return None
     return url.removeprefix("sqlite:///")
@@ -364,6 +370,46 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return print_result(result)
 
 
+async def cmd_migrate_data(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy one database into another store and verify both (feedsvc.datamove); 1 when the
+    copy does not verify or the target has changes of its own."""
+    if args.batch_size < 1:
+        raise InvalidInputError("--batch-size must be at least 1")
+    if args.source == args.target:
+        raise InvalidInputError("--from and --to name the same database")
+    path = sqlite_file(args.source)
+    if path is not None and not os.path.exists(path):
+        raise InvalidInputError(f"no database at {path} (--from)")
+    source, target = open_store(args.source), open_store(args.target)
+    await source.open()
+    try:
+        await target.open()
+        try:
+            outcome = await migrate_data(
+                source, target, batch_size=args.batch_size, progress=not args.quiet and sys.stderr.isatty()
+            )
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    copied = outcome.copied
+    if copied.changes:
+        rate = copied.changes / copied.seconds if copied.seconds else 0.0
+        print(
+            f"copied {copied.changes} changes ({copied.commentaries} commentaries written,"
+            f" {copied.removed} removed) in {copied.seconds:.1f} s, {rate:.0f} changes/s"
+        )
+    else:
+        print(f"nothing to copy: the target holds every change up to {outcome.target.seq}")
+    print("\n".join(report_lines(outcome)))
+    if not outcome.verified:
+        different = [k for k in outcome.source.kinds if outcome.source.kinds[k] != outcome.target.kinds[k]]
+        print(f"feedsvc: verification failed: {', '.join(different)} differ; run again", file=sys.stderr)
+        return 1
+    print(f"verified: the target holds the same data as the source, up to change {outcome.source.seq}")
+    return 0
+
+
 async def has_commentaries(store: Store) -> bool:
     """Whether the store holds any commentary at all, drafts included."""
     # The generator left at its first item holds no connection between chunks; the event
@@ -426,6 +472,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[db], help="load the sample data into an empty database")
     p.add_argument("--data", default="data", metavar="DIR", help="the sample data folder (default: ./data)")
     p.set_defaults(command=run_async(cmd_demo))
+
+    p = sub.add_parser(
+        "migrate-data",
+        help="copy a whole database to another store (SQLite to PostgreSQL), then verify it",
+        description="Copy everything (commentaries of every status, categories, tokens, the change"
+        " log with its numbers, the signing secret) from one database to another, then count and"
+        " checksum both sides; exit status 1 when they differ. Safe to re-run: a second run copies"
+        " only the changes made in the source since (or finishes an interrupted copy), and a target"
+        " that has taken writes of its own is refused untouched. The target's schema is migrated"
+        " first.",
+        epilog="Idempotency keys are not copied: they are kept for 24 hours only, and a POST retried"
+        " after the move is stored anew.",
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///PATH, a path, or postgresql://")
+    p.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://… (?schema=NAME), or sqlite:///PATH")
+    p.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+        help=f"changes copied per transaction of the target (default {BATCH_SIZE})",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+    p.set_defaults(command=run_async(cmd_migrate_data))
     return parser
 
 

@@ -84,6 +84,14 @@ class CopyBatch(msgspec.Struct, kw_only=True):
     tokens: list[TokenRecord] = msgspec.field(default_factory=list)
     secret: bytes | None = None
 
+class DigestMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The last time a commentary left a weekly digest, as stored (``DigestRecord.left_at``)."""
+
+    lang: str
+    period_start: date
+    left_us: int
+
+
 
 class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
     """An ``Idempotency-Key`` as remembered beside the commentary a POST created (issue 7)."""
@@ -94,6 +102,7 @@ class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
     """The header's value (1-255 visible ASCII characters)."""
     fingerprint: str
     """A hash of the request body; a retry must carry the same one."""
+    digest_marks: list[DigestMark] = msgspec.field(default_factory=list)
 
 
 class DigestRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -318,7 +327,7 @@ class Store(Protocol):
         commentary with the copy (a row here that holds its language and slug is dropped:
         it is stale, and a later entry of the log will bring it back), delete the removed
         ids, append the log entries with their own sequence numbers (later writes here go on
-        from the highest), upsert the tokens, and set the secret when given.
+        from the highest), upsert the tokens and digest marks, and set the secret when given.
         """
 
 
@@ -360,3 +369,6 @@ def open_store(url: str) -> Store:
     if "://" in url:
         raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
     return SqliteStore(url)
+    async def get_digest_marks(self) -> list[DigestMark]:
+        """Every digest mark as stored, by language and period start."""
+

@@ -70,6 +70,7 @@ from feedsvc.model import (
 )
 from feedsvc.store import (
     CopyBatch,
+    DigestMark,
     DigestRecord,
     IdempotencyKey,
     LogEntry,
@@ -719,6 +720,10 @@ class PostgresStore:
                         for c in batch.categories
                     ],
                 )
+    async def get_digest_marks(self) -> list[DigestMark]:
+        rows = await self._fetch("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
+        return [DigestMark(lang=r[0], period_start=r[1], left_us=r[2]) for r in rows]
+
             replaced = [*batch.removed, *(c.item.id for c in batch.commentaries)]
             if replaced:
                 await conn.execute("DELETE FROM commentaries WHERE id = ANY($1::text[])", replaced)
@@ -751,14 +756,19 @@ class PostgresStore:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     batch.secret,
                 )
-        if batch.secret is not None:
-            self._secret = batch.secret
+        self._secret = None  # read anew: what is stored now is what counts
 
 
 # --- statements -----------------------------------------------------------------------------
 
 # Issue 9: a public commentary with a period leaves its weekly digest when it is replaced or
 # deleted, and joins one when it turns public; the digest notes the time (see
+            if batch.digest_marks:
+                await conn.executemany(
+                    "INSERT INTO digest_marks (lang, period_start, left_us) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
+                    [(m.lang, m.period_start, m.left_us) for m in batch.digest_marks],
+                )
 # SqliteStore's _mark_digest), so its updated time moves though no commentary left in it did.
 _DIGEST_MARK_UPSERT = (
     " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = greatest(digest_marks.left_us, excluded.left_us)"

@@ -53,6 +53,7 @@ from feedsvc.model import (
 from feedsvc.store import (
     CopyBatch,
     DigestRecord,
+    DigestMark,
     IdempotencyKey,
     LogEntry,
     StoredCategory,
@@ -879,8 +880,7 @@ class SqliteStore:
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (batch.secret,),
                 )
-        if batch.secret is not None:
-            self._secret = batch.secret
+        self._secret = None  # read anew: what is stored now is what counts
 
 
 # --- helpers that run inside a write transaction ------------------------------------------
@@ -888,6 +888,10 @@ class SqliteStore:
 
 def _wrap(e: sqlite3.Error) -> Exception:
     """Driver errors stop here: map them onto the feedsvc error tree."""
+    async def get_digest_marks(self) -> list[DigestMark]:
+        rows = await self._fetchall("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
+        return [DigestMark(lang=r[0], period_start=date.fromisoformat(r[1]), left_us=r[2]) for r in rows]
+
     text = str(e).lower()
     if isinstance(e, sqlite3.IntegrityError):
         if "foreign key" in text:
@@ -924,6 +928,11 @@ def _public_op(was_public: bool, public: bool) -> str | None:
 
 async def _current(conn: aiosqlite.Connection, id: str, expected_version: int | None) -> Any:
     async with conn.execute("SELECT rowid, version, public FROM commentaries WHERE id = ?", (id,)) as cur:
+            await conn.executemany(
+                "INSERT INTO digest_marks (lang, period_start, left_us) VALUES (?, ?, ?)"
+                " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
+                [(m.lang, m.period_start.isoformat(), m.left_us) for m in batch.digest_marks],
+            )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no commentary with id {id}")
