@@ -34,9 +34,12 @@ import brotli
 import msgspec
 
 from feedsvc import __version__
+from feedsvc.digest import digest_name
+from feedsvc.digest import stamp as digest_stamp
 from feedsvc.model import Category, Commentary, Query, to_us
 from feedsvc.render.atom import render_atom
 from feedsvc.render.browser import feed_page
+from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
@@ -313,6 +316,57 @@ class FeedPublisher:
             categories = {c.slug: c for c in await self.service.store.get_categories()}
             self._categories = (seq, categories)
         return categories
+
+    # --- weekly digests (issue 9) ---------------------------------------------------------
+    # One item per digest (feedsvc.render.digestfeed), newest period first; no archives.
+    # Cached like the commentary feeds: a hit while the change sequence stands still, else
+    # the digests are read and the bytes kept when they are the same (a write elsewhere).
+
+    def digest_spec(self, lang: str | None) -> FeedSpec:
+        """The digest feed of every language (``/digest``) or of one (``/{lang}/digest``)."""
+        name = digest_name(lang)
+        return FeedSpec(
+            path=f"/{lang}/digest" if lang else "/digest", query=Query(limit=self.feed_limit),
+            title=f"{self.title} — {name} ({lang})" if lang else f"{self.title} — {name}",
+            subtitle=self.description, lang=lang, html_path=f"/?lang={lang}" if lang else "/",
+        )
+
+    async def digest_urls_affected(self, before: Commentary | None, after: Commentary | None) -> list[str]:
+        """The digest feed URLs (every format) a change can alter, for WebSub pings;
+        ``(None, None)`` means a broad change: every language's."""
+        if before is None and after is None:
+            langs = {c.name for c in await self.service.store.get_language_counts()}
+        else:
+            langs = {c.lang for c in (before, after) if c is not None and c.period is not None}
+            if not langs:
+                return []  # commentaries without a period are in no digest
+        specs = [self.digest_spec(None), *(self.digest_spec(lang) for lang in sorted(langs))]
+        return [self.feed_url(spec, fmt) for spec in specs for fmt in FORMATS]
+
+    async def digest_document(self, fmt: FeedFormat, lang: str | None) -> Rendered:
+        """The rendered digest feed, from the cache when no digest it shows changed."""
+        state = await self.service.state()
+        key = ("digest", fmt, lang)
+        entry = self._pinned.get(key) or self._cache.get(key)
+        if entry is not None and entry.seq == state.seq:
+            self.stats.hits += 1
+            return entry
+        digests = (await self.service.list_digests(lang=lang, limit=self.feed_limit)).items
+        stamp = digest_stamp(digests)
+        if entry is not None and entry.stamp == stamp:
+            entry.seq = state.seq
+            self.stats.revalidated += 1
+            return entry
+        view = await self._view(fmt, self.digest_spec(lang), None, [], False, state.seq)
+        body = render_digest_feed(fmt, view, digests)
+        self.stats.renders += 1
+        rendered = Rendered(body, max((d.updated_at for d in digests), default=None), state.seq, stamp)
+        # Pinned only when it has digests: any language tag is a valid address, and an
+        # empty feed for each made-up one must not stay in memory for good.
+        if not digests:
+            self._pinned.pop(key, None)
+        self._keep(key, rendered, canonical=bool(digests))
+        return rendered
 
 
 _RENDERERS: dict[FeedFormat, Callable[[FeedView, list[Commentary]], bytes]] = {

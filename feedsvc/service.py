@@ -13,12 +13,13 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
 from ulid import ULID
 
+from feedsvc.digest import Digest, DigestPage, build_digest
 from feedsvc.errors import (
     AuthenticationError,
     InvalidCursorError,
@@ -45,7 +46,7 @@ from feedsvc.model import (
     normalize_lang,
     to_us,
 )
-from feedsvc.store import IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
+from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
 from feedsvc.text import (
     absolute_url,
     absolutize_urls,
@@ -67,6 +68,8 @@ SCOPES = ("write", "admin")
 TOKEN_PREFIX = "fsv"
 ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_DIGEST_LANGUAGES = 100
+"""Languages one period's digests are looked up in at most."""
 """How long an Idempotency-Key is remembered (issue 7)."""
 _encode_new = msgspec.json.Encoder().encode
 
@@ -200,6 +203,71 @@ class Service:
     async def get_languages(self) -> list[Count]:
         await self.state()
         return await self.store.get_language_counts()
+
+    # --- weekly digests (issue 9; see feedsvc.digest) -------------------------------------
+
+    async def list_digests(self, *, lang: str | None = None, limit: int = 20, cursor: str | None = None) -> DigestPage:
+        """A page of weekly digests, newest period first (ties by language), with the cursor
+        of the next page; ``lang`` (normalised) keeps one language."""
+        await self.state()
+        after = await self._read_digest_cursor(cursor, lang) if cursor else None
+        records = await self.store.get_digests(lang=lang, limit=limit + 1, after=after)
+        next_cursor = None
+        if len(records) > limit:
+            records = records[:limit]
+            last = records[-1]
+            payload = ["digests", lang or "", last.start.isoformat(), last.lang]
+            next_cursor = await self._sign(msgspec.json.encode(payload))
+        return DigestPage(items=[self.digest_of(r) for r in records], next_cursor=next_cursor)
+
+    async def get_digest(self, start: date, *, lang: str | None = None) -> Digest:
+        """The digest of the period starting on ``start`` in ``lang``.
+
+        Without ``lang`` the only language there is; InvalidInputError naming ``lang`` (and
+        the languages) when there are several. NotFoundError when there is none, naming the
+        languages that have one when only ``lang`` is missing.
+        """
+        versions = await self.get_digests_of(start)
+        langs = [d.lang for d in versions]
+        found = [d for d in versions if d.lang == lang] if lang is not None else versions
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            if langs:
+                raise NotFoundError(f"the digest of {start} has no {lang} version", available_languages=langs)
+            raise NotFoundError(f"no digest for a period starting on {start}")
+        raise InvalidInputError(
+            f"the digest of {start} exists in {', '.join(langs)}: choose one with `lang`",
+            field="lang", available_languages=langs,
+        )
+
+    async def get_digests_of(self, start: date) -> list[Digest]:
+        """The digests of the period starting on ``start``, one per language, by language."""
+        await self.state()
+        records = await self.store.get_digests(lang=None, limit=MAX_DIGEST_LANGUAGES, start=start)
+        return [self.digest_of(r) for r in records]
+
+    def digest_of(self, record: DigestRecord) -> Digest:
+        """A stored digest as the API shows it, with its links."""
+        return build_digest(
+            record.start, record.lang, record.commentaries, left_at=record.left_at,
+            url=self.digest_url(record.start, record.lang),
+            url_of=lambda c: c.canonical_url or self.page_url(c.id),
+        )
+
+    def digest_url(self, start: date, lang: str) -> str:
+        """The readable page feedsvc serves for a digest."""
+        return f"{self.base_url}/digests/{start.isoformat()}?lang={lang}"
+
+    async def _read_digest_cursor(self, cursor: str, lang: str | None) -> tuple[date, str]:
+        payload = await self._unsign(cursor, "cursor")
+        try:
+            kind, fp, start, last_lang = msgspec.json.decode(payload, type=tuple[str, str, date, str])
+        except msgspec.DecodeError:
+            raise InvalidCursorError(field="cursor") from None
+        if kind != "digests" or fp != (lang or ""):
+            raise InvalidCursorError("this cursor belongs to another query; keep the same filters", field="cursor")
+        return start, last_lang
 
     async def present(self, items: list[Commentary], *, translations: bool = True) -> list[Commentary]:
         """Fill in what is derived at read time: ``url``, translations, absolute links."""

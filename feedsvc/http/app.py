@@ -23,7 +23,7 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import embed, feeds, observe, pages, read, write
+from feedsvc.http import digests, embed, feeds, observe, pages, read, write
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.ratelimit import RateLimiter
 from feedsvc.model import Commentary
@@ -166,7 +166,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         hub = notifier
 
         async def ping_hub(before: Commentary | None, after: Commentary | None) -> None:
-            hub.notify(await publisher.urls_affected(before, after))
+            hub.notify(await publisher.urls_affected(before, after) + await publisher.digest_urls_affected(before, after))
 
         service.listeners.append(ping_hub)
 
@@ -199,6 +199,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *read.HANDLERS,
             *write.HANDLERS,
             *feeds.HANDLERS,
+            *digests.HANDLERS,
             *pages.HANDLERS,
             *embed.HANDLERS,
             *observe.HANDLERS,

@@ -54,7 +54,8 @@ async def index(request: Request[Any, Any, Any], publisher: NamedDependency[Feed
     latest = await publisher.service.list_commentaries(Query(limit=10))
     text = index_page(
         title=settings.title, description=settings.description, base_url=publisher.base_url,
-        site=site, categories=categories, languages=languages, extra=[], latest=latest.items,
+        site=site, categories=categories, languages=languages, latest=latest.items,
+        extra=[feed_link(publisher, publisher.digest_spec(None))],
         snippets=await index_snippets(publisher.service, settings, latest.items),
     )
     return html_response(request, text, settings.cache_max_age)

@@ -114,6 +114,13 @@ def conditional(
     return Response(content=body, status_code=200, headers=out, media_type=media_type)
 
 
+def next_link(request: Request[Any, Any, Any], url: str, cursor: str) -> str:
+    """A ``Link: rel="next"`` value: ``url`` with the request's parameters and ``cursor``."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", cursor))
+    return f'<{url}?{urlencode(params)}>; rel="next"'
+
+
 def http_date(value: datetime) -> str:
     return format_datetime(value.astimezone(UTC), usegmt=True)
 
@@ -180,9 +187,7 @@ async def list_commentaries(
     page = await service.list_commentaries(filters, cursor)
     headers: dict[str, str] = {}
     if page.next_cursor:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        params.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{service.base_url}{API}/commentaries?{urlencode(params)}>; rel="next"'
+        headers["Link"] = next_link(request, f"{service.base_url}{API}/commentaries", page.next_cursor)
     return conditional(request, _encode(page), headers=headers, cache_control="public, max-age=0, must-revalidate")
 
 

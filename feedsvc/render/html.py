@@ -14,6 +14,7 @@ from xml.sax.saxutils import quoteattr
 
 import msgspec
 
+from feedsvc.digest import Digest, tally_text, trend_text
 from feedsvc.model import Category, Commentary
 
 FEED_TYPES = (("rss", "application/rss+xml", "RSS"), ("atom", "application/atom+xml", "Atom"), ("json", "application/feed+json", "JSON Feed"))
@@ -177,6 +178,35 @@ def commentary_page(
         f'<p class="muted">Follow: {feeds_html}</p>'
     )
     return _page(item.title, body, lang=item.lang, head=head)
+
+
+def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[FeedLink], site_title: str) -> str:
+    """The readable page of a weekly digest (issue 9): its commentaries, trends and summaries,
+    linked; ``others`` are the same week's digests in other languages."""
+    head = "".join(autodiscovery(f) for f in feeds)
+    for other in others:
+        head += f'<link rel="alternate" hreflang={quoteattr(other.lang)} href={quoteattr(other.url)} title={quoteattr(other.title)}>'
+    entries = "".join(
+        f"<li><p><a href={quoteattr(e.url)}>{escape(e.title)}</a> "
+        + (f'<span class="trend">{escape(trend_text(e.trend, digest.lang))}</span> ' if e.trend else "")
+        + f'<span class="muted">{_date(e.published_at)}</span></p><p>{escape(e.summary)}</p></li>'
+        for e in digest.commentaries
+    )
+    also = ""
+    if others:
+        also = "<p>" + ", ".join(
+            f"<a hreflang={quoteattr(d.lang)} href={quoteattr(d.url)}>{escape(d.lang)}: {escape(d.title)}</a>"
+            for d in others
+        ) + "</p>"
+    feeds_html = " · ".join(
+        f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls
+    )
+    body = (
+        f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(digest.title)}</h1>'
+        f'<p class="meta">{escape(tally_text(digest.trends, digest.lang))}</p><ul>{entries}</ul></article>'
+        f'{also}<p class="muted">Follow: {feeds_html}</p>'
+    )
+    return _page(digest.title, body, lang=digest.lang, head=head)
 
 
 def opml(title: str, feeds: Sequence[FeedLink], *, fmt: str = "rss") -> str:

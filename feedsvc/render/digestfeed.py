@@ -1,0 +1,89 @@
+"""The weekly digest feeds (issue 9): one item per digest, in RSS, Atom and JSON Feed.
+
+A digest becomes the same ItemParts a commentary becomes, so the three renderers write it
+as they write commentaries:
+
+* ``guid``/``id``: ``tag:{tag_authority},{period start}:digest/{lang}``, stable per period
+  and language whatever happens to the commentaries in it;
+* ``title``: "Weekly digest, 2 – 8 March 2026" in the digest's language;
+* ``link``/``url``: the digest's readable page;
+* content: the trend tally, then each commentary linked, with its trend and summary;
+  summary: the tally alone;
+* published: the first publication among its commentaries; updated: the digest's
+  ``updated_at`` (it moves when a commentary in it changes, leaves or joins);
+* ``commentary:period`` (JSON Feed: ``_commentary.period``) with the period's first day
+  and the latest last day among its commentaries. No author, category or trend: a
+  digest has several of each (Atom gives the entry the feed's title as its author).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from html import escape
+from typing import Literal
+
+from feedsvc.digest import Digest, tally_text, trend_text
+from feedsvc.render.atom import render_atom_parts
+from feedsvc.render.feedview import FeedView, ItemParts, aware, safe_url
+from feedsvc.render.jsonfeed import render_jsonfeed_parts
+from feedsvc.render.rss import render_rss_parts
+from feedsvc.text import strip_invalid_xml
+
+
+def _line(text: str) -> str:
+    return " ".join(strip_invalid_xml(text).split())
+
+
+def digest_guid(authority: str, digest: Digest) -> str:
+    """The permanent id of a digest in feeds (RFC 4151 tag URI), per period and language."""
+    return f"tag:{authority},{digest.period.start.isoformat()}:digest/{digest.lang}"
+
+
+def digest_html(digest: Digest) -> str:
+    """The item's content: the tally, then each commentary linked, with trend and summary."""
+    rows = []
+    for entry in digest.commentaries:
+        title = escape(_line(entry.title) or entry.id, quote=False)
+        marker = f" — {escape(trend_text(entry.trend, digest.lang), quote=False)}" if entry.trend else ""
+        summary = escape(_line(entry.summary), quote=False)
+        rows.append(
+            f'<li><p><a href="{escape(safe_url(_line(entry.url)))}">{title}</a>{marker}</p>'
+            + (f"<p>{summary}</p>" if summary else "")
+            + "</li>"
+        )
+    return f"<p>{escape(tally_text(digest.trends, digest.lang), quote=False)}</p><ul>{''.join(rows)}</ul>"
+
+
+def digest_parts(view: FeedView, digest: Digest) -> ItemParts:
+    """A digest reduced to what the feed renderers write for an item."""
+    return ItemParts(
+        guid=digest_guid(view.tag_authority, digest),
+        title=_line(digest.title),
+        url=safe_url(_line(digest.url)),
+        lang=digest.lang,
+        summary=tally_text(digest.trends, digest.lang),
+        content_html=digest_html(digest),
+        authors=(),
+        category_slug="",
+        category_label="",
+        tags=(),
+        published=aware(min(e.published_at for e in digest.commentaries)),
+        updated=aware(digest.updated_at),
+        image=None,
+        source=None,
+        translations=(),
+        trend=None,
+        period=(digest.period.start, digest.period.end),
+    )
+
+
+_RENDERERS: dict[str, Callable[[FeedView, Sequence[ItemParts]], bytes]] = {
+    "rss": render_rss_parts,
+    "atom": render_atom_parts,
+    "json": render_jsonfeed_parts,
+}
+
+
+def render_digest_feed(fmt: Literal["rss", "atom", "json"], view: FeedView, digests: Sequence[Digest]) -> bytes:
+    """The digest feed in ``fmt``: one item per digest, in the order given (newest first)."""
+    return _RENDERERS[fmt](view, [digest_parts(view, d) for d in digests])
