@@ -430,6 +430,6 @@ async def test_the_digest_page_the_item_links_to_exists(client: Client, week: di
     assert_error(await client.get("/digests/not-a-date"), 400, "start")
 
 
-async def test_the_index_page_lists_the_digest_feed(client: Client, week: dict[str, dict[str, Any]]) -> None:
-    page = (await client.get("/")).text
-    assert f"{PUBLIC_URL}/digest.atom" in page
+async def test_the_index_page_and_the_opml_list_the_digest_feed(client: Client, week: dict[str, dict[str, Any]]) -> None:
+    assert f"{PUBLIC_URL}/digest.atom" in (await client.get("/")).text
+    assert f'xmlUrl="{PUBLIC_URL}/digest.rss"' in (await client.get("/feeds.opml")).text

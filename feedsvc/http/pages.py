@@ -64,7 +64,7 @@ async def index(request: Request[Any, Any, Any], publisher: NamedDependency[Feed
 @get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"], media_type="text/x-opml", responses=responses(304, 503))
 async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
-    text = opml(settings.title, [site, *categories, *languages])
+    text = opml(settings.title, [site, feed_link(publisher, publisher.digest_spec(None)), *categories, *languages])
     return conditional(
         request, text.encode(), media_type="text/x-opml",
         cache_control=f"public, max-age={settings.cache_max_age}",
