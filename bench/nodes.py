@@ -193,7 +193,7 @@ def _post(port: int, token: str) -> tuple[int, dict[str, str], bytes]:
     try:
         body = json.dumps({
             "title": "Coherence probe", "lang": "en", "category": "economy-and-energy",
-            "authors": [{"name": "Bench"}], "published_at": "2099-01-01T00:00:00Z",
+            "authors": [{"name": "Bench"}], "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "body_markdown": "Written through node A, read through node B.",
         })
         conn.request("POST", API, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})

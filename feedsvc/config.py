@@ -5,6 +5,7 @@ Every field is documented in the README's configuration table; a test keeps the 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Literal
 
@@ -76,6 +77,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_log: bool = True
     """One line per request (method, route, status, duration, bytes, request id, client)
     on stderr, at `INFO`."""
+    webhook_allowed_networks: tuple[str, ...] = ()
+    """Comma-separated CIDR ranges webhook URLs may reach although they are not public
+    (`127.0.0.0/8`, `10.1.0.0/16`); by default loopback, private, link-local, multicast and
+    reserved addresses are refused, at registration and again at each delivery."""
+    webhook_timeout: float = 10.0
+    """Seconds one webhook delivery may take, connection to last byte."""
+    webhook_retry_delay: float = 10.0
+    """Seconds before the first retry of a failed delivery; each further failure doubles
+    it (with jitter), up to `webhook_max_retry_delay`."""
+    webhook_max_retry_delay: float = 3600.0
+    """Longest wait between two attempts, in seconds."""
+    webhook_max_failures: int = 15
+    """Consecutive failed attempts after which a subscription is disabled (a `410 Gone`
+    answer disables it at once)."""
+    webhook_poll_interval: float = 5.0
+    """Seconds between looks at the change log for events written by other nodes (writes
+    through this node wake the sender at once)."""
     shutdown_timeout: int = 10
     """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
@@ -96,8 +114,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             name = key[len(ENV_PREFIX) :].lower()
             if name in fields:
                 raw[name] = value
-    if isinstance(raw.get("allowed_hosts"), str):
-        raw["allowed_hosts"] = [h.strip() for h in str(raw["allowed_hosts"]).split(",") if h.strip()]
+    for key in ("allowed_hosts", "webhook_allowed_networks"):
+        if isinstance(raw.get(key), str):
+            raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
     for key in ("websub_hub", "redis_url"):
         if raw.get(key) == "":
             raw[key] = None
@@ -108,4 +127,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise InvalidInputError(f"bad configuration: {e}") from None
     if not settings.public_url.startswith(("http://", "https://")):
         raise InvalidInputError("FEEDSVC_PUBLIC_URL must be an absolute http(s) URL")
+    for network in settings.webhook_allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"FEEDSVC_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a CIDR range such as 127.0.0.0/8"
+            ) from None
+    if settings.webhook_max_failures < 1 or min(settings.webhook_timeout, settings.webhook_poll_interval) <= 0:
+        raise InvalidInputError(
+            "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"
+        )
     return settings

@@ -3,7 +3,9 @@
     FeedsvcError
     ├── NotFoundError            the thing asked for does not exist (or is not public)
     ├── InvalidInputError        a value is well-formed JSON but breaks a rule of the contract
-    │   └── InvalidCursorError   a pagination cursor was tampered with or belongs elsewhere
+    │   ├── InvalidCursorError   a pagination cursor was tampered with or belongs elsewhere
+    │   └── UnprocessableError   well-formed, but not something the server will act on
+    │                            (a webhook URL into a private network)
     ├── ConflictError            a unique value (a slug in a language) is taken
     ├── PreconditionFailedError  If-Match named a version that is no longer current
     ├── PreconditionRequiredError a write to an existing item came without If-Match
@@ -43,6 +45,10 @@ class InvalidInputError(FeedsvcError):
 
 class InvalidCursorError(InvalidInputError):
     default_message = "invalid cursor: it was altered or belongs to another query"
+
+
+class UnprocessableError(InvalidInputError):
+    default_message = "the request is well-formed but cannot be carried out"
 
 
 class ConflictError(FeedsvcError):

@@ -315,6 +315,71 @@ class TokenInfo(Struct, kw_only=True):
         return scope in self.scopes or "admin" in self.scopes
 
 
+# --- webhooks (issue 4, part 6) -----------------------------------------------------------
+
+WEBHOOK_EVENTS: tuple[ChangeOp, ...] = ("created", "updated", "deleted")
+WebhookState = Literal["active", "disabled"]
+
+
+class NewWebhook(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A subscription as a client registers it with ``POST /api/v1/webhooks``."""
+
+    url: Annotated[str, Meta(max_length=2000, examples=["https://partner.example.net/hooks/feedsvc"])]
+    """Where events are POSTed: an http(s) URL without credentials, whose host must not
+    resolve to a loopback, private, link-local or otherwise non-public address."""
+    events: Annotated[list[ChangeOp], Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: list(WEBHOOK_EVENTS)
+    )
+    """Which changes to receive; all three when absent."""
+    categories: Annotated[list[Slug], Meta(max_length=MAX_CATEGORIES)] = msgspec.field(default_factory=list)
+    """Only commentaries in these categories; every category when empty."""
+    languages: Annotated[list[LangTag], Meta(max_length=50)] = msgspec.field(default_factory=list)
+    """Only commentaries in these languages; every language when empty."""
+    description: ShortText | None = None
+    """A note for whoever reads the list later (who asked for it, why)."""
+
+
+class DeliveryError(Struct, kw_only=True):
+    """The last failed delivery attempt."""
+
+    at: datetime
+    message: str
+    """What went wrong: the receiver's answer, or the network error."""
+    status: int | None = None
+    """The receiver's HTTP status, when it answered."""
+
+
+class Webhook(Struct, kw_only=True):
+    """A subscription and its delivery state, as the API shows it (never its secret)."""
+
+    id: str
+    url: str
+    events: list[ChangeOp]
+    categories: list[str]
+    languages: list[str]
+    created_at: datetime
+    state: WebhookState
+    """``active``, or ``disabled`` (no more deliveries; see ``disabled_reason``)."""
+    position: int
+    """The change sequence number of the last event delivered (or skipped by the filters);
+    delivery goes on from the next one."""
+    consecutive_failures: int = 0
+    description: str | None = None
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    last_error: DeliveryError | None = None
+    last_success_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    """After a failure, when the next attempt is due."""
+
+
+class CreatedWebhook(Webhook, kw_only=True):
+    """The answer to a registration: the subscription with its signing secret, shown this once."""
+
+    secret: str
+    """``whsec_`` and the base64 of the HMAC-SHA256 key (Standard Webhooks)."""
+
+
 # --- filters ------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ import-time state, so tests build as many apps as they like, each with its own s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -24,9 +25,12 @@ from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
 from feedsvc.http import digests, embed, feeds, observe, pages, read, write
+from feedsvc.http import webhooks as webhook_routes
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.ratelimit import RateLimiter
 from feedsvc.model import Commentary
+from feedsvc.push.targets import TargetPolicy
+from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
 from feedsvc.push.websub import HubNotifier
 from feedsvc.service import Service
 
@@ -173,14 +177,35 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     metrics = observe.Metrics(store, publisher, notifier)
     metrics.time_store(store)
 
+    # Webhooks (issue 4, part 6): a write only wakes the sender; it delivers in the background.
+    policy = TargetPolicy(settings.webhook_allowed_networks)
+    webhooks = WebhookRegistry(store, policy)
+    sender = WebhookSender(
+        store,
+        functools.partial(service.present, translations=False),
+        policy,
+        timeout=settings.webhook_timeout,
+        retry_delay=settings.webhook_retry_delay,
+        max_retry_delay=settings.webhook_max_retry_delay,
+        max_failures=settings.webhook_max_failures,
+        poll_interval=settings.webhook_poll_interval,
+    )
+
+    async def wake_sender(before: Commentary | None, after: Commentary | None) -> None:
+        sender.wake()
+
+    service.listeners.append(wake_sender)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
         if notifier is not None:
             await notifier.start()
+        await sender.start()
         try:
             yield
         finally:
+            await sender.stop()
             if notifier is not None:
                 await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
             await store.close()
@@ -194,10 +219,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_settings() -> Settings:
         return settings
 
+    async def provide_webhooks() -> WebhookRegistry:
+        return webhooks
+
     app = Litestar(
         route_handlers=[
             *read.HANDLERS,
             *write.HANDLERS,
+            *webhook_routes.HANDLERS,
             *feeds.HANDLERS,
             *digests.HANDLERS,
             *pages.HANDLERS,
@@ -209,6 +238,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "service": Provide(provide_service, use_cache=True),
             "publisher": Provide(provide_publisher, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
+            "webhooks": Provide(provide_webhooks, use_cache=True),
             "filters": Provide(read.provide_query),
         },
         state=State({"service": service, "publisher": publisher, "settings": settings, "notifier": notifier, "metrics": metrics}),
@@ -246,6 +276,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     # Rate limits sit outside routing and CORS: a refused request costs no more (issue 4).
     limiter = RateLimiter(settings, cors_headers=app.cors_config.simple_headers if app.cors_config else None)
     app.state["rate_limiter"] = limiter
+    app.state["webhook_sender"] = sender
     app.on_shutdown.append(limiter.close)
     app.asgi_handler = head_as_get(limiter.wrap(app.asgi_handler))
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).

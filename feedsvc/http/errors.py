@@ -1,7 +1,7 @@
 """The one mapping from FeedsvcError to an HTTP status and a JSON body.
 
 Every error body has the keys Litestar gives its own errors: ``status_code``, ``detail``
-and ``extra``. For 400s ``extra`` is a list of ``{"message", "key", "source"}`` naming the
+and ``extra``. For 400s and 422s ``extra`` is a list of ``{"message", "key", "source"}`` naming the
 offending fields (Litestar's validation errors have the same shape); otherwise it is an
 object with details such as ``available_languages`` (or empty).
 """
@@ -26,11 +26,13 @@ from feedsvc.errors import (
     PreconditionRequiredError,
     StorageBusyError,
     StorageError,
+    UnprocessableError,
 )
 
 log = logging.getLogger("feedsvc.http")
 
 STATUS: list[tuple[type[FeedsvcError], int]] = [
+    (UnprocessableError, 422),
     (InvalidInputError, 400),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
@@ -75,7 +77,7 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
     status = status_for(exc)
     headers: dict[str, str] = {}
     extra: Any = dict(exc.extra)
-    if status == 400:
+    if status in (400, 422):
         field = extra.pop("field", None)
         extra = [{"message": exc.message, "key": field, "source": extra.pop("source", None)}] if field else []
     if status == 401:

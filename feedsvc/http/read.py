@@ -39,6 +39,7 @@ ERROR_MEANINGS = {
     412: "If-Match names a version that is no longer current",
     413: "The body is larger than the configured limit",
     415: "The body is not declared as JSON: send Content-Type: application/json",
+    422: "Well-formed, but refused: `extra` names the field (a webhook URL into a private network)",
     428: "The write needs If-Match with the ETag from a GET",
     429: "Too many requests: retry after `Retry-After` seconds; RateLimit-* headers show the budget",
     503: "The database is busy; retry after `Retry-After` seconds",

@@ -19,7 +19,19 @@ from typing import Any, Protocol
 import msgspec
 
 from feedsvc.errors import FeedsvcError, InvalidInputError
-from feedsvc.model import Category, CategoryIn, Change, Commentary, Count, Query, TokenInfo, Translation
+from feedsvc.model import (
+    Category,
+    CategoryIn,
+    Change,
+    Commentary,
+    Count,
+    DeliveryError,
+    Query,
+    TokenInfo,
+    Translation,
+    Webhook,
+    from_us,
+)
 
 
 class StoreState(msgspec.Struct, frozen=True):
@@ -136,6 +148,38 @@ def digest_records(
         for key, items in grouped.items()
         if items
     ]
+
+
+class WebhookRecord(msgspec.Struct, kw_only=True):
+    """A subscription as its sender needs it: with the signing key (issue 4, part 6)."""
+
+    webhook: Webhook
+    secret: bytes
+
+
+WEBHOOK_COLUMNS = (
+    "id, url, events, categories, languages, description, created_us, cursor, state, disabled_reason,"
+    " disabled_us, failures, next_attempt_us, last_error, last_error_status, last_error_us, last_success_us"
+)
+"""The columns ``webhook_from_row`` reads, in its order, on either store."""
+
+_decode_events = msgspec.json.Decoder(list[Any]).decode
+
+
+def webhook_from_row(row: Any) -> Webhook:
+    """A Webhook from a row of WEBHOOK_COLUMNS, either store's."""
+    failures = int(row[11])
+    active = row[8] == "active"
+    return Webhook(
+        id=row[0], url=row[1], events=_decode_events(row[2]), categories=_decode_events(row[3]),
+        languages=_decode_events(row[4]), description=row[5], created_at=from_us(row[6]), position=int(row[7]),
+        state="active" if active else "disabled", disabled_reason=row[9],
+        disabled_at=from_us(row[10]) if row[10] is not None else None,
+        consecutive_failures=failures,
+        next_attempt_at=from_us(row[12]) if active and failures else None,
+        last_error=DeliveryError(at=from_us(row[15]), message=row[13], status=row[14]) if row[15] is not None else None,
+        last_success_at=from_us(row[16]) if row[16] is not None else None,
+    )
 
 
 class ViewStamp(msgspec.Struct, frozen=True):
@@ -280,6 +324,58 @@ class Store(Protocol):
 
     async def get_secret(self) -> bytes:
         """A random key made on first use and shared by every node using this database."""
+
+    # --- webhooks (issue 4, part 6; feedsvc.push.webhooks) --------------------------------
+    # The change log is the outbox: a subscription's ``position`` is the sequence number of
+    # the last change it delivered or skipped. The bookkeeping of deliveries is one short
+    # statement at a time, never held open across a request to a receiver, so a slow
+    # receiver cannot hold a commentary write up.
+
+    async def add_webhook(self, hook: Webhook, *, secret: bytes, owner: str) -> Webhook:
+        """Store a new active subscription at the newest change (it receives only changes
+        written after it) and return it with that ``position``. ConflictError if the id exists."""
+
+    async def get_webhooks(self) -> list[Webhook]:
+        """Every subscription, oldest first."""
+
+    async def get_webhook(self, id: str) -> Webhook:
+        """One subscription; NotFoundError if unknown."""
+
+    async def delete_webhook(self, id: str) -> None:
+        """Forget a subscription (deliveries stop); NotFoundError if unknown."""
+
+    async def claim_webhooks(
+        self, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        """Lease to ``owner`` until ``lease_until`` at most ``limit`` active subscriptions
+        with work to do: due (their next attempt is not after ``now``), behind the newest
+        change, and not leased to anyone else (or their lease ran out before ``now``). Two
+        owners, on any nodes, never hold one subscription at once. Oldest due first."""
+
+    async def advance_webhook(
+        self, id: str, *, owner: str, position: int, delivered_at: datetime | None, lease_until: datetime
+    ) -> bool:
+        """Move a leased subscription to ``position`` and extend the lease. With
+        ``delivered_at`` the receiver has just acknowledged an event: the failure count is
+        cleared and the time kept as the last success; without it, changes the filters
+        exclude were skipped. False (and nothing changed) when ``owner`` no longer holds the
+        lease or the subscription is gone or disabled."""
+
+    async def fail_webhook(
+        self, id: str, *, owner: str, error: DeliveryError, next_attempt: datetime, disable: str | None
+    ) -> bool:
+        """Record a failed attempt of a leased subscription: one more consecutive failure,
+        the error, no attempt before ``next_attempt``; with ``disable`` the subscription is
+        disabled for that reason. Releases the lease. False when ``owner`` no longer holds it."""
+
+    async def release_webhooks(self, owner: str, id: str | None = None) -> None:
+        """Give up the lease ``owner`` holds on subscription ``id`` (caught up), or every
+        lease it holds (a sender stopping), so that delivery can go on at once elsewhere."""
+
+    async def get_last_public_doc(self, id: str, before: int) -> Commentary | None:
+        """The commentary ``id`` as its latest public change with a sequence number below
+        ``before`` left it; None when it was not public before then. Gives a deletion the
+        category and language its subscribers' filters need."""
 
     # --- bulk import and export -----------------------------------------------------------
 

@@ -62,13 +62,16 @@ from feedsvc.model import (
     Change,
     Commentary,
     Count,
+    DeliveryError,
     Query,
     TokenInfo,
     Translation,
+    Webhook,
     from_us,
     to_us,
 )
 from feedsvc.store import (
+    WEBHOOK_COLUMNS,
     CopyBatch,
     DigestMark,
     DigestRecord,
@@ -79,9 +82,11 @@ from feedsvc.store import (
     StoreState,
     TokenRecord,
     ViewStamp,
+    WebhookRecord,
     digest_records,
     log_entry,
     stored_category,
+    webhook_from_row,
 )
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.words import Words as _Words
@@ -615,6 +620,94 @@ class PostgresStore:
             assert row is not None
             self._secret = bytes(row[0])
         return self._secret
+
+    # --- webhooks (issue 4, part 6) -------------------------------------------------------
+    # Only registration takes the write lock (to start at an exact newest change); the
+    # delivery bookkeeping is single statements on rows of its own, so senders on several
+    # nodes never wait for commentary writes nor hold them up.
+
+    async def add_webhook(self, hook: Webhook, *, secret: bytes, owner: str) -> Webhook:
+        async with self._write() as tx:
+            await tx.conn.execute(
+                "INSERT INTO webhooks (id, url, events, categories, languages, description, secret, owner,"
+                " created_us, cursor, state, failures, next_attempt_us, lease_until_us)"
+                " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce(max(seq), 0), 'active', 0, 0, 0 FROM changes",
+                hook.id, hook.url, _encode(hook.events), _encode(hook.categories), _encode(hook.languages),
+                hook.description, secret, owner, to_us(hook.created_at),
+            )
+        return await self.get_webhook(hook.id)
+
+    async def get_webhooks(self) -> list[Webhook]:
+        rows = await self._fetch(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_us, id")
+        return [webhook_from_row(r) for r in rows]
+
+    async def get_webhook(self, id: str) -> Webhook:
+        row = await self._fetchrow(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1", id)
+        if row is None:
+            raise NotFoundError(f"no webhook {id}")
+        return webhook_from_row(row)
+
+    async def delete_webhook(self, id: str) -> None:
+        row = await self._fetchrow("DELETE FROM webhooks WHERE id = $1 RETURNING id", id)
+        if row is None:
+            raise NotFoundError(f"no webhook {id}")
+
+    async def claim_webhooks(
+        self, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        # SKIP LOCKED: two nodes claiming at once each take other subscriptions; a row
+        # claimed meanwhile is re-checked against its new lease and left alone.
+        rows = await self._fetch(
+            f"UPDATE webhooks SET lease_owner = $1, lease_until_us = $2 WHERE id IN"
+            " (SELECT id FROM webhooks WHERE state = 'active' AND next_attempt_us <= $3 AND lease_until_us < $3"
+            "  AND cursor < (SELECT coalesce(max(seq), 0) FROM changes)"
+            "  ORDER BY next_attempt_us, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {WEBHOOK_COLUMNS}, secret",
+            owner, to_us(lease_until), to_us(now), limit,
+        )
+        return [WebhookRecord(webhook=webhook_from_row(r), secret=bytes(r[17])) for r in rows]
+
+    async def advance_webhook(
+        self, id: str, *, owner: str, position: int, delivered_at: datetime | None, lease_until: datetime
+    ) -> bool:
+        row = await self._fetchrow(
+            "UPDATE webhooks SET cursor = greatest(cursor, $1), lease_until_us = $2,"
+            " failures = CASE WHEN $3::bigint IS NULL THEN failures ELSE 0 END,"
+            " next_attempt_us = CASE WHEN $3::bigint IS NULL THEN next_attempt_us ELSE 0 END,"
+            " last_success_us = coalesce($3::bigint, last_success_us)"
+            " WHERE id = $4 AND lease_owner = $5 AND state = 'active' RETURNING id",
+            position, to_us(lease_until), to_us(delivered_at) if delivered_at is not None else None, id, owner,
+        )
+        return row is not None
+
+    async def fail_webhook(
+        self, id: str, *, owner: str, error: DeliveryError, next_attempt: datetime, disable: str | None
+    ) -> bool:
+        row = await self._fetchrow(
+            "UPDATE webhooks SET failures = failures + 1, last_error = $1, last_error_status = $2,"
+            " last_error_us = $3, next_attempt_us = $4, lease_owner = NULL, lease_until_us = 0,"
+            " state = CASE WHEN $5::text IS NULL THEN state ELSE 'disabled' END,"
+            " disabled_reason = coalesce($5::text, disabled_reason),"
+            " disabled_us = CASE WHEN $5::text IS NULL THEN disabled_us ELSE $3 END"
+            " WHERE id = $6 AND lease_owner = $7 AND state = 'active' RETURNING id",
+            error.message, error.status, to_us(error.at), to_us(next_attempt), disable, id, owner,
+        )
+        return row is not None
+
+    async def release_webhooks(self, owner: str, id: str | None = None) -> None:
+        async with self._read() as conn:
+            await conn.execute(
+                "UPDATE webhooks SET lease_owner = NULL, lease_until_us = 0"
+                " WHERE lease_owner = $1 AND ($2::text IS NULL OR id = $2)",
+                owner, id,
+            )
+
+    async def get_last_public_doc(self, id: str, before: int) -> Commentary | None:
+        row = await self._fetchrow(
+            "SELECT doc FROM changes WHERE ref = $1 AND seq < $2 AND doc IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            id, before,
+        )
+        return _decode_commentary(row[0]) if row is not None else None
 
     # --- bulk import and export -----------------------------------------------------------
 

@@ -44,16 +44,19 @@ from feedsvc.model import (
     Change,
     Commentary,
     Count,
+    DeliveryError,
     Query,
     TokenInfo,
     Translation,
+    Webhook,
     from_us,
     to_us,
 )
 from feedsvc.store import (
+    WEBHOOK_COLUMNS,
     CopyBatch,
-    DigestRecord,
     DigestMark,
+    DigestRecord,
     IdempotencyKey,
     LogEntry,
     StoredCategory,
@@ -61,9 +64,11 @@ from feedsvc.store import (
     StoreState,
     TokenRecord,
     ViewStamp,
+    WebhookRecord,
     digest_records,
     log_entry,
     stored_category,
+    webhook_from_row,
 )
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.text import html_to_text
@@ -619,6 +624,106 @@ class SqliteStore:
                 row = await self._fetchone("SELECT value FROM meta WHERE key = 'secret'")
             self._secret = bytes(row[0])
         return self._secret
+
+    # --- webhooks (issue 4, part 6) -------------------------------------------------------
+
+    async def add_webhook(self, hook: Webhook, *, secret: bytes, owner: str) -> Webhook:
+        async with self._write() as conn:
+            head = await _scalar(conn, "SELECT coalesce(max(seq), 0) FROM changes", ())
+            await conn.execute(
+                "INSERT INTO webhooks (id, url, events, categories, languages, description, secret, owner,"
+                " created_us, cursor, state, failures, next_attempt_us, lease_until_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', 0, 0, 0)",
+                (
+                    hook.id, hook.url, _encode(hook.events), _encode(hook.categories), _encode(hook.languages),
+                    hook.description, secret, owner, to_us(hook.created_at), head,
+                ),
+            )
+        return await self.get_webhook(hook.id)
+
+    async def get_webhooks(self) -> list[Webhook]:
+        rows = await self._fetchall(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_us, id")
+        return [webhook_from_row(r) for r in rows]
+
+    async def get_webhook(self, id: str) -> Webhook:
+        row = await self._fetchone(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (id,))
+        if row is None:
+            raise NotFoundError(f"no webhook {id}")
+        return webhook_from_row(row)
+
+    async def delete_webhook(self, id: str) -> None:
+        async with self._write() as conn:
+            cur = await conn.execute("DELETE FROM webhooks WHERE id = ?", (id,))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no webhook {id}")
+
+    async def claim_webhooks(
+        self, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        due = (
+            "state = 'active' AND next_attempt_us <= ? AND lease_until_us < ?"
+            " AND cursor < (SELECT coalesce(max(seq), 0) FROM changes)"
+        )
+        now_us = to_us(now)
+        # Looked for on a reader first, so that an idle poll never queues for the writer.
+        if await self._fetchone(f"SELECT 1 FROM webhooks WHERE {due} LIMIT 1", (now_us, now_us)) is None:
+            return []
+        async with self._write() as conn, conn.execute(
+            f"UPDATE webhooks SET lease_owner = ?, lease_until_us = ? WHERE id IN"
+            f" (SELECT id FROM webhooks WHERE {due} ORDER BY next_attempt_us, id LIMIT ?)"
+            f" RETURNING {WEBHOOK_COLUMNS}, secret",
+            (owner, to_us(lease_until), now_us, now_us, limit),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        return [WebhookRecord(webhook=webhook_from_row(r), secret=bytes(r[17])) for r in rows]
+
+    async def advance_webhook(
+        self, id: str, *, owner: str, position: int, delivered_at: datetime | None, lease_until: datetime
+    ) -> bool:
+        success = (
+            ", failures = 0, next_attempt_us = 0, last_success_us = ?" if delivered_at is not None else ""
+        )
+        params: list[Any] = [position, to_us(lease_until)]
+        if delivered_at is not None:
+            params.append(to_us(delivered_at))
+        async with self._write() as conn:
+            cur = await conn.execute(
+                f"UPDATE webhooks SET cursor = max(cursor, ?), lease_until_us = ?{success}"
+                " WHERE id = ? AND lease_owner = ? AND state = 'active'",
+                (*params, id, owner),
+            )
+            return bool(cur.rowcount == 1)
+
+    async def fail_webhook(
+        self, id: str, *, owner: str, error: DeliveryError, next_attempt: datetime, disable: str | None
+    ) -> bool:
+        disabled = ", state = 'disabled', disabled_reason = ?, disabled_us = ?" if disable is not None else ""
+        params: list[Any] = [error.message, error.status, to_us(error.at), to_us(next_attempt)]
+        if disable is not None:
+            params += [disable, to_us(error.at)]
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE webhooks SET failures = failures + 1, last_error = ?, last_error_status = ?,"
+                f" last_error_us = ?, next_attempt_us = ?, lease_owner = NULL, lease_until_us = 0{disabled}"
+                " WHERE id = ? AND lease_owner = ? AND state = 'active'",
+                (*params, id, owner),
+            )
+            return bool(cur.rowcount == 1)
+
+    async def release_webhooks(self, owner: str, id: str | None = None) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE webhooks SET lease_owner = NULL, lease_until_us = 0 WHERE lease_owner = ?"
+                + (" AND id = ?" if id is not None else ""),
+                (owner,) if id is None else (owner, id),
+            )
+
+    async def get_last_public_doc(self, id: str, before: int) -> Commentary | None:
+        row = await self._fetchone(
+            "SELECT doc FROM changes WHERE ref = ? AND seq < ? AND doc IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (id, before),
+        )
+        return _decode_commentary(row[0]) if row is not None else None
 
     # --- bulk and maintenance -------------------------------------------------------------
 
