@@ -88,7 +88,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     it (with jitter), up to `webhook_max_retry_delay`."""
     webhook_max_retry_delay: float = 3600.0
     """Longest wait between two attempts, in seconds."""
-    webhook_max_failures: int = 15
+    webhook_max_failures: int = 20
     """Consecutive failed attempts after which a subscription is disabled (a `410 Gone`
     answer disables it at once)."""
     webhook_poll_interval: float = 5.0

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -432,6 +433,17 @@ async def test_events_arrive_signed_in_order_through_failures_with_filters_respe
 async def _settled(client: Any, auth: dict[str, str], id: str, position: int) -> dict[str, Any] | None:
     state = await hook_state(client, auth, id)
     return state if state["position"] >= position else None
+
+
+async def test_a_scheduled_commentary_is_announced_when_it_falls_due_though_nobody_reads(
+    client: Any, auth: dict[str, str], categories: Any, receiver: Receiver
+) -> None:
+    await register(client, auth, receiver, "/hook")
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    id = await Writer(client, auth).create(title="Scheduled", published_at=due.isoformat())
+    events = await eventually(lambda: receiver.events("/hook"))
+    assert kinds(events) == [("commentary.created", id)]
+    assert datetime.fromisoformat(events[0]["timestamp"]) >= due
 
 
 async def test_a_410_disables_the_subscription_at_once(

@@ -189,6 +189,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         max_retry_delay=settings.webhook_max_retry_delay,
         max_failures=settings.webhook_max_failures,
         poll_interval=settings.webhook_poll_interval,
+        refresh=service.state,
     )
 
     async def wake_sender(before: Commentary | None, after: Commentary | None) -> None:

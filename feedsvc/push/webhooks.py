@@ -201,12 +201,17 @@ class WebhookSender:
         timeout: float = 10.0,
         retry_delay: float = 10.0,
         max_retry_delay: float = 3600.0,
-        max_failures: int = 15,
+        max_failures: int = 20,
         poll_interval: float = 5.0,
+        refresh: Callable[[], Awaitable[object]] | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.present = present
+        self.refresh = refresh
+        """Called before each look at the outbox: the service's ``state``, which makes due
+        scheduled commentaries public, so that their events go out on time even when
+        nobody reads."""
         self.timeout = timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -262,6 +267,8 @@ class WebhookSender:
         while True:
             self._wake.clear()
             try:
+                if self.refresh is not None:
+                    await self.refresh()
                 await self._claim()
             except FeedsvcError as e:
                 log.warning("webhook sender cannot read the outbox: %s", e)
