@@ -7,6 +7,7 @@ output.
 from __future__ import annotations
 
 import re
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
@@ -151,12 +152,50 @@ class _TextExtractor(HTMLParser):
             self._current.append(data)
 
 
+# Markup as the sanitiser writes it, one capture per match: the name of a start tag (None
+# for an end tag). ASCII whitespace and names only, attribute values double-quoted: on such
+# tags HTMLParser ends a tag exactly where this does (see _fast_text).
+_MARKUP = re.compile(
+    r'<(?:([a-zA-Z][a-zA-Z0-9]*)(?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:="[^"]*")?)*[ \t\n\r\f]*/?'
+    r"|/[a-zA-Z][a-zA-Z0-9]*[ \t\n\r\f]*)>"
+)
+
+
 def html_to_text(html: str) -> str:
     """The readable text of an HTML fragment, blocks separated by newlines."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return "\n".join(line.strip() for line in "".join(parser.parts).splitlines() if line.strip())
+    text = _fast_text(html)
+    if text is None:
+        parser = _TextExtractor()
+        parser.feed(html)
+        parser.close()
+        text = "".join(parser.parts)
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _fast_text(html: str) -> str | None:
+    """What ``_TextExtractor`` collects in ``parts``, joined, for HTML made only of plain
+    tags of the allow-list and text without "<" (sanitiser output: the full-text index
+    gets every stored body through here); None for anything else, left to HTMLParser.
+
+    About ten times faster than HTMLParser, which was most of the cost of writing a
+    commentary. Equal by construction: HTMLParser (convert_charrefs) unescapes each run
+    of text between two tags as a whole, as here; a start tag of BLOCKS adds a newline
+    (self-closing ones too); end tags add nothing. Tests compare the two on many inputs.
+    """
+    pieces = _MARKUP.split(html)
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        if i % 2 == 0:
+            if "<" in piece:
+                return None
+            out.append(unescape(piece) if "&" in piece else piece)
+        elif piece is not None:
+            name = piece.lower()
+            if name not in ALLOWED_TAGS:  # e.g. <script>: HTMLParser reads its content raw
+                return None
+            if name in _TextExtractor.BLOCKS:
+                out.append("\n")
+    return "".join(out)
 
 
 def derive_summary(html: str, limit: int = 1000) -> str:
