@@ -456,7 +456,7 @@ class PostgresStore:
             where.append(f"period_start = {arg(start)}")
         if after is not None:
             day, after_lang = arg(after[0]), arg(after[1])
-            where.append(f"(period_start < {day} OR (period_start = {day} AND lang > {after_lang}))")
+            where.append(f"period_start <= {day} AND (period_start < {day} OR lang > {after_lang})")
         async with self._read() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             keys = [
                 (r[0], r[1])

@@ -449,8 +449,11 @@ class SqliteStore:
     async def get_digests(
         self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
     ) -> list[DigestRecord]:
-        # The page's keys walk an index on (period_start, lang) (or (lang, period_start));
-        # its commentaries and marks are then read by the range of starts it spans.
+        # The page's starts walk the index on (period_start, lang) (or (lang, period_start))
+        # backwards and stop at `limit`; its keys are then sorted within those starts only:
+        # sorting every (start, lang) group, as one GROUP BY ... ORDER BY start DESC, lang
+        # ASC would, takes 25 ms at 100k commentaries instead of well under 1 ms. Its
+        # commentaries and marks are read by the range of starts it spans.
         where, params = ["public = 1", "period_start IS NOT NULL"], []
         if lang is not None:
             where.append("lang = ?")
@@ -459,19 +462,26 @@ class SqliteStore:
             where.append("period_start = ?")
             params.append(start.isoformat())
         if after is not None:
-            where.append("(period_start < ? OR (period_start = ? AND lang > ?))")
+            where.append("period_start <= ? AND (period_start < ? OR lang > ?)")
             params += [after[0].isoformat(), after[0].isoformat(), after[1]]
+        condition = " AND ".join(where)
         async with self._read() as conn:
-            await conn.execute("BEGIN")  # one snapshot for the three queries
+            await conn.execute("BEGIN")  # one snapshot for the queries
             try:
                 async with conn.execute(
-                    f"SELECT period_start, lang FROM commentaries WHERE {' AND '.join(where)}"
-                    " GROUP BY period_start, lang ORDER BY period_start DESC, lang LIMIT ?",
+                    f"SELECT DISTINCT period_start FROM commentaries WHERE {condition}"
+                    " ORDER BY period_start DESC LIMIT ?",
                     (*params, limit),
                 ) as cur:
-                    keys = [(date.fromisoformat(r[0]), r[1]) for r in await cur.fetchall()]
-                if not keys:
+                    starts = [r[0] for r in await cur.fetchall()]
+                if not starts:
                     return []
+                async with conn.execute(
+                    f"SELECT period_start, lang FROM commentaries WHERE {condition} AND period_start >= ?"
+                    " GROUP BY period_start, lang ORDER BY period_start DESC, lang LIMIT ?",
+                    (*params, starts[-1], limit),
+                ) as cur:
+                    keys = [(date.fromisoformat(r[0]), r[1]) for r in await cur.fetchall()]
                 span = (keys[-1][0].isoformat(), keys[0][0].isoformat())
                 lang_clause = " AND lang = ?" if lang is not None else ""
                 async with conn.execute(
