@@ -116,7 +116,8 @@ class Service:
 
     async def state(self) -> StoreState:
         """The store's state after making due scheduled commentaries public."""
-        state = await self.store.get_state()
+        # Known without a query while no commit happened anywhere since it was last read.
+        state = self.store.known_state() or await self.store.get_state()
         if state.next_due is not None and state.next_due <= self.clock():
             if await self.store.publish_due(self.clock()):
                 await self.notify_changed(None, None)

@@ -284,6 +284,11 @@ class Store(Protocol):
     async def get_state(self) -> StoreState:
         """The newest sequence number and the next scheduled publication time."""
 
+    def known_state(self) -> StoreState | None:
+        """What ``get_state`` would answer, when the store knows without a query that no
+        commit (by any process or node) happened since it last read it; else None.
+        Microseconds: feedsvc.store.watch."""
+
     async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
         """Public changes with a sequence number above ``since``, oldest first, and the
         sequence number to resume from (the last one examined)."""

@@ -89,6 +89,7 @@ from feedsvc.store import (
     webhook_from_row,
 )
 from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.watch import PostgresWatch
 from feedsvc.store.words import Words as _Words
 from feedsvc.text import html_to_text
 
@@ -100,6 +101,11 @@ COMMAND_TIMEOUT_S = 60.0
 # this schema's `changes` table), so every node writing to that log takes the same lock,
 # however its search_path was spelled, and stores on other schemas (test runs) never wait.
 WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock((x'66656564'::bigint << 32) | 'changes'::regclass::oid::bigint)"
+# Every write transaction also notifies the listeners of the same change log (its channel
+# is named after the log, like the lock); PostgreSQL delivers it only if the transaction
+# commits. Nodes then know nothing moved without asking (feedsvc.store.watch).
+CHANNEL_SQL = "SELECT 'feedsvc_changes_' || 'changes'::regclass::oid::text"
+WRITE_SQL = WRITE_LOCK_SQL + ", pg_notify('feedsvc_changes_' || 'changes'::regclass::oid::text, '')"
 # The migration lock is named after the schema, which may not exist yet.
 MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(x'6d696772'::int, hashtext(coalesce($1::text, current_schema(), '')))"
 
@@ -143,6 +149,7 @@ class PostgresStore:
         self._is_open = False
         self._words: _Words | None = None
         self._secret: bytes | None = None
+        self._watch = PostgresWatch(self._connect_listener, CHANNEL_SQL)
 
     # --- connections ----------------------------------------------------------------------
 
@@ -152,6 +159,7 @@ class PostgresStore:
         except sqlite3.Error as e:  # pragma: no cover - depends on how Python was built
             raise StorageError(f"full-text search needs SQLite with FTS5 in this Python: {e}") from e
         self._is_open = True
+        self._watch = PostgresWatch(self._connect_listener, CHANNEL_SQL)
         try:
             await self.migrate()
         except FeedsvcError:
@@ -160,6 +168,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         self._is_open = False
+        await self._watch.close()
         pools, self._pools = self._pools, {}
         current = asyncio.get_running_loop()
         for loop, pool in pools.items():
@@ -204,15 +213,22 @@ class PostgresStore:
         except _DRIVER_ERRORS as e:
             raise _wrap(e) from e
 
+    async def _connect_listener(self) -> asyncpg.Connection:
+        settings = {"search_path": _quote_ident(self.schema)} if self.schema else {}
+        return await asyncpg.connect(self.dsn, server_settings=settings, timeout=10)
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[_Tx]:
         """One write transaction holding the write lock; rolled back on any error."""
         try:
             async with (await self._pool()).acquire() as conn, conn.transaction():
-                await conn.execute(WRITE_LOCK_SQL)
+                await conn.execute(WRITE_SQL)
                 yield _Tx(conn)
         except _DRIVER_ERRORS as e:
             raise _wrap(e) from e
+        finally:
+            # This process's own writes are known at once, not when the notification is back.
+            self._watch.changed()
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self._read() as conn:
@@ -482,12 +498,18 @@ class PostgresStore:
         return digest_records(keys, members, {(r[0], r[1]): from_us(r[2]) for r in marks})
 
     async def get_state(self) -> StoreState:
+        token = self._watch.token()  # before the query: see feedsvc.store.watch
         row = await self._fetchrow(
             "SELECT (SELECT coalesce(max(seq), 0) FROM changes),"
             " (SELECT min(pub_us) FROM commentaries WHERE NOT public AND status = 'published')"
         )
         assert row is not None
-        return StoreState(seq=int(row[0]), next_due=from_us(row[1]) if row[1] is not None else None)
+        state = StoreState(seq=int(row[0]), next_due=from_us(row[1]) if row[1] is not None else None)
+        self._watch.remember(token, state)
+        return state
+
+    def known_state(self) -> StoreState | None:
+        return self._watch.known()
 
     async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
         # One statement, one snapshot: the newest number and the changes up to it.

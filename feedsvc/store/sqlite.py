@@ -71,6 +71,7 @@ from feedsvc.store import (
     webhook_from_row,
 )
 from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.watch import SqliteWatch
 from feedsvc.text import html_to_text
 
 READERS = 3
@@ -174,6 +175,7 @@ class SqliteStore:
         self._reader_list: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
+        self._watch = SqliteWatch(path, busy_timeout_ms=busy_timeout_ms)
 
     # --- connections ----------------------------------------------------------------------
 
@@ -197,11 +199,13 @@ class SqliteStore:
                 conn = await self._connect(readonly=True)
                 self._reader_list.append(conn)
                 self._readers.put_nowait(conn)
+            self._watch.open()
         except (sqlite3.Error, OSError) as e:
             await self.close()
             raise StorageError(f"cannot open SQLite database {self.path}: {e}") from e
 
     async def close(self) -> None:
+        self._watch.close()
         async with self._write_lock:
             for conn in self._reader_list:
                 await conn.close()
@@ -499,11 +503,17 @@ class SqliteStore:
         return digest_records(keys, members, left)
 
     async def get_state(self) -> StoreState:
+        token = self._watch.token()  # before the query: see feedsvc.store.watch
         row = await self._fetchone(
             "SELECT (SELECT coalesce(max(seq), 0) FROM changes),"
             " (SELECT min(pub_us) FROM commentaries WHERE public = 0 AND status = 'published')"
         )
-        return StoreState(seq=int(row[0]), next_due=from_us(row[1]) if row[1] is not None else None)
+        state = StoreState(seq=int(row[0]), next_due=from_us(row[1]) if row[1] is not None else None)
+        self._watch.remember(token, state)
+        return state
+
+    def known_state(self) -> StoreState | None:
+        return self._watch.known()
 
     async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
         async with self._read() as conn:
