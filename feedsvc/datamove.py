@@ -5,7 +5,8 @@ works in any direction (PostgreSQL to SQLite moves back). Everything is copied a
 commentaries of every status with their ids, versions, timestamps and visibility flag,
 categories with their versions, tokens (salted digests, scopes, expiry, revocation), the
 change log entry for entry (same numbers, so mirrors' cursors, versions and ETags stay
-valid) and the signing secret (so list cursors issued before the move still work).
+valid), the weekly digests' marks, webhook subscriptions with their signing keys and
+delivery cursors, and the signing secret (so cursors issued before the move still work).
 Idempotency keys are not copied: they live 24 hours, and a retry after a move stores anew.
 
 **How.** The copy follows the source's change log: it takes the entries above the highest
@@ -14,8 +15,9 @@ of the target together with the current state of every commentary the batch touc
 every category). A first run starts from an empty log; a later run copies only what the
 source wrote since, which lets an operator copy while the old node still serves and run
 again just before switching; a run that was interrupted resumes where its last committed
-batch ended. Tokens, which change without a log entry, the weekly digests' marks (when a
-commentary last left one) and the secret are copied at the end of every run.
+batch ended. What changes without a log entry (tokens, digest marks, webhook
+subscriptions and their delivery state) and the secret are copied at the end of every run;
+the target's subscriptions become the source's.
 
 **Safety.** Before writing anything, the target's log must be a prefix of the source's
 (same count and checksum up to the target's highest number) and every token the target
@@ -23,9 +25,10 @@ holds must be the source's: a target that has taken writes of its own is refused
 
 **Verification.** After copying, both stores are read back, every record decoded, and each
 kind (categories by slug, commentaries by id, tokens by id, change log by number, digest
-marks by language and week, the secret) is counted and hashed (SHA-256 over one canonical JSON line per record). The copy
-is good when every count and checksum is the same on both sides. If the source took a
-write while it was being read, the new changes are copied and the check repeats.
+marks by language and week, webhooks by id, the secret) is counted and hashed (SHA-256
+over one canonical JSON line per record). The copy is good when every count and checksum
+is the same on both sides. If the source took a write while it was being read, the new
+changes are copied and the check repeats.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ READ_CHUNK = 1000
 """Records read per query while verifying."""
 VERIFY_ROUNDS = 5
 """Times the copy catches up with a source that keeps changing while it is verified."""
-KINDS = ("categories", "commentaries", "tokens", "changes", "digest marks", "secret")
+KINDS = ("categories", "commentaries", "tokens", "changes", "digest marks", "webhooks", "secret")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -162,6 +165,10 @@ async def summarize(store: Store, upto: int | None = None, progress: Progress = 
     for mark in await store.get_digest_marks():
         marks.add(mark)
     kinds["digest marks"] = marks.tally()
+    hooks = _Hasher()
+    for hook in await store.get_stored_webhooks():
+        hooks.add(hook)
+    kinds["webhooks"] = hooks.tally()
     secret = _Hasher()
     secret.add(hashlib.sha256(b"feedsvc secret " + await store.get_secret()).hexdigest())
     kinds["secret"] = secret.tally()
@@ -220,6 +227,7 @@ async def copy_changes(
             categories=await source.get_stored_categories(),
             tokens=await source.get_token_records(),
             digest_marks=await source.get_digest_marks(),
+            webhooks=await source.get_stored_webhooks(),
             secret=await source.get_secret(),
         )
     )

@@ -33,7 +33,7 @@ from litestar.testing import AsyncTestClient
 
 from feedsvc.cli import main
 from feedsvc.config import load_settings
-from feedsvc.datamove import Copied, copy_changes, migrate_data
+from feedsvc.datamove import KINDS, Copied, copy_changes, migrate_data
 from feedsvc.http.app import create_app
 from feedsvc.service import Service
 from feedsvc.store import open_store
@@ -87,7 +87,8 @@ def assert_verified(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     table = [line for line in lines if line.split() and line.split()[-1] in ("same", "DIFFERENT")]
-    assert [line.split()[-1] for line in table] == ["same"] * 6, done.stdout
+    assert [line.split()[0] for line in table] == [kind.split()[0] for kind in KINDS], done.stdout
+    assert [line.split()[-1] for line in table] == ["same"] * len(KINDS), done.stdout
     sums = {line.split()[3]: line.split()[4] for line in lines if line.startswith("checksum of the")}
     assert set(sums) == {"source", "target"} and sums["source"] == sums["target"], done.stdout
     assert len(sums["source"]) == 64
@@ -258,6 +259,45 @@ async def test_a_second_run_is_a_verified_no_op_and_a_later_one_catches_up(
     async with node(pg_database_url) as new:
         assert await snapshot(new, history) == after
         assert next(t for t in await service_of(new).list_tokens() if t.name == "admin").revoked_at is not None
+
+
+async def test_webhook_subscriptions_move_with_their_keys_and_delivery_cursors(
+    sqlite_url: str, pg_database_url: str
+) -> None:
+    async with node(sqlite_url) as old:
+        history = await write_history(old)
+        auth = {"Authorization": f"Bearer {history.writer_token}"}
+        made = []
+        for body in (
+            {"url": "https://93.184.215.14/hooks/a", "events": ["created"], "categories": ["economy"],
+             "languages": ["ru"], "description": "Партнёр А"},
+            {"url": "https://93.184.215.14/hooks/b"},
+        ):
+            r = await old.post("/api/v1/webhooks", json=body, headers=auth)
+            assert r.status_code == 201, r.text
+            made.append(r.json())
+        listed = (await old.get("/api/v1/webhooks", headers=auth)).json()
+    assert [h["position"] for h in listed] == [await newest_seq(sqlite_url)] * 2
+    assert_verified(migrate(sqlite_url, pg_database_url))
+    assert await stored_webhooks(pg_database_url) == await stored_webhooks(sqlite_url)
+    async with node(pg_database_url) as new:
+        assert (await new.get("/api/v1/webhooks", headers=auth)).json() == listed
+
+    # A subscription dropped on the old node before the switch is dropped by the next run.
+    async with node(sqlite_url) as old:
+        r = await old.delete(f"/api/v1/webhooks/{made[1]['id']}", headers=auth)
+        assert r.status_code == 204, r.text
+    assert_verified(migrate(sqlite_url, pg_database_url))
+    assert [h.id for h in await stored_webhooks(pg_database_url)] == [made[0]["id"]]
+
+
+async def stored_webhooks(url: str) -> list[Any]:
+    store = open_store(url)
+    await store.open()
+    try:
+        return await store.get_stored_webhooks()
+    finally:
+        await store.close()
 
 
 async def test_a_target_with_writes_of_its_own_is_refused_untouched(sqlite_url: str, pg_database_url: str) -> None:

@@ -84,6 +84,47 @@ class StoredCommentary(msgspec.Struct, frozen=True, kw_only=True):
     public: bool
 
 
+class DigestMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The last time a commentary left a weekly digest, as stored (``DigestRecord.left_at``)."""
+
+    lang: str
+    period_start: date
+    left_us: int
+
+
+class StoredWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook subscription as stored: its signing key, owner and delivery state (its
+    ``cursor`` is a change sequence number), without the lease of the node sending now."""
+
+    id: str
+    url: str
+    events: list[str]
+    categories: list[str]
+    languages: list[str]
+    description: str | None
+    secret: bytes
+    owner: str
+    created_us: int
+    cursor: int
+    state: str
+    disabled_reason: str | None
+    disabled_us: int | None
+    failures: int
+    next_attempt_us: int
+    last_error: str | None
+    last_error_status: int | None
+    last_error_us: int | None
+    last_success_us: int | None
+
+
+STORED_WEBHOOK_COLUMNS = (
+    "id, url, events, categories, languages, description, secret, owner, created_us, cursor, state,"
+    " disabled_reason, disabled_us, failures, next_attempt_us, last_error, last_error_status, last_error_us,"
+    " last_success_us"
+)
+"""The columns of a StoredWebhook, in its order, on either store."""
+
+
 class CopyBatch(msgspec.Struct, kw_only=True):
     """Records copied from another store, written verbatim by ``Store.load_copy``."""
 
@@ -94,15 +135,10 @@ class CopyBatch(msgspec.Struct, kw_only=True):
     log: list[LogEntry] = msgspec.field(default_factory=list)
     """Change log entries above the newest one held here, in order."""
     tokens: list[TokenRecord] = msgspec.field(default_factory=list)
+    digest_marks: list[DigestMark] = msgspec.field(default_factory=list)
+    webhooks: list[StoredWebhook] | None = None
+    """When given, every subscription: the ones stored here and not among them are deleted."""
     secret: bytes | None = None
-
-class DigestMark(msgspec.Struct, frozen=True, kw_only=True):
-    """The last time a commentary left a weekly digest, as stored (``DigestRecord.left_at``)."""
-
-    lang: str
-    period_start: date
-    left_us: int
-
 
 
 class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +150,6 @@ class IdempotencyKey(msgspec.Struct, frozen=True, kw_only=True):
     """The header's value (1-255 visible ASCII characters)."""
     fingerprint: str
     """A hash of the request body; a retry must carry the same one."""
-    digest_marks: list[DigestMark] = msgspec.field(default_factory=list)
 
 
 class DigestRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -422,13 +457,20 @@ class Store(Protocol):
     async def get_token_records(self) -> list[TokenRecord]:
         """Every token as stored, revoked ones too, by id."""
 
+    async def get_digest_marks(self) -> list[DigestMark]:
+        """Every digest mark as stored, by language and period start."""
+
+    async def get_stored_webhooks(self) -> list[StoredWebhook]:
+        """Every webhook subscription as stored, by id."""
+
     async def load_copy(self, batch: CopyBatch) -> None:
         """Write records copied from another store, in one write transaction, appending no
         change of its own: upsert the categories (with their version and time), replace each
         commentary with the copy (a row here that holds its language and slug is dropped:
         it is stale, and a later entry of the log will bring it back), delete the removed
         ids, append the log entries with their own sequence numbers (later writes here go on
-        from the highest), upsert the tokens and digest marks, and set the secret when given.
+        from the highest), upsert the tokens and digest marks, make the webhook subscriptions
+        those given (keeping the lease of one that stays), and set the secret when given.
         """
 
 
@@ -437,6 +479,38 @@ def log_entry(row: Any) -> LogEntry:
     return LogEntry(
         seq=row[0], kind=row[1], ref=row[2], op=row[3], public_op=row[4], at_us=row[5],
         doc=bytes(row[6]) if row[6] is not None else None,
+    )
+
+
+def stored_webhook(row: Any) -> StoredWebhook:
+    """A StoredWebhook from a row of STORED_WEBHOOK_COLUMNS, either store's."""
+    return StoredWebhook(
+        id=row[0], url=row[1], events=_decode_str_list(row[2]), categories=_decode_str_list(row[3]),
+        languages=_decode_str_list(row[4]), description=row[5], secret=bytes(row[6]), owner=row[7],
+        created_us=row[8], cursor=row[9], state=row[10], disabled_reason=row[11], disabled_us=row[12],
+        failures=row[13], next_attempt_us=row[14], last_error=row[15], last_error_status=row[16],
+        last_error_us=row[17], last_success_us=row[18],
+    )
+
+
+def webhook_row(hook: StoredWebhook, encode: Any) -> tuple[Any, ...]:
+    """The values of STORED_WEBHOOK_COLUMNS for ``hook``, its lists through ``encode``."""
+    return (
+        hook.id, hook.url, encode(hook.events), encode(hook.categories), encode(hook.languages),
+        hook.description, hook.secret, hook.owner, hook.created_us, hook.cursor, hook.state,
+        hook.disabled_reason, hook.disabled_us, hook.failures, hook.next_attempt_us, hook.last_error,
+        hook.last_error_status, hook.last_error_us, hook.last_success_us,
+    )
+
+
+def upsert_webhook_sql(params: Sequence[str]) -> str:
+    """An INSERT of STORED_WEBHOOK_COLUMNS (``params`` are their placeholders) that replaces
+    the subscription with the same id but leaves its lease; a new one has none."""
+    columns = [c.strip() for c in STORED_WEBHOOK_COLUMNS.split(",")]
+    return (
+        f"INSERT INTO webhooks ({STORED_WEBHOOK_COLUMNS}, lease_owner, lease_until_us)"
+        f" VALUES ({', '.join(params)}, NULL, 0) ON CONFLICT (id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     )
 
 
@@ -449,6 +523,7 @@ def stored_category(row: Any) -> StoredCategory:
 
 
 _decode_str_dict = msgspec.json.Decoder(dict[str, str]).decode
+_decode_str_list = msgspec.json.Decoder(list[str]).decode
 
 
 def open_store(url: str) -> Store:
@@ -470,6 +545,3 @@ def open_store(url: str) -> Store:
     if "://" in url:
         raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
     return SqliteStore(url)
-    async def get_digest_marks(self) -> list[DigestMark]:
-        """Every digest mark as stored, by language and period start."""
-

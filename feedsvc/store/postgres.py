@@ -71,6 +71,7 @@ from feedsvc.model import (
     to_us,
 )
 from feedsvc.store import (
+    STORED_WEBHOOK_COLUMNS,
     WEBHOOK_COLUMNS,
     CopyBatch,
     DigestMark,
@@ -79,6 +80,7 @@ from feedsvc.store import (
     LogEntry,
     StoredCategory,
     StoredCommentary,
+    StoredWebhook,
     StoreState,
     TokenRecord,
     ViewStamp,
@@ -86,7 +88,10 @@ from feedsvc.store import (
     digest_records,
     log_entry,
     stored_category,
+    stored_webhook,
+    upsert_webhook_sql,
     webhook_from_row,
+    webhook_row,
 )
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.watch import PostgresWatch
@@ -821,6 +826,14 @@ class PostgresStore:
         )
         return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
 
+    async def get_digest_marks(self) -> list[DigestMark]:
+        rows = await self._fetch("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
+        return [DigestMark(lang=r[0], period_start=r[1], left_us=r[2]) for r in rows]
+
+    async def get_stored_webhooks(self) -> list[StoredWebhook]:
+        rows = await self._fetch(f"SELECT {STORED_WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")
+        return [stored_webhook(r) for r in rows]
+
     async def load_copy(self, batch: CopyBatch) -> None:
         async with self._write() as tx:
             conn = tx.conn
@@ -835,10 +848,6 @@ class PostgresStore:
                         for c in batch.categories
                     ],
                 )
-    async def get_digest_marks(self) -> list[DigestMark]:
-        rows = await self._fetch("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
-        return [DigestMark(lang=r[0], period_start=r[1], left_us=r[2]) for r in rows]
-
             replaced = [*batch.removed, *(c.item.id for c in batch.commentaries)]
             if replaced:
                 await conn.execute("DELETE FROM commentaries WHERE id = ANY($1::text[])", replaced)
@@ -865,6 +874,21 @@ class PostgresStore:
                     " revoked_us = excluded.revoked_us",
                     [_token_row(t) for t in batch.tokens],
                 )
+            if batch.digest_marks:
+                await conn.executemany(
+                    "INSERT INTO digest_marks (lang, period_start, left_us) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
+                    [(m.lang, m.period_start, m.left_us) for m in batch.digest_marks],
+                )
+            if batch.webhooks is not None:
+                if batch.webhooks:
+                    await conn.executemany(
+                        upsert_webhook_sql([f"${n}" for n in range(1, 20)]),
+                        [webhook_row(h, _encode) for h in batch.webhooks],
+                    )
+                await conn.execute(
+                    "DELETE FROM webhooks WHERE NOT (id = ANY($1::text[]))", [h.id for h in batch.webhooks]
+                )
             if batch.secret is not None:
                 await conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('secret', $1)"
@@ -878,12 +902,6 @@ class PostgresStore:
 
 # Issue 9: a public commentary with a period leaves its weekly digest when it is replaced or
 # deleted, and joins one when it turns public; the digest notes the time (see
-            if batch.digest_marks:
-                await conn.executemany(
-                    "INSERT INTO digest_marks (lang, period_start, left_us) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
-                    [(m.lang, m.period_start, m.left_us) for m in batch.digest_marks],
-                )
 # SqliteStore's _mark_digest), so its updated time moves though no commentary left in it did.
 _DIGEST_MARK_UPSERT = (
     " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = greatest(digest_marks.left_us, excluded.left_us)"

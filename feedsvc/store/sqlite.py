@@ -53,6 +53,7 @@ from feedsvc.model import (
     to_us,
 )
 from feedsvc.store import (
+    STORED_WEBHOOK_COLUMNS,
     WEBHOOK_COLUMNS,
     CopyBatch,
     DigestMark,
@@ -61,6 +62,7 @@ from feedsvc.store import (
     LogEntry,
     StoredCategory,
     StoredCommentary,
+    StoredWebhook,
     StoreState,
     TokenRecord,
     ViewStamp,
@@ -68,7 +70,10 @@ from feedsvc.store import (
     digest_records,
     log_entry,
     stored_category,
+    stored_webhook,
+    upsert_webhook_sql,
     webhook_from_row,
+    webhook_row,
 )
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.store.watch import SqliteWatch
@@ -963,6 +968,14 @@ class SqliteStore:
         )
         return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
 
+    async def get_digest_marks(self) -> list[DigestMark]:
+        rows = await self._fetchall("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
+        return [DigestMark(lang=r[0], period_start=date.fromisoformat(r[1]), left_us=r[2]) for r in rows]
+
+    async def get_stored_webhooks(self) -> list[StoredWebhook]:
+        rows = await self._fetchall(f"SELECT {STORED_WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")
+        return [stored_webhook(r) for r in rows]
+
     async def load_copy(self, batch: CopyBatch) -> None:
         async with self._write() as conn:
             await conn.executemany(
@@ -999,6 +1012,17 @@ class SqliteStore:
                 " revoked_us = excluded.revoked_us",
                 [_token_row(t) for t in batch.tokens],
             )
+            await conn.executemany(
+                "INSERT INTO digest_marks (lang, period_start, left_us) VALUES (?, ?, ?)"
+                " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
+                [(m.lang, m.period_start.isoformat(), m.left_us) for m in batch.digest_marks],
+            )
+            if batch.webhooks is not None:
+                await conn.executemany(
+                    upsert_webhook_sql(["?"] * 19), [webhook_row(h, _encode) for h in batch.webhooks]
+                )
+                keep = [h.id for h in batch.webhooks]
+                await conn.execute(f"DELETE FROM webhooks WHERE id NOT IN ({','.join('?' * len(keep))})", keep)
             if batch.secret is not None:
                 await conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('secret', ?)"
@@ -1013,10 +1037,6 @@ class SqliteStore:
 
 def _wrap(e: sqlite3.Error) -> Exception:
     """Driver errors stop here: map them onto the feedsvc error tree."""
-    async def get_digest_marks(self) -> list[DigestMark]:
-        rows = await self._fetchall("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
-        return [DigestMark(lang=r[0], period_start=date.fromisoformat(r[1]), left_us=r[2]) for r in rows]
-
     text = str(e).lower()
     if isinstance(e, sqlite3.IntegrityError):
         if "foreign key" in text:
@@ -1053,11 +1073,6 @@ def _public_op(was_public: bool, public: bool) -> str | None:
 
 async def _current(conn: aiosqlite.Connection, id: str, expected_version: int | None) -> Any:
     async with conn.execute("SELECT rowid, version, public FROM commentaries WHERE id = ?", (id,)) as cur:
-            await conn.executemany(
-                "INSERT INTO digest_marks (lang, period_start, left_us) VALUES (?, ?, ?)"
-                " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = excluded.left_us",
-                [(m.lang, m.period_start.isoformat(), m.left_us) for m in batch.digest_marks],
-            )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no commentary with id {id}")
