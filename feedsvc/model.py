@@ -324,7 +324,9 @@ WebhookState = Literal["active", "disabled"]
 class NewWebhook(Struct, kw_only=True, forbid_unknown_fields=True):
     """A subscription as a client registers it with ``POST /api/v1/webhooks``."""
 
-    url: Annotated[str, Meta(max_length=2000, examples=["https://partner.example.net/hooks/feedsvc"])]
+    url: Annotated[
+        str, Meta(pattern=r"^https?://[^\s<>\"]+$(?!\n)", max_length=2000, examples=["https://partner.example.net/hooks/feedsvc"])
+    ]
     """Where events are POSTed: an http(s) URL without credentials, whose host must not
     resolve to a loopback, private, link-local or otherwise non-public address."""
     events: Annotated[list[ChangeOp], Meta(min_length=1, max_length=3)] = msgspec.field(

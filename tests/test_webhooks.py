@@ -310,6 +310,12 @@ async def test_targets_in_private_ranges_are_refused_by_default(settings: Settin
         assert (await client.post(HOOKS, json={"url": PUBLIC_TARGET}, headers=auth)).status_code == 201
 
 
+async def test_a_host_that_cannot_resolve_is_422_not_an_error(client: Any, auth: dict[str, str]) -> None:
+    # Found by schemathesis: a DNS label over 63 characters made the resolver raise.
+    r = await client.post(HOOKS, json={"url": f"http://{'0' * 900}/hook"}, headers=auth)
+    assert "does not resolve" in assert_error(r, 422, "url")["detail"]
+
+
 async def test_allowed_networks_let_those_ranges_in_and_no_others(client: Any, auth: dict[str, str]) -> None:
     for url in ("http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://[::ffff:127.0.0.1]:9/hook"):
         r = await client.post(HOOKS, json={"url": url}, headers=auth)

@@ -102,7 +102,7 @@ class TargetPolicy:
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT):
                 infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, ValueError) as e:  # ValueError: UnicodeError, a label too long
             raise RefusedTarget(f"{host} does not resolve: {e or 'timed out'}") from None
         addresses: list[IPAddress] = []
         for info in infos:
