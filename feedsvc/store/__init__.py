@@ -300,6 +300,12 @@ class Store(Protocol):
     async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
         """Public commentaries sharing each translation key (``url`` holds ``canonical_url`` or "")."""
 
+    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
+        """Up to ``limit`` public commentaries related to ``item``, most related first, each
+        with its score, as feedsvc.store.related defines candidates, score and ties (every
+        store gives the same answer for the same data). Never ``item`` itself, a commentary
+        in another language, or one sharing ``item``'s ``translation_key``."""
+
     async def publish_due(self, now: datetime) -> int:
         """Make scheduled commentaries whose time has come public; return how many."""
 

@@ -87,6 +87,7 @@ from feedsvc.store import (
     WebhookRecord,
     digest_records,
     log_entry,
+    related,
     stored_category,
     stored_webhook,
     upsert_webhook_sql,
@@ -349,12 +350,16 @@ class PostgresStore:
                 " AND pub_us <= $1 ORDER BY pub_us, id",
                 to_us(now),
             )
-            updates, changes = [], []
+            updates, changes, keys = [], [], []
             for row in rows:
                 item = _decode_commentary(row["doc"])
                 item = msgspec.structs.replace(item, version=await tx.next_seq())
                 doc = _encode(item)
                 updates.append((item.version, doc, row["cid"]))
+                keys.append((
+                    item.lang, to_us(item.published_at), item.id, item.translation_key, row["cid"],
+                    related.stored_keys(item),
+                ))
                 changes.append((item.version, "commentary", item.id, "updated", "created", to_us(now), doc))
             if rows:
                 await tx.conn.executemany(
@@ -362,6 +367,7 @@ class PostgresStore:
                 )
                 await tx.conn.executemany(_INSERT_CHANGE, changes)
                 await tx.conn.execute(_MARK_DIGESTS, [row["cid"] for row in rows], to_us(now))
+                await tx.conn.executemany(_INSERT_RELATED_KEYS, keys)
             return len(rows)
 
     async def _insert(
@@ -387,6 +393,7 @@ class PostgresStore:
             item.period.start if item.period else None, item.period.end if item.period else None,
             public, doc, tsv, _text_search_config(item.lang), words,
             list(tags.values()), list(tags), list(authors.values()), list(authors),
+            related.stored_keys(item),
         )
 
     # --- commentaries: reads --------------------------------------------------------------
@@ -501,6 +508,18 @@ class PostgresStore:
             )
         members = [(r[0], r[1], _decode_commentary(r[2])) for r in rows]
         return digest_records(keys, members, {(r[0], r[1]): from_us(r[2]) for r in marks})
+
+    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
+        p = related.probe(item)
+        rows = await self._fetch(_RELATED, list(p.keys), p.lang, p.pub_us, p.id, p.translation_key, related.WINDOW)
+        ranked = related.rank(p, [(r[0], r[1], r[2]) for r in rows], limit)
+        if not ranked:
+            return []
+        found = await self._fetch(
+            "SELECT id, doc FROM commentaries WHERE public AND id = ANY($1::text[])", [id for id, _ in ranked]
+        )
+        docs = {r[0]: r[1] for r in found}
+        return [(_decode_commentary(docs[id]), score) for id, score in ranked if id in docs]
 
     async def get_state(self) -> StoreState:
         token = self._watch.token()  # before the query: see feedsvc.store.watch
@@ -917,6 +936,28 @@ _MARK_DIGESTS = (
     " WHERE cid = ANY($1::bigint[]) AND public AND period_start IS NOT NULL" + _DIGEST_MARK_UPSERT
 )
 
+# get_related (feedsvc.store.related): the two windows of every probe key ($1), each the
+# eligible commentaries nearest in time ($3, $4) on one side, a range scan of related_keys'
+# primary key (which holds public commentaries only).
+_RELATED = """
+SELECT w.id, w.pub_us, q.n - 1 FROM unnest($1::text[]) WITH ORDINALITY AS q (key, n), LATERAL (
+    (SELECT k.id, k.pub_us FROM related_keys k
+     WHERE k.lang = $2 AND k.key = q.key AND (k.pub_us, k.id) < ($3::bigint, $4::text)
+       AND ($5::text IS NULL OR k.translation_key IS DISTINCT FROM $5::text)
+     ORDER BY k.pub_us DESC, k.id DESC LIMIT $6)
+    UNION ALL
+    (SELECT k.id, k.pub_us FROM related_keys k
+     WHERE k.lang = $2 AND k.key = q.key AND (k.pub_us, k.id) > ($3::bigint, $4::text)
+       AND ($5::text IS NULL OR k.translation_key IS DISTINCT FROM $5::text)
+     ORDER BY k.pub_us, k.id LIMIT $6)
+) AS w
+"""
+
+_INSERT_RELATED_KEYS = (
+    "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)"
+    " SELECT $1, k.key, $2, $3, $4, $5 FROM unnest($6::text[]) AS k (key)"
+)
+
 _INSERT_CHANGE = (
     "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
@@ -932,6 +973,9 @@ row AS (
 ), tags AS (
     INSERT INTO commentary_tags (cid, tag, tag_key)
     SELECT row.cid, t.tag, t.tag_key FROM row, unnest($23::text[], $24::text[]) AS t (tag, tag_key)
+), related AS (
+    INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
+    SELECT $7, k.key, $13, $2, $9, row.cid FROM row, unnest($27::text[]) AS k (key) WHERE $18
 )
 INSERT INTO commentary_authors (cid, name, name_key)
 SELECT row.cid, a.name, a.name_key FROM row, unnest($25::text[], $26::text[]) AS a (name, name_key)

@@ -69,6 +69,7 @@ from feedsvc.store import (
     WebhookRecord,
     digest_records,
     log_entry,
+    related,
     stored_category,
     stored_webhook,
     upsert_webhook_sql,
@@ -167,6 +168,27 @@ def build_where(query: Query) -> tuple[str, list[Any]]:
         clauses.append("(c.pub_us < ? OR (c.pub_us = ? AND c.id < ?))")
         params += [query.after[0], query.after[0], query.after[1]]
     return " AND ".join(clauses), params
+
+
+def _related_sql(p: related.Probe) -> tuple[str, list[Any]]:
+    """One statement for ``get_related``: the two windows of every probe key (the eligible
+    commentaries nearest in time on each side, each a range scan of related_keys' primary
+    key, which holds public commentaries only), as (id, pub_us, position of the key) rows."""
+    params: list[Any] = [p.lang, p.pub_us, p.id, related.WINDOW]
+    eligible = ""
+    if p.translation_key is not None:
+        params.append(p.translation_key)
+        eligible = f" AND (k.translation_key IS NULL OR k.translation_key != ?{len(params)})"
+    windows: list[str] = []
+    for n, key in enumerate(p.keys):
+        params.append(key)
+        for side, order in (("<", " DESC"), (">", "")):
+            windows.append(
+                f"SELECT * FROM (SELECT k.id, k.pub_us, {n} FROM related_keys k WHERE k.lang = ?1"
+                f" AND k.key = ?{len(params)} AND (k.pub_us, k.id) {side} (?2, ?3){eligible}"
+                f" ORDER BY k.pub_us{order}, k.id{order} LIMIT ?4)"
+            )
+    return " UNION ALL ".join(windows), params
 
 
 class SqliteStore:
@@ -375,6 +397,7 @@ class SqliteStore:
                     (seq, _encode(item), rowid),
                 )
                 await _mark_digest(conn, rowid, now)
+                await _insert_related_keys(conn, item, rowid)
                 await _set_change_doc(conn, seq, item)
             return len(rows)
 
@@ -506,6 +529,19 @@ class SqliteStore:
             finally:
                 await conn.execute("COMMIT")
         return digest_records(keys, members, left)
+
+    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
+        p = related.probe(item)
+        sql, params = _related_sql(p)
+        ranked = related.rank(p, [(r[0], r[1], r[2]) for r in await self._fetchall(sql, params)], limit)
+        if not ranked:
+            return []
+        rows = await self._fetchall(
+            f"SELECT id, doc FROM commentaries WHERE public = 1 AND id IN ({','.join('?' * len(ranked))})",
+            [id for id, _ in ranked],
+        )
+        docs = {r[0]: r[1] for r in rows}
+        return [(_decode_commentary(docs[id]), score) for id, score in ranked if id in docs]
 
     async def get_state(self) -> StoreState:
         token = self._watch.token()  # before the query: see feedsvc.store.watch
@@ -1134,12 +1170,23 @@ async def _insert_row(conn: aiosqlite.Connection, item: Commentary, public: bool
         "INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)",
         [(cid, n, k) for k, n in authors.items()],
     )
+    if public:
+        await _insert_related_keys(conn, item, cid)
     await conn.execute(
         "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)",
         (
             cid, item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
             " ".join(a.name for a in item.authors),
         ),
+    )
+
+
+async def _insert_related_keys(conn: aiosqlite.Connection, item: Commentary, cid: int | None) -> None:
+    """The related keys (feedsvc.store.related) of a commentary that is public now."""
+    pub_us = to_us(item.published_at)
+    await conn.executemany(
+        "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)",
+        [(item.lang, key, pub_us, item.id, item.translation_key, cid) for key in related.stored_keys(item)],
     )
 
 

@@ -9,6 +9,7 @@ has an opinion on.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -42,3 +43,9 @@ class Words:
 
     def close(self) -> None:
         self._db.close()
+
+
+@functools.cache
+def shared() -> Words:
+    """One tokenizer for the whole process, made on first use (a Words is thread-safe)."""
+    return Words()

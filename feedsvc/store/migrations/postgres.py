@@ -175,6 +175,33 @@ STEPS: dict[int, str] = {
         PRIMARY KEY (lang, period_start)
     );
     """,
+    # Issue 9: related commentaries (feedsvc.store.related). Each commentary's category, tags
+    # and title words, beside its language, time and id: the commentaries nearest in time that
+    # share a key are one range scan of the primary key away, with nothing else to read:
+    # only public commentaries have keys (publish_due adds them), and the translation key is
+    # at hand to leave translations out. Existing commentaries get theirs here; their title
+    # words are the weight-A lexemes of `tsv`, which holds the title as SQLite's tokenizer
+    # splits it.
+    5: """
+    CREATE TABLE related_keys (
+        lang text COLLATE "C" NOT NULL,
+        key text COLLATE "C" NOT NULL,      -- c:category, t:tag (case-folded), w:title word
+        pub_us bigint NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        translation_key text COLLATE "C",
+        cid bigint NOT NULL REFERENCES commentaries (cid) ON DELETE CASCADE,
+        PRIMARY KEY (lang, key, pub_us, id)
+    );
+    INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
+        SELECT lang, 'c:' || category, pub_us, id, translation_key, cid FROM commentaries WHERE public;
+    INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
+        SELECT c.lang, 't:' || t.tag_key, c.pub_us, c.id, c.translation_key, c.cid
+        FROM commentary_tags t JOIN commentaries c ON c.cid = t.cid WHERE c.public;
+    INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
+        SELECT c.lang, 'w:' || w.lexeme, c.pub_us, c.id, c.translation_key, c.cid
+        FROM commentaries c, unnest(ts_filter(c.tsv, '{a}')) AS w WHERE c.public;
+    CREATE INDEX related_keys_cid ON related_keys (cid);
+    """,
 }
 
 VERSION = max(STEPS)
