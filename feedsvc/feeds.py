@@ -54,6 +54,8 @@ MEDIA_TYPES: dict[FeedFormat, str] = {
 }
 FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 Encoding = Literal["identity", "gzip", "br"]
+MAX_ADDRESSES = 10_000
+"""Request paths remembered for ``FeedPublisher.cached`` (language feeds take any tag)."""
 Kind = Literal["feed", "page"]
 """``page``: the feed as HTML for a browser navigation (see feedsvc.render.browser)."""
 
@@ -111,6 +113,8 @@ class FeedStats:
         self.hits = 0
         self.revalidated = 0
         self.renders = 0
+        self.early = 0
+        """Hits answered before routing (feedsvc.http.fastpath); counted in ``hits`` too."""
 
 
 class FeedPublisher:
@@ -145,6 +149,9 @@ class FeedPublisher:
         self._cache_bytes = 0
         self._inflight: dict[tuple[object, ...], asyncio.Future[Rendered]] = {}
         self._categories: tuple[int, dict[str, Category]] = (-1, {})
+        # Request paths (no query string) where a canonical view was served: its cache key,
+        # format and route template, for answering polls before routing (feedsvc.http.fastpath).
+        self._addresses: dict[str, tuple[tuple[object, ...], FeedFormat, str]] = {}
 
     @property
     def base_url(self) -> str:
@@ -203,14 +210,22 @@ class FeedPublisher:
 
     # --- documents ------------------------------------------------------------------------
 
-    async def document(self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None = None) -> Rendered:
-        """The rendered document for a view, from the cache when nothing it shows changed."""
+    async def document(
+        self, fmt: FeedFormat, spec: FeedSpec, cursor: str | None = None, *, address: tuple[str, str] | None = None
+    ) -> Rendered:
+        """The rendered document for a view, from the cache when nothing it shows changed.
+
+        ``address``: the request path (without a query string) and route template it was
+        asked at; a canonical view is then also found there by ``cached``.
+        """
         state = await self.service.state()
         query = spec.query
         if cursor:
             query = await self.service.read_cursor(cursor, spec.query)
         key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
         entry = self._pinned.get(key) or self._cache.get(key)
+        if address is not None and cursor is None and len(self._addresses) < MAX_ADDRESSES and is_canonical(spec):
+            self._addresses[address[0]] = (key, fmt, address[1])
         if entry is not None and entry.seq == state.seq:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -254,6 +269,22 @@ class FeedPublisher:
         canonical = cursor is None and spec.query.limit == self.feed_limit and is_canonical(spec)
         self._keep(key, rendered, canonical=canonical)
         return rendered
+
+    def cached(self, path: str) -> tuple[Rendered, FeedFormat, str] | None:
+        """The document of the canonical view last served at ``path``, its format and route
+        template, if it is current: the store knows without a query that nothing changed
+        since it was made (feedsvc.store.watch), and no scheduled commentary is due."""
+        found = self._addresses.get(path)
+        if found is None:
+            return None
+        key, fmt, template = found
+        entry = self._pinned.get(key)
+        if entry is None:
+            return None
+        state = self.service.store.known_state()
+        if state is None or entry.seq != state.seq or (state.next_due is not None and state.next_due <= self.service.clock()):
+            return None
+        return entry, fmt, template
 
     def _keep(self, key: tuple[object, ...], rendered: Rendered, *, canonical: bool) -> None:
         if canonical:

@@ -24,7 +24,7 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import digests, embed, feeds, observe, pages, read, write
+from feedsvc.http import digests, embed, fastpath, feeds, observe, pages, read, write
 from feedsvc.http import webhooks as webhook_routes
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.ratelimit import RateLimiter
@@ -279,7 +279,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     app.state["rate_limiter"] = limiter
     app.state["webhook_sender"] = sender
     app.on_shutdown.append(limiter.close)
-    app.asgi_handler = head_as_get(limiter.wrap(app.asgi_handler))
+    # Polls of current cached feeds are answered before routing, inside every layer that
+    # must see them (feedsvc.http.fastpath).
+    app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, publisher, settings)))
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts)
     # Outermost: request ids, access log and metrics see every answer, refusals included.

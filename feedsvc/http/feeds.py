@@ -21,7 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
 from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher, Rendered, pick_encoding
 from feedsvc.http.pages import PAGE_HEADERS
-from feedsvc.http.read import http_date, not_modified_since, responses
+from feedsvc.http.read import http_date, modified_since_covers, responses
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang
 from feedsvc.render.jsonfeed import Feed as JSONFeed
 
@@ -51,11 +51,8 @@ def is_browser_navigation(request: Request[Any, Any, Any]) -> bool:
     )
 
 
-def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
-    """Serve a rendered document in the client's best coding (a page for browsers), or 304."""
-    encoding = pick_encoding(request.headers.get("accept-encoding"))
-    page = fmt != "json" and is_browser_navigation(request)
-    body, etag = doc.variant(encoding, "page" if page else "feed")
+def validators(doc: Rendered, etag: str, settings: Settings) -> dict[str, str]:
+    """The headers of every answer about a feed document, 200 and 304 alike."""
     headers = {
         "ETag": etag,
         "Vary": "Accept-Encoding, Sec-Fetch-Dest",
@@ -64,12 +61,28 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
     }
     if doc.last_modified is not None:
         headers["Last-Modified"] = http_date(doc.last_modified)
-    inm = request.headers.get("if-none-match")
-    if inm is not None:
-        fresh = inm.strip() == "*" or any(_bare(tag) == doc.etag and ("-page" in tag) == page for tag in inm.split(","))
-    else:
-        fresh = not_modified_since(request, doc.last_modified)
-    if fresh:
+    return headers
+
+
+def is_fresh(doc: Rendered, if_none_match: str | None, if_modified_since: str | None, *, page: bool) -> bool:
+    """Whether the client's copy is current: any coding of the same document (or of its
+    page) matches If-None-Match; without it, If-Modified-Since covers Last-Modified."""
+    if if_none_match is not None:
+        return if_none_match.strip() == "*" or any(
+            _bare(tag) == doc.etag and ("-page" in tag) == page for tag in if_none_match.split(",")
+        )
+    return modified_since_covers(if_modified_since, doc.last_modified)
+
+
+def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
+    """Serve a rendered document in the client's best coding (a page for browsers), or 304.
+    feedsvc.http.fastpath answers the same way before routing; tests/test_fastpath.py
+    compares the two."""
+    encoding = pick_encoding(request.headers.get("accept-encoding"))
+    page = fmt != "json" and is_browser_navigation(request)
+    body, etag = doc.variant(encoding, "page" if page else "feed")
+    headers = validators(doc, etag, settings)
+    if is_fresh(doc, request.headers.get("if-none-match"), request.headers.get("if-modified-since"), page=page):
         return Response(content=b"", status_code=304, headers=headers)
     if encoding != "identity":
         headers["Content-Encoding"] = encoding
@@ -77,6 +90,14 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
         headers.update(PAGE_HEADERS)
         return Response(content=body, status_code=200, headers=headers, media_type="text/html")
     return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
+
+
+def _address(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
+    """Where a view without parameters was asked for: its path and route template."""
+    scope = request.scope
+    if scope.get("query_string") or "path_template" not in scope:
+        return None
+    return scope["path"], scope["path_template"]
 
 
 def _limited(request: Request[Any, Any, Any], query: Query, publisher: NamedDependency[FeedPublisher]) -> Query:
@@ -102,7 +123,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], cursor: Cursor = None
     ) -> Response[bytes]:
         spec = publisher.site_spec(_limited(request, filters, publisher))
-        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
 
     @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
     async def category_feed(
@@ -111,7 +132,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     ) -> Response[bytes]:
         category = await publisher.service.get_category(slug)
         spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
-        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
 
     @get(f"/{{language:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
     async def lang_feed(
@@ -122,7 +143,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         if re.fullmatch(LANG_PATTERN, language) is None:
             raise NotFoundError(f"no feed at /{language}/feed.{fmt}: {language!r} is not a language tag")
         spec = publisher.lang_spec(normalize_lang(language), _limited(request, filters, publisher))
-        return feed_response(request, await publisher.document(fmt, spec, cursor), fmt, settings)
+        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
 
     return [site_feed, category_feed, lang_feed]
 

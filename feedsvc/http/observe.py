@@ -99,6 +99,11 @@ class _StatsCollector(Collector):
         yield CounterMetricFamily(
             "feedsvc_feed_renders", "Cache misses that rendered the document again.", value=feeds.renders
         )
+        yield CounterMetricFamily(
+            "feedsvc_feed_cache_early_hits",
+            "Cache hits answered before routing (current canonical feeds without a query string).",
+            value=feeds.early,
+        )
         if self.notifier is not None:
             hub = self.notifier.stats
             pings = CounterMetricFamily(

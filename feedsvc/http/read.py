@@ -81,8 +81,14 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 def not_modified_since(request: Request[Any, Any, Any], last_modified: datetime | None) -> bool:
     """True when If-Modified-Since covers ``last_modified`` and If-None-Match is absent."""
-    header = request.headers.get("if-modified-since")
-    if not header or last_modified is None or "if-none-match" in request.headers:
+    if "if-none-match" in request.headers:
+        return False
+    return modified_since_covers(request.headers.get("if-modified-since"), last_modified)
+
+
+def modified_since_covers(header: str | None, last_modified: datetime | None) -> bool:
+    """True when the If-Modified-Since value ``header`` covers ``last_modified``."""
+    if not header or last_modified is None:
         return False
     try:
         since = parsedate_to_datetime(header)

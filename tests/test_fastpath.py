@@ -1,0 +1,274 @@
+"""Feed polls answered before routing (feedsvc.http.fastpath), as a specification.
+
+A current cached feed at a path without a query string is answered by the fast path: the
+same status, headers and bytes as the feed handlers send, counted in the metrics and the
+access log like any request, and never stale: a write acknowledged by this app, by a
+second store on the same database, or by another process shows on the very next request
+(on PostgreSQL, as soon as the write's notification arrives: see feedsvc.store.watch).
+
+The reference answers come from the handlers themselves: ``Sec-Fetch-Dest: empty`` (what
+a script in a browser sends) sends a request the long way without changing its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from feedsvc.config import Settings
+from feedsvc.http.app import create_app
+from feedsvc.model import NewCommentary
+from feedsvc.service import Service
+from feedsvc.store import open_store
+from tests.conftest import PUBLIC_URL, FakeClock, commentary
+from tests.test_observability import scrape, value
+
+ROOT = Path(__file__).parent.parent
+SLOW = {"Sec-Fetch-Dest": "empty"}
+VOLATILE = {"x-request-id", "ratelimit-remaining", "ratelimit-reset", "date"}
+PATHS = ["/feed.{fmt}", "/categories/regional-security/feed.{fmt}", "/en/feed.{fmt}"]
+ENCODINGS = [None, "gzip", "br", "gzip, deflate, br;q=0"]
+
+
+@pytest.fixture
+def settings(any_settings: Settings) -> Settings:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_settings
+
+
+@pytest.fixture
+async def published(client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any) -> list[str]:
+    ids = []
+    for n, lang in enumerate(["en", "en", "be"]):
+        body = commentary(title=f"Commentary number {n}", lang=lang, published_at=f"2026-03-0{n + 1}T10:00:00+03:00")
+        r = await client.post("/api/v1/commentaries", json=body, headers=auth)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+def early_hits(client: AsyncTestClient[Litestar]) -> int:
+    return int(client.app.state.publisher.stats.early)
+
+
+def comparable(response: Any) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in VOLATILE}
+    assert "x-request-id" in response.headers
+    return response.status_code, headers, response.content
+
+
+async def fast_and_slow(
+    client: AsyncTestClient[Litestar], method: str, path: str, headers: dict[str, str]
+) -> tuple[Any, Any]:
+    before = early_hits(client)
+    fast = await client.request(method, path, headers=headers)
+    assert early_hits(client) == before + 1, f"{method} {path} {headers} was not answered before routing"
+    slow = await client.request(method, path, headers={**headers, **SLOW})
+    assert early_hits(client) == before + 1, "Sec-Fetch-Dest must send the request the long way"
+    return fast, slow
+
+
+async def test_fast_answers_are_the_handlers_answers(client: AsyncTestClient[Litestar], published: list[str]) -> None:
+    for fmt in ("rss", "atom", "json"):
+        for template in PATHS:
+            path = template.format(fmt=fmt)
+            first = await client.get(path)  # the first request renders and remembers the path
+            assert first.status_code == 200, first.text
+            for encoding in ENCODINGS:
+                headers = {"Accept-Encoding": encoding} if encoding else {"Accept-Encoding": "identity"}
+                fast, slow = await fast_and_slow(client, "GET", path, headers)
+                assert fast.status_code == 200
+                assert comparable(fast) == comparable(slow), (path, encoding)
+                fast, slow = await fast_and_slow(client, "HEAD", path, headers)
+                assert fast.content == b"" and fast.headers["content-length"] == slow.headers["content-length"]
+                assert comparable(fast) == comparable(slow), (path, encoding, "HEAD")
+                etag, modified = fast.headers["etag"], fast.headers["last-modified"]
+                for conditional, status in (
+                    ({"If-None-Match": etag}, 304),
+                    ({"If-None-Match": f'"nope", W/{etag}'}, 304),
+                    ({"If-Modified-Since": modified}, 304),
+                    ({"If-None-Match": '"nope"'}, 200),
+                    ({"If-None-Match": '"nope"', "If-Modified-Since": modified}, 200),
+                    ({"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, 200),
+                ):
+                    fast, slow = await fast_and_slow(client, "GET", path, {**headers, **conditional})
+                    assert fast.status_code == status, (path, encoding, conditional)
+                    assert comparable(fast) == comparable(slow), (path, encoding, conditional)
+
+
+async def test_conditional_requests_answer_304_before_routing(client: AsyncTestClient[Litestar], published: list[str]) -> None:
+    r = await client.get("/feed.rss", headers={"Accept-Encoding": "gzip"})
+    etag, modified = r.headers["etag"], r.headers["last-modified"]
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": etag.replace("-gzip", "")}, {"If-Modified-Since": modified}):
+        fast, slow = await fast_and_slow(client, "GET", "/feed.rss", {"Accept-Encoding": "gzip", **headers})
+        assert fast.status_code == slow.status_code == 304
+        assert fast.content == b""
+        assert "content-type" not in fast.headers and "content-encoding" not in fast.headers
+    fast, _ = await fast_and_slow(client, "GET", "/feed.rss", {"If-None-Match": '"other"'})
+    assert fast.status_code == 200
+
+
+async def test_requests_that_need_more_go_the_long_way(client: AsyncTestClient[Litestar], published: list[str]) -> None:
+    assert (await client.get("/feed.atom")).status_code == 200
+    before = early_hits(client)
+    for headers in (
+        {"Origin": "https://reader.example"},  # CORS headers
+        {"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate", "Accept": "text/html"},  # the HTML page
+    ):
+        r = await client.get("/feed.atom", headers=headers)
+        assert r.status_code == 200
+    r = await client.get("/feed.atom?limit=2")
+    assert r.status_code == 200 and r.text.count("<entry") == 2
+    assert early_hits(client) == before
+    r = await client.get("/feed.atom", headers={"Origin": "https://reader.example"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert (await client.get("/feed.atom")).status_code == 200
+    assert early_hits(client) == before + 1
+
+
+async def test_metrics_and_access_log_count_fast_answers(
+    client: AsyncTestClient[Litestar], published: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    etag = (await client.get("/categories/regional-security/feed.json")).headers["etag"]
+    before = early_hits(client)
+    with caplog.at_level(logging.INFO, logger="feedsvc.access"):
+        assert (await client.get("/categories/regional-security/feed.json")).status_code == 200
+        assert (await client.head("/categories/regional-security/feed.json")).status_code == 200
+        r = await client.get("/categories/regional-security/feed.json", headers={"If-None-Match": etag})
+        assert r.status_code == 304
+    assert early_hits(client) == before + 3
+    lines = [rec for rec in caplog.records if rec.name == "feedsvc.access"]
+    assert [(rec.http["method"], rec.http["route"], rec.http["status"]) for rec in lines] == [  # type: ignore[attr-defined]
+        ("GET", "/categories/{slug}/feed.json", 200),
+        ("HEAD", "/categories/{slug}/feed.json", 200),
+        ("GET", "/categories/{slug}/feed.json", 304),
+    ]
+    assert lines[0].http["bytes"] > 0 and lines[1].http["bytes"] == 0  # type: ignore[attr-defined]
+    assert len({rec.http["request_id"] for rec in lines}) == 3  # type: ignore[attr-defined]
+    samples = await scrape(client)
+    route = "/categories/{slug}/feed.json"
+    assert value(samples, "feedsvc_http_requests_total", route=route, method="GET", status="200") == 2
+    assert value(samples, "feedsvc_http_requests_total", route=route, method="HEAD", status="200") == 1
+    assert value(samples, "feedsvc_http_requests_total", route=route, method="GET", status="304") == 1
+    assert value(samples, "feedsvc_http_not_modified_total") == 1
+    assert value(samples, "feedsvc_feed_cache_early_hits_total") == before + 3
+
+
+async def test_rate_limits_apply_to_fast_answers(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'rl.db'}", public_url=PUBLIC_URL, rate_limit_feeds="1/min,3")
+    async with AsyncTestClient(create_app(settings), base_url="http://testserver.local") as client:
+        statuses = [(await client.get("/feed.rss")).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert early_hits(client) == 2
+
+
+async def test_unknown_hosts_are_refused_before_the_fast_path(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", public_url=PUBLIC_URL, allowed_hosts=("feeds.example.org",))
+    async with AsyncTestClient(create_app(settings), base_url="http://feeds.example.org") as client:
+        assert (await client.get("/feed.rss")).status_code == 200
+        assert (await client.get("/feed.rss")).status_code == 200
+        r = await client.get("/feed.rss", headers={"Host": "attacker.invalid"})
+        assert r.status_code == 400
+        assert early_hits(client) == 1
+
+
+# --- freshness ----------------------------------------------------------------------------
+
+
+async def titles(client: AsyncTestClient[Litestar], path: str = "/feed.json") -> list[str]:
+    r = await client.get(path)
+    assert r.status_code == 200
+    return [item["title"] for item in r.json()["items"]]
+
+
+async def test_a_write_through_the_api_shows_on_the_next_request(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], published: list[str]
+) -> None:
+    assert "Fresh from the API" not in await titles(client)
+    await titles(client)
+    hits = early_hits(client)
+    r = await client.post("/api/v1/commentaries", json=commentary(title="Fresh from the API"), headers=auth)
+    assert r.status_code == 201
+    assert "Fresh from the API" in await titles(client)
+    assert early_hits(client) == hits
+    assert "Fresh from the API" in await titles(client)
+    assert early_hits(client) == hits + 1
+
+
+@pytest.fixture
+async def other_store(settings: Settings, client: AsyncTestClient[Litestar]) -> AsyncIterator[Service]:
+    """A second store on the same database: another worker process, or another node."""
+    store = open_store(settings.database_url)
+    await store.open()
+    try:
+        yield Service(store, base_url=PUBLIC_URL)
+    finally:
+        await store.close()
+
+
+async def test_a_write_through_another_store_shows_on_the_next_request(
+    client: AsyncTestClient[Litestar], published: list[str], other_store: Service, settings: Settings
+) -> None:
+    for round in range(3):
+        await titles(client)
+        hits = early_hits(client)
+        await titles(client)
+        assert early_hits(client) == hits + 1  # cached, and answered early
+        title = f"Written by another node, round {round}"
+        await other_store.publish(msgspec.convert(commentary(title=title), NewCommentary))
+        if settings.database_url.startswith("postgresql"):
+            # Another node's write is known when its notification arrives (one hop after
+            # the commit, while its acknowledgement still travels); until then a poll may
+            # still be answered from the cache.
+            deadline = time.monotonic() + 5
+            while title not in await titles(client):
+                assert time.monotonic() < deadline, "the change notification never arrived"
+                await asyncio.sleep(0.005)
+        assert title in await titles(client)
+
+
+async def test_a_write_by_another_process_shows_on_the_next_request(
+    client: AsyncTestClient[Litestar], published: list[str], settings: Settings, tmp_path: Path
+) -> None:
+    if settings.database_url.startswith("postgresql"):
+        pytest.skip("covered by the other-store test: a process of its own changes nothing for PostgreSQL")
+    await titles(client)
+    await titles(client)
+    records = tmp_path / "one.jsonl"
+    records.write_text(json.dumps(commentary(title="Imported by another process")) + "\n")
+    env = {**os.environ, "FEEDSVC_DATABASE_URL": settings.database_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "feedsvc", "import", str(records), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    assert "Imported by another process" in await titles(client)
+
+
+async def test_a_scheduled_commentary_shows_when_due(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], published: list[str], clock: FakeClock
+) -> None:
+    due = clock.advance(hours=1)
+    clock.advance(hours=-1)
+    body = commentary(title="Scheduled for later", published_at=due.isoformat())
+    r = await client.post("/api/v1/commentaries", json=body, headers=auth)
+    assert r.status_code == 201, r.text
+    assert "Scheduled for later" not in await titles(client)
+    hits = early_hits(client)
+    assert "Scheduled for later" not in await titles(client)
+    assert early_hits(client) == hits + 1
+    clock.advance(hours=2)
+    assert "Scheduled for later" in await titles(client)
