@@ -8,6 +8,11 @@ against the store's change sequence, one cheap query:
 * sequence moved: read the view's *stamp* (the versions of the items it shows, of their
   translations and categories). Same stamp: the write was elsewhere, keep the bytes and
   their ETag (validators are per view). Different stamp: render again.
+* JSON Feed items also list their related commentaries (issue 9), which a write anywhere
+  in their language can change (a new commentary sharing a tag, a retitled or retracted
+  one): for JSON views those lists are part of the stamp, worked out again (one query per
+  item) whenever the sequence moved, so no list is ever staler than the last write. RSS
+  and Atom carry none and keep their cheap stamp.
 
 So a feed fetched after a write is acknowledged always shows it, an unchanged feed is
 never re-rendered, and a write in one category leaves every other view's ETag alone.
@@ -36,14 +41,14 @@ import msgspec
 from feedsvc import __version__
 from feedsvc.digest import digest_name
 from feedsvc.digest import stamp as digest_stamp
-from feedsvc.model import Category, Commentary, Query, to_us
+from feedsvc.model import Category, Commentary, Query, Translation, to_us
 from feedsvc.render.atom import render_atom
 from feedsvc.render.browser import feed_page
 from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
-from feedsvc.service import Service
+from feedsvc.service import RELATED_IN_FEEDS, Service
 
 FeedFormat = Literal["rss", "atom", "json"]
 FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
@@ -254,18 +259,26 @@ class FeedPublisher:
         probe = msgspec.structs.replace(query, limit=query.limit + 1)
         stamp = await self.service.view_stamp(probe)
         key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
-        if entry is not None and entry.stamp == stamp.versions:
+        items: list[Commentary] | None = None
+        related: dict[str, list[Translation]] = {}
+        shown: object = stamp.versions
+        if fmt == "json":
+            items = await self.service.store.get_commentaries(probe)
+            related = await self.service.related_links(items[: query.limit], RELATED_IN_FEEDS)
+            shown = (stamp.versions, related)
+        if entry is not None and entry.stamp == shown:
             entry.seq = seq
             self.stats.revalidated += 1
             return entry
-        items = await self.service.store.get_commentaries(probe)
+        if items is None:
+            items = await self.service.store.get_commentaries(probe)
         older = len(items) > query.limit
         items = items[: query.limit]
         presented = await self.service.present(items)
         view = await self._view(fmt, spec, cursor, presented, older, seq)
-        body = _RENDERERS[fmt](view, presented)
+        body = render_jsonfeed(view, presented, related) if fmt == "json" else _RENDERERS[fmt](view, presented)
         self.stats.renders += 1
-        rendered = Rendered(body, _newest(presented), seq, stamp.versions)
+        rendered = Rendered(body, _newest(presented), seq, shown)
         canonical = cursor is None and spec.query.limit == self.feed_limit and is_canonical(spec)
         self._keep(key, rendered, canonical=canonical)
         return rendered

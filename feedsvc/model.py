@@ -281,6 +281,25 @@ class Count(Struct):
     count: int
 
 
+class RelatedCommentary(Struct, kw_only=True, omit_defaults=True):
+    """A commentary related to another (issue 9): enough to show and link it, and its score
+    (feedsvc.store.related: shared tags, category and title words, and closeness in time)."""
+
+    id: str
+    lang: str
+    slug: str
+    title: str
+    summary: str
+    url: str
+    category: str
+    tags: list[str]
+    published_at: datetime
+    image: Image | None = None
+    score: float
+    """Higher is more related; 3 per shared tag, 2 for the category, up to 3 for title words,
+    up to 1 for closeness in time."""
+
+
 class Page(Struct):
     items: list[Commentary]
     next_cursor: str | None = None

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,8 +40,10 @@ from feedsvc.model import (
     NewCommentary,
     Page,
     Query,
+    RelatedCommentary,
     Source,
     TokenInfo,
+    Translation,
     is_slug,
     normalize_lang,
     to_us,
@@ -71,6 +73,12 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_DIGEST_LANGUAGES = 100
 """Languages one period's digests are looked up in at most."""
 """How long an Idempotency-Key is remembered (issue 7)."""
+RELATED_LIMIT = 5
+"""Related commentaries the API gives by default, and the commentary's page lists."""
+RELATED_MAX = 20
+"""The most related commentaries one request may ask for."""
+RELATED_IN_FEEDS = 3
+"""Related commentaries each JSON Feed item lists in ``_commentary.related``."""
 _encode_new = msgspec.json.Encoder().encode
 
 
@@ -171,6 +179,32 @@ class Service:
             return []
         ids = [t.id for t in item.translations if t.id != item.id]
         return [await self.get_commentary(i) for i in ids]
+
+    async def get_related(self, id: str, limit: int = RELATED_LIMIT) -> list[RelatedCommentary]:
+        """The public commentaries most related to the public commentary ``id``, best first,
+        at most ``limit`` (feedsvc.store.related says how they are found and scored).
+        NotFoundError when ``id`` is unknown or not public."""
+        await self.state()
+        item = await self.store.get_commentary(id, public_only=True)
+        return [
+            RelatedCommentary(
+                id=c.id, lang=c.lang, slug=c.slug, title=c.title, summary=c.summary,
+                url=c.canonical_url or self.page_url(c.id), category=c.category, tags=c.tags,
+                published_at=c.published_at, image=self._absolute_image(c.image), score=score,
+            )
+            for c, score in await self.store.get_related(item, limit)
+        ]
+
+    async def related_links(self, items: Sequence[Commentary], limit: int) -> dict[str, list[Translation]]:
+        """The ``limit`` most related to each of ``items`` (public commentaries), as links by
+        commentary id, for feeds: one store query each, about a millisecond at 100,000."""
+        out: dict[str, list[Translation]] = {}
+        for item in items:
+            out[item.id] = [
+                Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or self.page_url(c.id))
+                for c, _ in await self.store.get_related(item, limit)
+            ]
+        return out
 
     async def get_changes(self, since: str | None, limit: int) -> ChangePage:
         """Public changes after the cursor ``since`` (from the start when absent)."""
@@ -281,19 +315,21 @@ class Service:
                 for t in groups.get(c.translation_key or "", [])
                 if t.id != c.id
             ]
-            image = c.image
-            if image is not None:
-                image = msgspec.structs.replace(image, url=absolute_url(image.url, self.base_url))
             out.append(
                 msgspec.structs.replace(
                     c,
                     url=c.canonical_url or self.page_url(c.id),
                     translations=links,
                     body_html=absolutize_urls(c.body_html, self.page_url(c.id)),
-                    image=image,
+                    image=self._absolute_image(c.image),
                 )
             )
         return out
+
+    def _absolute_image(self, image: Image | None) -> Image | None:
+        if image is None:
+            return None
+        return msgspec.structs.replace(image, url=absolute_url(image.url, self.base_url))
 
     def page_url(self, id: str) -> str:
         """The readable page feedsvc serves for a commentary."""

@@ -83,7 +83,10 @@ async def commentary(request: Request[Any, Any, Any], publisher: NamedDependency
         feed_link(publisher, publisher.site_spec(base)),
     ]
     oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
-    text = commentary_page(item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed)
+    related = await service.get_related(item.id)
+    text = commentary_page(
+        item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed, related=related
+    )
     return html_response(request, text, settings.cache_max_age)
 
 

@@ -16,8 +16,8 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import Category, ChangePage, Commentary, Count, Page, Query, Trend
-from feedsvc.service import Service
+from feedsvc.model import Category, ChangePage, Commentary, Count, Page, Query, RelatedCommentary, Trend
+from feedsvc.service import RELATED_LIMIT, RELATED_MAX, Service
 
 API = "/api/v1"
 JSON = "application/json"
@@ -229,6 +229,28 @@ async def get_translations(request: Request[Any, Any, Any], service: ServiceDep,
     return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
 
 
+RELATED_DESCRIPTION = """Public commentaries in the same language, never the commentary itself nor its
+translations, best first. For each of the commentary's category, tags and first 8 title words
+(not stop words), the 10 commentaries nearest in time on either side that carry it are read; a
+commentary in those windows scores 3 per shared tag, 2 for the shared category, 3 × the share of
+the title words it repeats, and 1 / (1 + days apart / 30) for closeness in time. Ties: newer
+first, then greater id. The same data give the same answer on every store."""
+
+
+@get(
+    f"{API}/commentaries/{{id:str}}/related", summary="The commentaries most related to one",
+    description=RELATED_DESCRIPTION, tags=["read"], responses=responses(304, 400, 404, 503),
+)
+async def get_related(
+    request: Request[Any, Any, Any],
+    service: ServiceDep,
+    id: FromPath[str],
+    limit: Annotated[int, QueryParameter(ge=1, le=RELATED_MAX, description="How many at most.")] = RELATED_LIMIT,
+) -> Response[list[RelatedCommentary]]:
+    items = await service.get_related(id, limit)
+    return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
+
+
 @get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"], responses=responses(304, 503))
 async def list_categories(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Category]]:
     return conditional(request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate")
@@ -276,6 +298,6 @@ async def readyz(service: ServiceDep) -> Response[dict[str, Any]]:
 
 
 HANDLERS = [
-    list_commentaries, get_commentary, get_translations, list_categories, get_category, list_tags,
+    list_commentaries, get_commentary, get_translations, get_related, list_categories, get_category, list_tags,
     list_authors, list_changes, healthz, readyz,
 ]

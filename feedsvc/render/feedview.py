@@ -49,7 +49,9 @@ JSON Feed: each item has ``_commentary`` with the keys
 ``authors``       ``[{"name", "affiliation", "url"}]``, structured, where the standard
                   ``authors`` carry the display name ``"Name (Affiliation)"``;
 ``translations``  ``[{"id", "lang", "title", "url"}]``, always present, may be empty;
-``related``       same shape as ``translations``, always present, empty unless given.
+``related``       same shape as ``translations``, always present: the commentaries most
+                  related to this one, best first (feedsvc serves at most 3; see
+                  feedsvc.store.related for how they are found and ranked).
 
 Other mappings worth knowing: item GUIDs/ids are tag URIs (RFC 4151)
 ``tag:{tag_authority},{YYYY-MM-DD of created_at in UTC}:commentary/{id}``, so they survive

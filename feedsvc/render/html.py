@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 import msgspec
 
 from feedsvc.digest import Digest, tally_text, trend_text
-from feedsvc.model import Category, Commentary
+from feedsvc.model import Category, Commentary, RelatedCommentary
 
 FEED_TYPES = (("rss", "application/rss+xml", "RSS"), ("atom", "application/atom+xml", "Atom"), ("json", "application/feed+json", "JSON Feed"))
 
@@ -114,7 +114,7 @@ def commentary_page(
     feeds: Sequence[FeedLink],
     site_title: str,
     oembed_url: str | None = None,
-    related: Sequence[Commentary] = (),
+    related: Sequence[RelatedCommentary] = (),
 ) -> str:
     """The readable page a commentary's ``url`` points to when it has no ``canonical_url``."""
     head = "".join(autodiscovery(f) for f in feeds)
@@ -164,9 +164,10 @@ def commentary_page(
         ) + "</p>"
     related_html = ""
     if related:
-        related_html = "<h2>Related</h2><ul>" + "".join(
-            f"<li><a href={quoteattr(r.url)}>{escape(r.title)}</a></li>" for r in related
-        ) + "</ul>"
+        related_html = '<nav aria-label="Related commentaries"><h2>Related commentaries</h2><ul>' + "".join(
+            f'<li><a href={quoteattr(r.url)}>{escape(r.title)}</a> <span class="muted">{_date(r.published_at)}</span></li>'
+            for r in related
+        ) + "</ul></nav>"
     feeds_html = " · ".join(
         f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls
     )
