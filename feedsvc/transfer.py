@@ -47,8 +47,11 @@ from feedsvc.model import CategoryIn, Commentary, Slug
 from feedsvc.service import ImportedCommentary, Service
 from feedsvc.store import Store
 
-BATCH_SIZE = 500
-"""Commentaries written per transaction."""
+BATCH_SIZE = 1000
+"""Commentaries written per transaction: each commit costs a flush of the full-text index
+and a WAL sync, so bigger is faster (500 -> 2,500 took a third off the commit's share),
+but a batch holds the database's write lock, and writers of a server running beside the
+import wait at most busy_timeout (5 s) for it: about a second a batch at 1,000."""
 PREPARE_CHUNK = 100
 """Commentaries built per job (in a worker process for large imports)."""
 PREPARING_PER_WORKER = 4
