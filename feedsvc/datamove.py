@@ -114,6 +114,23 @@ class _Hasher:
     def tally(self) -> Tally:
         return Tally(self.count, self._sha.hexdigest())
 
+    def copy(self) -> _Hasher:
+        twin = _Hasher()
+        twin.count, twin._sha = self.count, self._sha.copy()
+        return twin
+
+
+class LogPrefix:
+    """The change log of a store counted and hashed up to ``seq``. The log only grows, so a
+    prefix read once is extended later instead of read again."""
+
+    def __init__(self, hasher: _Hasher | None = None, seq: int = 0) -> None:
+        self.hasher = hasher or _Hasher()
+        self.seq = seq
+
+    def tally(self) -> Tally:
+        return self.hasher.tally()
+
 
 Progress = Callable[[int], Any]
 """Called with the number of records just handled (a tqdm bar's ``update``)."""
@@ -123,23 +140,30 @@ def _ignore(_: int) -> None:
     return None
 
 
-async def tally_log(store: Store, upto: int | None = None, progress: Progress = _ignore) -> Tally:
-    """Count and hash the change log entries numbered up to ``upto`` (all when None)."""
-    hasher, since = _Hasher(), 0
+async def tally_log(
+    store: Store, upto: int | None = None, progress: Progress = _ignore, start: LogPrefix | None = None
+) -> LogPrefix:
+    """Count and hash the change log entries numbered up to ``upto`` (all when None), going
+    on from ``start`` (which stays as it is) when given."""
+    hasher = start.hasher.copy() if start else _Hasher()
+    since = start.seq if start else 0
     while True:
         entries = await store.get_log(since, READ_CHUNK)
         for entry in entries:
             if upto is not None and entry.seq > upto:
-                return hasher.tally()
+                return LogPrefix(hasher, since)
             hasher.add(entry)
+            since = entry.seq
         progress(len(entries))
         if len(entries) < READ_CHUNK:
-            return hasher.tally()
-        since = entries[-1].seq
+            return LogPrefix(hasher, since)
 
 
-async def summarize(store: Store, upto: int | None = None, progress: Progress = _ignore) -> Summary:
-    """Every record of ``store`` counted and hashed by kind; the log up to ``upto``."""
+async def summarize(
+    store: Store, upto: int | None = None, progress: Progress = _ignore, log: LogPrefix | None = None
+) -> Summary:
+    """Every record of ``store`` counted and hashed by kind; the log up to ``upto``, going
+    on from ``log`` when given."""
     seq = (await store.get_state()).seq if upto is None else upto
     kinds: dict[str, Tally] = {}
     categories = _Hasher()
@@ -160,7 +184,7 @@ async def summarize(store: Store, upto: int | None = None, progress: Progress = 
     for token in await store.get_token_records():
         tokens.add(token)
     kinds["tokens"] = tokens.tally()
-    kinds["changes"] = await tally_log(store, upto, progress)
+    kinds["changes"] = (await tally_log(store, upto, progress, log)).tally()
     marks = _Hasher()
     for mark in await store.get_digest_marks():
         marks.add(mark)
@@ -175,9 +199,9 @@ async def summarize(store: Store, upto: int | None = None, progress: Progress = 
     return Summary(seq=seq, kinds=kinds)
 
 
-async def check_target(source: Store, target: Store) -> int:
+async def check_target(source: Store, target: Store) -> LogPrefix:
     """Refuse (ConflictError) a target that holds anything the source does not; return the
-    highest change number the target holds."""
+    change log the target holds (the same on both sides)."""
     held = (await target.get_state()).seq
     newest = (await source.get_state()).seq
     if held > newest:
@@ -185,8 +209,10 @@ async def check_target(source: Store, target: Store) -> int:
             f"the target's change log reaches {held}, the source's only {newest}: the target has"
             " changes the source does not have; nothing was copied"
         )
+    prefix = LogPrefix()
     if held:
-        theirs, ours = await asyncio.gather(tally_log(target, held), tally_log(source, held))
+        prefix, source_prefix = await asyncio.gather(tally_log(target, held), tally_log(source, held))
+        theirs, ours = prefix.tally(), source_prefix.tally()
         if theirs != ours:
             raise ConflictError(
                 f"the target's change log (up to {held}: {theirs.count} entries, sha256 {theirs.sha256[:16]})"
@@ -202,7 +228,7 @@ async def check_target(source: Store, target: Store) -> int:
                 f"the target's token {token.info.id} ({token.info.name!r}) {state}: the target has"
                 " changes the source does not have; nothing was copied"
             )
-    return held
+    return prefix
 
 
 async def copy_changes(
@@ -258,7 +284,8 @@ async def migrate_data(
     """
     started = time.monotonic()
     copied = Copied()
-    held = await check_target(source, target)
+    prefix = await check_target(source, target)
+    held = prefix.seq
     for _ in range(VERIFY_ROUNDS):
         newest = (await source.get_state()).seq
         with _bar(progress, "copying", "chg", newest - held) as bar:
@@ -266,8 +293,9 @@ async def migrate_data(
         copied.seconds = time.monotonic() - started
         upto = (await source.get_state()).seq
         with _bar(progress, "verifying", "rec", None) as bar:
+            # Both logs are known to be the same up to the prefix: only what follows is read.
             ours, theirs = await asyncio.gather(
-                summarize(source, upto, bar.update), summarize(target, None, bar.update)
+                summarize(source, upto, bar.update, prefix), summarize(target, None, bar.update, prefix)
             )
         if (await source.get_state()).seq == upto:
             return Outcome(copied=copied, source=ours, target=theirs)
