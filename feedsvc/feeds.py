@@ -46,6 +46,7 @@ from feedsvc.render.atom import render_atom
 from feedsvc.render.browser import feed_page
 from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView
+from feedsvc.render.fragments import Fragments
 from feedsvc.render.jsonfeed import render_jsonfeed
 from feedsvc.render.rss import render_rss
 from feedsvc.service import RELATED_IN_FEEDS, Service
@@ -154,6 +155,8 @@ class FeedPublisher:
         self._cache_bytes = 0
         self._inflight: dict[tuple[object, ...], asyncio.Future[Rendered]] = {}
         self._categories: tuple[int, dict[str, Category]] = (-1, {})
+        # Items rendered once serve every document that shows them (render once, reuse).
+        self.fragments = Fragments(max_bytes=max(1, max_bytes // 4))
         # Request paths (no query string) where a canonical view was served: its cache key,
         # format and route template, for answering polls before routing (feedsvc.http.fastpath).
         self._addresses: dict[str, tuple[tuple[object, ...], FeedFormat, str]] = {}
@@ -276,7 +279,7 @@ class FeedPublisher:
         items = items[: query.limit]
         presented = await self.service.present(items)
         view = await self._view(fmt, spec, cursor, presented, older, seq)
-        body = render_jsonfeed(view, presented, related) if fmt == "json" else _RENDERERS[fmt](view, presented)
+        body = self.fragments.render(fmt, view, presented, related)
         self.stats.renders += 1
         rendered = Rendered(body, _newest(presented), seq, shown)
         canonical = cursor is None and spec.query.limit == self.feed_limit and is_canonical(spec)

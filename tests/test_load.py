@@ -1,7 +1,8 @@
 """Issue 7, part 6, in its short bounded form (the long form is ``make bench``).
 
 A real uvicorn server on 127.0.0.1, run in a thread of this process so that the test can
-count renders: each feed renderer is wrapped to count documents per view.
+count renders: every feed document is made by ``Fragments.render``, wrapped to count
+documents per view.
 
 * ``wrk -t4 -c64 -d5s`` over nine feed views on a cold cache: no 5xx (no non-2xx/3xx at
   all), no socket errors, and exactly one render per view; then a write in one category
@@ -36,10 +37,10 @@ import msgspec
 import pytest
 import uvicorn
 
-import feedsvc.feeds
 from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.model import CategoryIn, NewCommentary
+from feedsvc.render.fragments import Fragments
 from feedsvc.service import Service
 from feedsvc.store import open_store
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary
@@ -131,14 +132,14 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Th
     token = asyncio.run(seed(settings))
     renders: Counter[str] = Counter()
     lock = threading.Lock()
-    for fmt, render in list(feedsvc.feeds._RENDERERS.items()):
-        def counted(view: Any, items: Any, render: Any = render) -> bytes:
-            with lock:
-                renders[view.self_url] += 1
-            body: bytes = render(view, items)
-            return body
+    render = Fragments.render
 
-        monkeypatch.setitem(feedsvc.feeds._RENDERERS, fmt, counted)
+    def counted(self: Fragments, fmt: Any, view: Any, items: Any, related: Any = None) -> bytes:
+        with lock:
+            renders[view.self_url] += 1
+        return render(self, fmt, view, items, related)
+
+    monkeypatch.setattr(Fragments, "render", counted)
     app = create_app(settings)
     with ThreadedServer(app) as server:
         yield server, app, renders, token

@@ -88,8 +88,12 @@ def render_atom(view: FeedView, items: Sequence[Commentary]) -> bytes:
     return render_atom_parts(view, [prepare(view, item) for item in items])
 
 
-def render_atom_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
-    """``render_atom`` for items already reduced to ItemParts (weekly digests build theirs)."""
+def render_atom_parts(view: FeedView, parts: Sequence[ItemParts], *, only: Sequence[ItemParts] | None = None) -> bytes:
+    """``render_atom`` for items already reduced to ItemParts (weekly digests build theirs).
+
+    ``only``: write just these entries, in a feed made for all of ``parts``
+    (feedsvc.render.fragments splices the others in from earlier renders).
+    """
     view = safe_view(view)
     parts = list(parts)
     fg, _ = new_generator(view, parts, _AtomFeedExtension, _AtomEntryExtension)
@@ -109,10 +113,15 @@ def render_atom_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
         fg.logo(view.logo)
     fg.generator(view.generator, version=view.generator_version, uri=view.generator_uri)
     fg.updated(newest_update(view, parts))
-    fallback_author = [{"name": clean_view_text(view.title) or view.id}]
-    for p in parts:
+    fallback_author = [{"name": fallback_author_name(view)}]
+    for p in parts if only is None else only:
         _add_entry(fg, p, view, fallback_author)
     return serialize(fg.atom_str(pretty=False), view.xsl_url)
+
+
+def fallback_author_name(view: FeedView) -> str:
+    """The author of entries without one (Atom requires one): the feed's title."""
+    return clean_view_text(view.title) or view.id
 
 
 def _add_entry(fg: FeedGenerator, p: ItemParts, view: FeedView, fallback_author: list[dict[str, str]]) -> None:

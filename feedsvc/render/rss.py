@@ -148,8 +148,12 @@ def render_rss(view: FeedView, items: Sequence[Commentary]) -> bytes:
     return render_rss_parts(view, [prepare(view, item) for item in items])
 
 
-def render_rss_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
-    """``render_rss`` for items already reduced to ItemParts (weekly digests build theirs)."""
+def render_rss_parts(view: FeedView, parts: Sequence[ItemParts], *, only: Sequence[ItemParts] | None = None) -> bytes:
+    """``render_rss`` for items already reduced to ItemParts (weekly digests build theirs).
+
+    ``only``: write just these items, in a channel made for all of ``parts``
+    (feedsvc.render.fragments splices the others in from earlier renders).
+    """
     view = safe_view(view)
     parts = list(parts)
     fg, _ = new_generator(view, parts, _RssFeedExtension, _RssItemExtension)
@@ -164,7 +168,7 @@ def render_rss_parts(view: FeedView, parts: Sequence[ItemParts]) -> bytes:
     if view.ttl:
         fg.ttl(view.ttl)
     fg.updated(newest_update(view, parts))
-    for p in parts:
+    for p in parts if only is None else only:
         _add_item(fg, p, view)
     return serialize(fg.rss_str(pretty=False), view.xsl_url)
 
