@@ -272,6 +272,8 @@ class WebhookSender:
                 await self._claim()
             except FeedsvcError as e:
                 log.warning("webhook sender cannot read the outbox: %s", e)
+            except Exception:  # a bug must not stop every later delivery; the next look retries
+                log.exception("webhook sender failed; it looks again after the poll interval")
             try:
                 await asyncio.wait_for(self._wake.wait(), self._pause())
             except TimeoutError:
