@@ -373,8 +373,9 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_migrate_data(args: argparse.Namespace, settings: Settings) -> int:
     """Copy one database into another store and verify both (feedsvc.datamove); 1 when the
     copy does not verify or the target has changes of its own."""
-    if args.batch_size < 1:
-        raise InvalidInputError("--batch-size must be at least 1")
+    if not 1 <= args.batch_size <= 10_000:
+        # A batch's commentaries are read with one query: SQLite takes 32,766 parameters.
+        raise InvalidInputError("--batch-size must be between 1 and 10000")
     if args.source == args.target:
         raise InvalidInputError("--from and --to name the same database")
     path = sqlite_file(args.source)

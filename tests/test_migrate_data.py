@@ -456,7 +456,7 @@ async def test_moving_back_to_sqlite_gives_the_same_answers(
         assert posted.json()["version"] == newest + 1
 
 
-def test_refuses_a_missing_source_and_one_database_for_both(
+def test_refuses_a_missing_source_one_database_for_both_and_a_bad_batch_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key in [k for k in os.environ if k.startswith("FEEDSVC_")]:
@@ -467,6 +467,9 @@ def test_refuses_a_missing_source_and_one_database_for_both(
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "x.db").exists()
     assert main(["migrate-data", "--from", missing, "--to", missing]) == 1
     assert "the same database" in capsys.readouterr().err
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["migrate-data", "--from", missing, "--to", other, "--batch-size", "0"]) == 1
+    assert "--batch-size must be between 1 and 10000" in capsys.readouterr().err
 
 
 def test_help_says_idempotency_keys_stay_behind(capsys: pytest.CaptureFixture[str]) -> None:
