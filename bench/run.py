@@ -1,17 +1,26 @@
 """feedsvc benchmarks, as ratios against baselines measured in the same run.
 
     python -m bench.run            # 100k feed DB, list API at 10k and 100k, 10 s per wrk run
-    python -m bench.run --quick    # 1k DB, 3 s runs: a smoke test of the harness (< 2 min)
+    python -m bench.run --quick    # 1k DB, 2 s runs: a smoke test of the harness (< 2 min)
 
 Part A, feeds against nginx: feedsvc (``feedsvc serve``, one worker) and nginx (one worker)
-serve the same bytes, the 50-item /feed.rss. wrk (-t1 -c16) measures, rounds interleaved
-(feedsvc, nginx, feedsvc, nginx, ...), the median round kept: the cached feed, the cached
-feed gzipped (nginx: gzip_static), a 304 answer to If-None-Match, and cold renders (every
-request a new view, see bench/cold.lua) next to nginx serving the static file. Server CPU
-per request comes from /proc/<pid>/stat (utime + stime of the server's process tree).
+serve the same bytes, the 50-item /feed.rss, /feed.atom and /feed.json. wrk (-t1 -c16)
+measures, rounds interleaved (feedsvc, nginx, feedsvc, nginx, ...), the median round kept:
+each cached feed, plain and gzipped (nginx: gzip_static), a 304 answer to If-None-Match,
+/healthz, and cold renders (every request a new view, see bench/cold.lua) next to nginx
+serving the static file. Server CPU per request comes from /proc/<pid>/stat (utime + stime
+of the server's process tree). In the bench process: one 50-item RSS document through
+Django's feedgenerator (Rss201rev2Feed, the full HTML as description; Django is installed
+into the venv when missing) against feedsvc's render of a view never rendered before whose
+items were (feedsvc.render.fragments), and without any item known.
 
 Part B, the list API over HTTP: sequential keep-alive requests against a running feedsvc,
 p50/p99 per query, at each database size.
+
+TARGETS: every target of issue 6 with the measured value and whether it is met: the feed
+targets from this run, the list-API, import and memory targets from the last
+``python -m bench.scale`` (bench/out/scale.json; bench.scale measures them at 1M rows,
+which takes far longer than this run).
 
 Databases come from bench.generate (cached in bench/out/). Everything listens on 127.0.0.1
 only; every load is bounded by count or time; servers are stopped (their whole process
@@ -41,6 +50,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from bench.generate import COMMON_WORD, RARE_NAME, TAGS, database
@@ -225,10 +235,10 @@ http {{
     fastcgi_temp_path {dir}/tmp/fastcgi;
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
-    types {{ application/rss+xml rss; }}
+    types {{ application/rss+xml rss; application/atom+xml atom; application/feed+json json; }}
     default_type application/octet-stream;
     charset utf-8;
-    charset_types application/rss+xml;
+    charset_types application/rss+xml application/atom+xml application/feed+json;
     sendfile on;
     # No tcp_nopush (Debian's nginx.conf has it): with keep-alive it holds the last partial
     # segment of a response until the client's delayed ACK, a 40 ms p99 on the 65 KB gzip file.
@@ -243,14 +253,14 @@ http {{
 """
 
 
-def start_nginx(feed: bytes, feed_gz: bytes, cpus: set[int] | None) -> Server:
-    """nginx serving ``feed`` as /feed.rss, and ``feed_gz`` to clients accepting gzip."""
+def start_nginx(files: dict[str, bytes], cpus: set[int] | None) -> Server:
+    """nginx serving ``files`` (name -> bytes; ``NAME.gz`` goes to clients accepting gzip)."""
     directory = OUT / "nginx"
     shutil.rmtree(directory, ignore_errors=True)
     for sub in ("www", "tmp"):
         (directory / sub).mkdir(parents=True)
-    (directory / "www" / "feed.rss").write_bytes(feed)
-    (directory / "www" / "feed.rss.gz").write_bytes(feed_gz)
+    for name, data in files.items():
+        (directory / "www" / name).write_bytes(data)
     port = free_port()
     conf = directory / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=directory, host=HOST, port=port))
@@ -349,6 +359,8 @@ class Pair:
     baseline_name: str = "nginx"
     note: str = ""
     error: str = ""
+    key: str = ""
+    """What the TARGETS table knows it by: ``rss``, ``rss-gzip``, ..., ``304``, ``cold``."""
 
 
 def median_run(runs: list[WrkRun]) -> dict[str, float]:
@@ -361,18 +373,24 @@ def median_run(runs: list[WrkRun]) -> dict[str, float]:
 # --- part A: feeds against nginx ----------------------------------------------------------
 
 
+FORMATS = {"rss": 50, "atom": 50, "json": 50}
+"""Feed formats measured, each a 50-item document."""
+ITEM_MARKERS = {"rss": b"<item>", "atom": b"<entry", "json": b'"_commentary":'}
+
+
 @dataclass
 class FeedResults:
     size: int
     pairs: list[Pair]
-    feed_bytes: int
-    feed_gz_bytes: int
+    feed_bytes: dict[str, tuple[int, int]]
+    """Per format: bytes plain and gzipped."""
     render_ms: dict[str, float]
     rss_mb: dict[str, float]
     logged_errors: list[str]
 
 
-def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | None, set[int] | None]) -> FeedResults:
+def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | None, set[int] | None],
+               *, quick: bool = False) -> FeedResults:
     server_cpus, client_cpus = cpus
     db = database(size, log=log)
     warm = 1.0 if duration < 5 else 2.0
@@ -380,37 +398,51 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
     rss: dict[str, float] = {}
     logged: list[str] = []
     offset = 0
+    sizes: dict[str, tuple[int, int]] = {}
     with contextlib.ExitStack() as stack:
         log(f"part A: feeds at {size} commentaries; starting feedsvc")
         fsv = start_feedsvc(db, server_cpus)
         stack.callback(fsv.stop)
-        _, feed = expect(fsv.port, "/feed.rss", 200)
-        head, feed_gz = expect(fsv.port, "/feed.rss", 200, {"Accept-Encoding": "gzip"})
-        if head.get("content-encoding") != "gzip" or gzip.decompress(feed_gz) != feed:
-            raise BenchError("feedsvc's gzip variant of /feed.rss is not the gzipped feed")
-        items = feed.count(b"<item>")
-        if items != 50:
-            raise BenchError(f"/feed.rss has {items} items, expected 50")
-        ngx = start_nginx(feed, feed_gz, server_cpus)
+        files: dict[str, bytes] = {}
+        for fmt, expected_items in FORMATS.items():
+            path = f"/feed.{fmt}"
+            _, feed = expect(fsv.port, path, 200)
+            head, feed_gz = expect(fsv.port, path, 200, {"Accept-Encoding": "gzip"})
+            if head.get("content-encoding") != "gzip" or gzip.decompress(feed_gz) != feed:
+                raise BenchError(f"feedsvc's gzip variant of {path} is not the gzipped feed")
+            items = feed.count(ITEM_MARKERS[fmt])
+            if items != expected_items:
+                raise BenchError(f"{path} has {items} items, expected {expected_items}")
+            files[f"feed.{fmt}"], files[f"feed.{fmt}.gz"] = feed, feed_gz
+            sizes[fmt] = (len(feed), len(feed_gz))
+        ngx = start_nginx(files, server_cpus)
         stack.callback(ngx.stop)
-        _, ngx_feed = expect(ngx.port, "/feed.rss", 200)
-        ngx_gz_head, ngx_gz = expect(ngx.port, "/feed.rss", 200, {"Accept-Encoding": "gzip"})
-        if ngx_feed != feed or ngx_gz != feed_gz or ngx_gz_head.get("content-encoding") != "gzip":
-            raise BenchError("nginx does not serve the bytes feedsvc serves")
+        for fmt in FORMATS:
+            path = f"/feed.{fmt}"
+            _, ngx_feed = expect(ngx.port, path, 200)
+            ngx_gz_head, ngx_gz = expect(ngx.port, path, 200, {"Accept-Encoding": "gzip"})
+            if ngx_feed != files[f"feed.{fmt}"] or ngx_gz != files[f"feed.{fmt}.gz"] or ngx_gz_head.get("content-encoding") != "gzip":
+                raise BenchError(f"nginx does not serve the bytes feedsvc serves at {path}")
         etag = {"feedsvc": head_etag(fsv.port, "GET"), "nginx": head_etag(ngx.port, "HEAD")}
         servers = {"feedsvc": fsv, "nginx": ngx}
         rss["feedsvc after start"] = rss_mb(fsv.pids())
 
-        # (name, path, headers per server, expected status)
-        scenarios: list[tuple[str, str, Callable[[str], tuple[str, ...]], int]] = [
-            ("cached RSS, identity", "/feed.rss", lambda who: (), 200),
-            ("cached RSS, gzip (nginx: gzip_static)", "/feed.rss", lambda who: ("Accept-Encoding: gzip",), 200),
-            ("304 Not Modified (If-None-Match)", "/feed.rss", lambda who: (f"If-None-Match: {etag[who]}",), 304),
-            # The floor under every feedsvc response: routing, middleware, a 15-byte JSON body.
-            ("GET /healthz (nginx: return 200)", "/healthz", lambda who: (), 200),
+        # (key, name, path, headers per server, expected status)
+        scenarios: list[tuple[str, str, str, Callable[[str], tuple[str, ...]], int]] = []
+        names = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+        for fmt in FORMATS:
+            scenarios.append((fmt, f"cached {names[fmt]}, identity", f"/feed.{fmt}", lambda who: (), 200))
+            if fmt == "rss" or not quick:
+                scenarios.append((f"{fmt}-gzip", f"cached {names[fmt]}, gzip (nginx: gzip_static)", f"/feed.{fmt}",
+                                  lambda who: ("Accept-Encoding: gzip",), 200))
+        scenarios += [
+            ("304", "304 Not Modified (If-None-Match)", "/feed.rss", lambda who: (f"If-None-Match: {etag[who]}",), 304),
+            # The floor under every feedsvc response that goes through routing: middleware,
+            # routing, a 15-byte JSON body.
+            ("healthz", "GET /healthz (nginx: return 200)", "/healthz", lambda who: (), 200),
         ]
-        for name, path, headers_for, status in scenarios:
-            pair = Pair(name)
+        for key, name, path, headers_for, status in scenarios:
+            pair = Pair(name, key=key)
             pairs.append(pair)
             try:
                 for who, server in servers.items():
@@ -428,7 +460,7 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
 
         # Cold renders: feedsvc renders every request; nginx serves the static file meanwhile.
         cold = Pair("cold render: every request a new view", baseline_name="nginx static",
-                    note="baseline: nginx serving the cached feed (it cannot render)")
+                    note="baseline: nginx serving the cached feed (it cannot render)", key="cold")
         pairs.append(cold)
         script = str(BENCH / "cold.lua")
         try:
@@ -451,8 +483,8 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
                 log(f"{server.name} log: {line}")
                 logged.append(f"{server.name} logged: {line}")
     log("  in-process render timing")
-    render = asyncio.run(render_in_process(db))
-    return FeedResults(size, pairs, len(feed), len(feed_gz), render, rss, logged)
+    render = asyncio.run(render_in_process(db, 1.0 if quick else 3.0))
+    return FeedResults(size, pairs, sizes, render, rss, logged)
 
 
 def head_etag(port: int, method: str) -> str:
@@ -462,14 +494,47 @@ def head_etag(port: int, method: str) -> str:
     return head["etag"]
 
 
+DJANGO = "django>=4.2,<6"
+"""Only for the cold-render comparison: installed into this venv when missing (the
+``bench`` extra of pyproject.toml names it too); never a feedsvc dependency."""
+
+
+def ensure_django() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("django") is None:
+        log(f"installing {DJANGO} into {sys.prefix} for the cold-render comparison")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", DJANGO], check=True)
+        importlib.invalidate_caches()
+
+
+def _timed_ms(fn: Callable[[], object], seconds: float, least: int = 5) -> list[float]:
+    took: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(took) < least:
+        t = time.perf_counter()
+        fn()
+        took.append((time.perf_counter() - t) * 1000)
+    return took
+
+
 async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
-    """Milliseconds per 50-item RSS document in this process: the whole miss path of
-    FeedPublisher.document (stamp, query, present, render), and render_rss alone."""
+    """Milliseconds per 50-item RSS document in this process (medians):
+
+    * Django's ``Rss201rev2Feed`` with the same 50 presented commentaries, the full HTML as
+      ``description`` (the baseline of the cold-render target);
+    * feedsvc's render of a view never rendered before whose items were (every document a
+      new ``self_url``; feedsvc.render.fragments reuses the items), and of the same with no
+      item known (``render_rss`` as it was before fragments);
+    * the whole miss path of ``FeedPublisher.document`` for a new view (stamp, query,
+      present, render), and the query alone with and without the cold-render ``to=``.
+    """
     import msgspec
 
     from feedsvc.config import Settings
     from feedsvc.feeds import FeedPublisher
     from feedsvc.model import Query
+    from feedsvc.render.fragments import Fragments
     from feedsvc.render.rss import render_rss
     from feedsvc.service import Service
     from feedsvc.store import open_store
@@ -485,6 +550,7 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
         far = datetime(2100, 1, 1, tzinfo=UTC)
         miss: list[float] = []
         deadline = time.perf_counter() + seconds
+        spec = publisher.site_spec(base)
         while time.perf_counter() < deadline or len(miss) < 5:
             spec = publisher.site_spec(msgspec.structs.replace(base, to_time=far + timedelta(microseconds=len(miss))))
             t = time.perf_counter()
@@ -492,7 +558,7 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
             miss.append((time.perf_counter() - t) * 1000)
         if publisher.stats.renders != len(miss):
             raise BenchError(f"{len(miss)} distinct views but {publisher.stats.renders} renders")
-        out = {"miss path (median)": statistics.median(miss), "miss path (p99)": _percentile(miss, 99)}
+        out = {"miss path, new view (median)": statistics.median(miss), "miss path (p99)": _percentile(miss, 99)}
         # The cold-render URLs add `to`; the query for 51 items must cost what the plain feed's does.
         for label, query in (("query, plain feed", base), ("query, with to=", spec.query)):
             probe = msgspec.structs.replace(query, limit=query.limit + 1)
@@ -502,24 +568,61 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
                 await store.get_commentaries(probe)
                 took.append((time.perf_counter() - t) * 1000)
             out[f"{label} (median)"] = statistics.median(took)
-        spec = publisher.site_spec(base)
+
         items = await store.get_commentaries(msgspec.structs.replace(base, limit=base.limit + 1))
         presented = await service.present(items[: base.limit])
-        try:
-            view = await publisher._view("rss", spec, None, presented, len(items) > base.limit)
-        except (AttributeError, TypeError) as e:  # a private helper; the miss path above stands alone
-            log(f"render_rss alone not measured: {e!r}")
-            return out
-        alone: list[float] = []
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline or len(alone) < 5:
-            t = time.perf_counter()
-            render_rss(view, presented)
-            alone.append((time.perf_counter() - t) * 1000)
-        out["render_rss alone (median)"] = statistics.median(alone)
+        view = await publisher._view("rss", publisher.site_spec(base), None, presented, len(items) > base.limit, 0)
+        fragments = Fragments()
+        fragments.render("rss", view, presented)  # the items, rendered once
+        views = iter(range(10**9))
+
+        def new_view() -> bytes:
+            fresh = msgspec.structs.replace(view, self_url=f"{view.self_url}?to=2100-01-01T00:00:00.{next(views):06d}Z")
+            body: bytes = fragments.render("rss", fresh, presented)
+            return body
+
+        if new_view().count(b"<item>") != 50:
+            raise BenchError("the in-process render does not have 50 items")
+        out["feedsvc: new view, items known (median)"] = statistics.median(_timed_ms(new_view, seconds))
+        out["feedsvc: nothing known, render_rss (median)"] = statistics.median(
+            _timed_ms(lambda: render_rss(view, presented), seconds)
+        )
+        out["Django Rss201rev2Feed (median)"] = statistics.median(_timed_ms(django_rss(presented, settings), seconds))
         return out
     finally:
         await store.close()
+
+
+def django_rss(items: list[Any], settings: Any) -> Callable[[], bytes]:
+    """A function rendering ``items`` (presented commentaries) through Django's syndication
+    feed generator, with what an RSS 2.0 reader needs and the full HTML as description."""
+    import django
+    from django.conf import settings as django_settings
+
+    if not django_settings.configured:
+        django_settings.configure(USE_I18N=False, USE_TZ=True)
+        django.setup()
+    from django.utils import feedgenerator
+
+    base = f"http://{HOST}:8000"
+
+    def render() -> bytes:
+        feed = feedgenerator.Rss201rev2Feed(
+            title=settings.title, link=f"{base}/", description=settings.description, language=None,
+            feed_url=f"{base}/feed.rss",
+        )
+        for c in items:
+            feed.add_item(
+                title=c.title, link=c.url, description=c.body_html, unique_id=c.id, unique_id_is_permalink=False,
+                pubdate=c.published_at, updateddate=c.updated_at, author_name=", ".join(a.name for a in c.authors),
+                categories=[c.category, *c.tags],
+            )
+        text: str = feed.writeString("utf-8")
+        return text.encode()
+
+    if render().count(b"<item>") != len(items):
+        raise BenchError("Django's feed does not have every item")
+    return render
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -653,8 +756,8 @@ def feeds_table(res: FeedResults) -> list[str]:
         f"### A. Feeds: feedsvc (1 worker) vs nginx (1 worker), {res.size:,} commentaries",
         "",
         (
-            f"/feed.rss: 50 items, {res.feed_bytes:,} bytes ({res.feed_gz_bytes:,} gzipped). "
-            "wrk -t1 -c16, median of the rounds. Ratios are feedsvc / baseline "
+            "50-item feeds: " + ", ".join(f"/feed.{fmt} {plain:,} bytes ({gz:,} gzipped)" for fmt, (plain, gz) in res.feed_bytes.items())
+            + ". wrk -t1 -c16, median of the rounds. Ratios are feedsvc / baseline "
             "(throughput: higher is better for feedsvc; p99 and CPU: lower is better)."
         ),
         "",
@@ -686,9 +789,96 @@ def feeds_table(res: FeedResults) -> list[str]:
     lines += ["", *notes, ""]
     if res.render_ms:
         parts = "; ".join(f"{k}: {v:.2f} ms" for k, v in res.render_ms.items())
-        lines.append(f"In-process, one 50-item RSS document: {parts}.")
+        lines.append(f"In-process, one 50-item RSS document (same 50 commentaries, full content): {parts}.")
     if res.rss_mb:
         lines.append("feedsvc resident memory: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in res.rss_mb.items()) + ".")
+    return lines
+
+
+# --- targets (issue 6) --------------------------------------------------------------------
+
+
+def feed_targets(res: FeedResults | None) -> list[Any]:
+    """The feed targets of issue 6 as bench.scale.TargetRow: throughput against nginx, p99
+    and CPU per request for every cached feed, the 304, and the cold render against Django."""
+    from bench.scale import TargetRow
+
+    rows: list[TargetRow] = []
+    pairs = {p.key: p for p in (res.pairs if res else [])}
+
+    def measured(key: str) -> tuple[dict[str, float], dict[str, float]] | None:
+        pair = pairs.get(key)
+        if pair is None or pair.error or not pair.feedsvc or not pair.baseline:
+            return None
+        return median_run(pair.feedsvc), median_run(pair.baseline)
+
+    def row(name: str, target: str, value: float | None, shown: str, ok: Callable[[float], bool]) -> None:
+        rows.append(TargetRow(name, target, shown if value is not None else "not measured",
+                              ok(value) if value is not None else None))
+
+    for key, label in (("rss", "RSS"), ("rss-gzip", "RSS gzip"), ("atom", "Atom"), ("atom-gzip", "Atom gzip"),
+                       ("json", "JSON Feed"), ("json-gzip", "JSON Feed gzip")):
+        m = measured(key)
+        if key not in pairs:
+            continue
+        a, b = m if m else ({}, {})
+        ratio = a["rps"] / b["rps"] if m else None
+        row(f"Cached {label}: throughput vs nginx", "≥ 0.5×", ratio,
+            f"{ratio:.2f}× ({a.get('rps', 0):,.0f} vs {b.get('rps', 0):,.0f} req/s)" if m else "", lambda v: v >= 0.5)
+        p99 = a["p99_ms"] / b["p99_ms"] if m else None
+        row(f"Cached {label}: p99 vs nginx", "≤ 3×", p99,
+            f"{p99:.1f}× ({a.get('p99_ms', 0):.1f} vs {b.get('p99_ms', 0):.1f} ms)" if m else "", lambda v: v <= 3)
+        cpu = a["cpu_us_per_request"] / 1000 if m else None
+        row(f"Cached {label}: server CPU per request", "≤ 1 ms", cpu, f"{cpu:.2f} ms" if m else "", lambda v: v <= 1)
+    m = measured("304")
+    a, b = m if m else ({}, {})
+    ratio = a["rps"] / b["rps"] if m else None
+    row("304 Not Modified: throughput vs nginx's 304", "≥ 0.5×", ratio,
+        f"{ratio:.2f}× ({a.get('rps', 0):,.0f} vs {b.get('rps', 0):,.0f} req/s)" if m else "", lambda v: v >= 0.5)
+    cpu = a["cpu_us_per_request"] / 1000 if m else None
+    row("304 Not Modified: server CPU per request", "≤ 0.3 ms", cpu, f"{cpu:.3f} ms" if m else "", lambda v: v <= 0.3)
+    times = res.render_ms if res else {}
+    ours, django = times.get("feedsvc: new view, items known (median)"), times.get("Django Rss201rev2Feed (median)")
+    ratio = ours / django if ours is not None and django else None
+    row("Cold render of a 50-item feed vs Django feedgenerator", "≤ 0.5×", ratio,
+        f"{ratio:.2f}× ({ours:.2f} vs {django:.2f} ms; nothing known: "
+        f"{times.get('feedsvc: nothing known, render_rss (median)', 0):.1f} ms)" if ratio is not None else "",
+        lambda v: v <= 0.5)
+    return rows
+
+
+def scale_targets() -> tuple[list[Any], str]:
+    """The list-API, import and memory targets from the last bench.scale run, and where
+    they come from."""
+    from bench.scale import TARGET_SIZE, TargetRow, load_results, targets
+
+    path = OUT / "scale.json"
+    results = load_results(path)
+    if results is None:
+        wanted = [("List API: category + date range, p99", "≤ 10 ms at 1M"), ("List API: q full-text search, p99", "≤ 50 ms at 1M"),
+                  ("List API: page 1,000 via cursors vs page 1", "no slower"), ("feedsvc import throughput", "≥ 5,000 commentaries/s"),
+                  ("Server memory with 1M rows", "≤ 150 MB")]
+        return [TargetRow(name, target, "not measured", None) for name, target in wanted], (
+            "not measured yet: run `python -m bench.scale` (1M rows: see bench/README.md), then `make bench` again"
+        )
+    when = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
+    sizes = ", ".join(f"{n:,}" for n in results.sizes)
+    partial = "" if TARGET_SIZE in results.sizes else " (1M was not run)"
+    return targets(results), f"from bench/out/scale.json, `python -m bench.scale` of {when:%Y-%m-%d %H:%M} at {sizes} rows{partial}"
+
+
+def targets_table(rows: list[Any], scale_rows: list[Any], scale_source: str) -> list[str]:
+    lines = [
+        "### TARGETS (issue 6)",
+        "",
+        "| target | wanted | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for t in [*rows, *scale_rows]:
+        met = "n/a" if t.met is None else ("met" if t.met else "**NOT MET**")
+        note = f" {t.note}" if getattr(t, "note", "") else ""
+        lines.append(f"| {t.name} | {t.target} | {t.measured}{note} | {met} |")
+    lines += ["", f"Feed rows: this run. List API, import and memory rows: {scale_source}."]
     return lines
 
 
@@ -746,13 +936,13 @@ def environment(args: argparse.Namespace, cpus: tuple[set[int] | None, set[int] 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1k commentaries, 3 s runs, 2 rounds")
-    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="1k commentaries, 2 s runs, 2 rounds")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10, quick 2)")
     parser.add_argument("--rounds", type=int, help="rounds per server and scenario (default 3, quick 2)")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests per list-API query")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to separate CPUs")
     args = parser.parse_args(argv)
-    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.duration = args.duration or (2.0 if args.quick else 10.0)
     args.rounds = max(2, args.rounds or (2 if args.quick else 3))
     feed_size, api_sizes = (1_000, [1_000]) if args.quick else (100_000, [10_000, 100_000])
 
@@ -760,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, through the finally blocks that stop the servers.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     ensure_tools()
+    ensure_django()
     available = sorted(os.sched_getaffinity(0))
     cpus: tuple[set[int] | None, set[int] | None] = (None, None)
     if len(available) >= 2 and not args.no_pin:
@@ -769,10 +960,12 @@ def main(argv: list[str] | None = None) -> int:
     for size in {feed_size, *api_sizes}:
         database(size, log=log)
 
-    feeds = part_feeds(feed_size, args.duration, args.rounds, cpus)
+    feeds = part_feeds(feed_size, args.duration, args.rounds, cpus, quick=args.quick)
     api = part_api(api_sizes, args.requests, 10.0 if args.quick else 30.0, cpus[0])
+    scale_rows, scale_source = scale_targets()
 
-    lines = [*header, *feeds_table(feeds), "", *api_table(api, args.requests), ""]
+    lines = [*header, *targets_table(feed_targets(feeds), scale_rows, scale_source), "", *feeds_table(feeds), "",
+             *api_table(api, args.requests), ""]
     lines.append(f"Load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine skews every number).")
     failures = [p.error for p in feeds.pairs if p.error] + feeds.logged_errors + [r.error for r in api if r.error]
     if failures:
