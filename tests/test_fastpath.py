@@ -13,9 +13,11 @@ a script in a browser sends) sends a request the long way without changing its a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +31,7 @@ from litestar.testing import AsyncTestClient
 
 from feedsvc.config import Settings
 from feedsvc.http.app import create_app
-from feedsvc.model import NewCommentary
+from feedsvc.model import CategoryIn, NewCommentary
 from feedsvc.service import Service
 from feedsvc.store import open_store
 from tests.conftest import PUBLIC_URL, FakeClock, commentary
@@ -272,3 +274,29 @@ async def test_a_scheduled_commentary_shows_when_due(
     assert early_hits(client) == hits + 1
     clock.advance(hours=2)
     assert "Scheduled for later" in await titles(client)
+
+
+async def test_a_store_knows_its_state_until_anyone_commits(tmp_path: Path) -> None:
+    """SqliteStore.known_state: the state last read while no connection, of this process or
+    another, has committed since; None afterwards, until the state is read again."""
+    path = str(tmp_path / "watch.db")
+    first, second = open_store(f"sqlite:///{path}"), open_store(f"sqlite:///{path}")
+    await first.open()
+    await second.open()
+    try:
+        assert first.known_state() is None  # nothing read yet
+        state = await first.get_state()
+        assert first.known_state() == state
+        assert first.known_state() == state  # and again: reading it changes nothing
+        await Service(second, base_url=PUBLIC_URL).put_category("economy", CategoryIn(names={"en": "Economy"}))
+        assert first.known_state() is None
+        newer = await first.get_state()
+        assert newer.seq == state.seq + 1 and first.known_state() == newer
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as plain:  # any writer at all
+            plain.execute("CREATE TABLE scratch (x)")
+        assert first.known_state() is None
+        assert await first.get_state() == newer and first.known_state() == newer
+    finally:
+        await second.close()
+        await first.close()
+    assert first.known_state() is None  # closed: nothing is known
