@@ -304,3 +304,21 @@ async def test_links_in_the_page_and_feed_resolve(client: Client, made: Any) -> 
     items = await related_to(client, made["drones"]["id"])
     for item in items:
         assert (await client.get(path_of(item["url"]))).status_code == 200
+
+
+async def test_feed_lists_agree_with_the_api_item_by_item(
+    client: Client, made: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed asks the store for all its items at once (on SQLite, a few per statement: here
+    three, so that they spread over several). Each list is what the API gives alone."""
+    from feedsvc.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "RELATED_SLOTS", 3)
+    doc = check_json_feed((await client.get("/feed.json")).content)
+    assert len(doc["items"]) == len(made) - 2  # not the draft nor the scheduled one
+    for item in doc["items"]:
+        id = item["url"].rsplit("/", 1)[1]
+        alone = await related_to(client, id, "?limit=3")
+        assert item["_commentary"]["related"] == [
+            {"id": r["id"], "lang": r["lang"], "title": r["title"], "url": r["url"]} for r in alone
+        ]

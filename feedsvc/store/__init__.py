@@ -300,11 +300,12 @@ class Store(Protocol):
     async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
         """Public commentaries sharing each translation key (``url`` holds ``canonical_url`` or "")."""
 
-    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
-        """Up to ``limit`` public commentaries related to ``item``, most related first, each
-        with its score, as feedsvc.store.related defines candidates, score and ties (every
-        store gives the same answer for the same data). Never ``item`` itself, a commentary
-        in another language, or one sharing ``item``'s ``translation_key``."""
+    async def get_related(self, items: Sequence[Commentary], limit: int) -> list[list[tuple[Commentary, float]]]:
+        """For each of ``items``, in order: up to ``limit`` public commentaries related to it,
+        most related first, each with its score, as feedsvc.store.related defines them (every
+        store gives the same answer for the same data). Never the item itself, a commentary
+        in another language, or one sharing the item's ``translation_key``. Several items
+        cost one or a few queries, not one each."""
 
     async def publish_due(self, now: datetime) -> int:
         """Make scheduled commentaries whose time has come public; return how many."""

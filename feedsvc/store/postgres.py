@@ -509,17 +509,29 @@ class PostgresStore:
         members = [(r[0], r[1], _decode_commentary(r[2])) for r in rows]
         return digest_records(keys, members, {(r[0], r[1]): from_us(r[2]) for r in marks})
 
-    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
-        p = related.probe(item)
-        rows = await self._fetch(_RELATED, list(p.keys), p.lang, p.pub_us, p.id, p.translation_key, related.WINDOW)
-        ranked = related.rank(p, [(r[0], r[1], r[2]) for r in rows], limit)
-        if not ranked:
+    async def get_related(self, items: Sequence[Commentary], limit: int) -> list[list[tuple[Commentary, float]]]:
+        probes = [related.probe(item) for item in items]
+        if not probes:
             return []
-        found = await self._fetch(
-            "SELECT id, doc FROM commentaries WHERE public AND id = ANY($1::text[])", [id for id, _ in ranked]
+        keys = [(i, key, n) for i, p in enumerate(probes) for n, key in enumerate(p.keys)]
+        rows = await self._fetch(
+            _RELATED,
+            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+            [p.lang for p in probes], [p.pub_us for p in probes], [p.id for p in probes],
+            [p.translation_key for p in probes], related.WINDOW,
         )
-        docs = {r[0]: r[1] for r in found}
-        return [(_decode_commentary(docs[id]), score) for id, score in ranked if id in docs]
+        found: list[list[tuple[str, int, int]]] = [[] for _ in probes]
+        for i, id, pub_us, n in rows:
+            found[i].append((id, pub_us, n))
+        ranked = [related.rank(p, rows, limit) for p, rows in zip(probes, found, strict=True)]
+        wanted = sorted({id for best in ranked for id, _ in best})
+        docs: dict[str, Commentary] = {}
+        if wanted:
+            docs = {
+                r[0]: _decode_commentary(r[1])
+                for r in await self._fetch("SELECT id, doc FROM commentaries WHERE public AND id = ANY($1::text[])", wanted)
+            }
+        return [[(docs[id], score) for id, score in best if id in docs] for best in ranked]
 
     async def get_state(self) -> StoreState:
         token = self._watch.token()  # before the query: see feedsvc.store.watch
@@ -936,20 +948,25 @@ _MARK_DIGESTS = (
     " WHERE cid = ANY($1::bigint[]) AND public AND period_start IS NOT NULL" + _DIGEST_MARK_UPSERT
 )
 
-# get_related (feedsvc.store.related): the two windows of every probe key ($1), each the
-# eligible commentaries nearest in time ($3, $4) on one side, a range scan of related_keys'
-# primary key (which holds public commentaries only).
+# get_related (feedsvc.store.related), for several probes at once: for every probe key (the
+# probe's position, the key, the key's position: $1-$3) of every probe (language, time, id,
+# translation key: $4-$7), its two windows, each the eligible commentaries nearest in time
+# on one side, a range scan of related_keys' primary key (public commentaries only).
 _RELATED = """
-SELECT w.id, w.pub_us, q.n - 1 FROM unnest($1::text[]) WITH ORDINALITY AS q (key, n), LATERAL (
+SELECT q.i, w.id, w.pub_us, q.n
+FROM unnest($1::int[], $2::text[], $3::int[]) AS q (i, key, n)
+JOIN unnest($4::text[], $5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY AS a (lang, pub_us, id, tk, pos)
+    ON a.pos = q.i + 1,
+LATERAL (
     (SELECT k.id, k.pub_us FROM related_keys k
-     WHERE k.lang = $2 AND k.key = q.key AND (k.pub_us, k.id) < ($3::bigint, $4::text)
-       AND ($5::text IS NULL OR k.translation_key IS DISTINCT FROM $5::text)
-     ORDER BY k.pub_us DESC, k.id DESC LIMIT $6)
+     WHERE k.lang = a.lang AND k.key = q.key AND (k.pub_us, k.id) < (a.pub_us, a.id COLLATE "C")
+       AND (a.tk IS NULL OR k.translation_key IS DISTINCT FROM a.tk)
+     ORDER BY k.pub_us DESC, k.id DESC LIMIT $8)
     UNION ALL
     (SELECT k.id, k.pub_us FROM related_keys k
-     WHERE k.lang = $2 AND k.key = q.key AND (k.pub_us, k.id) > ($3::bigint, $4::text)
-       AND ($5::text IS NULL OR k.translation_key IS DISTINCT FROM $5::text)
-     ORDER BY k.pub_us, k.id LIMIT $6)
+     WHERE k.lang = a.lang AND k.key = q.key AND (k.pub_us, k.id) > (a.pub_us, a.id COLLATE "C")
+       AND (a.tk IS NULL OR k.translation_key IS DISTINCT FROM a.tk)
+     ORDER BY k.pub_us, k.id LIMIT $8)
 ) AS w
 """
 

@@ -54,6 +54,10 @@ WINDOW = 10
 """Eligible commentaries read per probe key on each side of the commentary in time."""
 MAX_TITLE_WORDS = 8
 """Title words probed (the first ones that are not stop words)."""
+MAX_TAGS = 20
+"""Tags probed: every tag a commentary may have (model.NewCommentary)."""
+MAX_KEYS = 1 + MAX_TAGS + MAX_TITLE_WORDS
+"""Probe keys of one commentary at most: stores may shape their statements for this many."""
 TAG_WEIGHT = 3.0
 CATEGORY_WEIGHT = 2.0
 TITLE_WEIGHT = 3.0
@@ -120,7 +124,7 @@ class Probe(msgspec.Struct, frozen=True, kw_only=True):
 
 def probe(item: Commentary) -> Probe:
     keys = {category_key(item.category): CATEGORY}
-    for tag in item.tags:
+    for tag in item.tags[:MAX_TAGS]:
         keys.setdefault(tag_key(tag), TAG)
     title = [word_key(w) for w in title_words(item.title)]
     for word in title:

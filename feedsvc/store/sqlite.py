@@ -18,10 +18,11 @@ Durability and concurrency choices (the README's "Durability" section explains t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -170,25 +171,49 @@ def build_where(query: Query) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
-def _related_sql(p: related.Probe) -> tuple[str, list[Any]]:
-    """One statement for ``get_related``: the two windows of every probe key (the eligible
-    commentaries nearest in time on each side, each a range scan of related_keys' primary
-    key, which holds public commentaries only), as (id, pub_us, position of the key) rows."""
-    params: list[Any] = [p.lang, p.pub_us, p.id, related.WINDOW]
-    eligible = ""
-    if p.translation_key is not None:
-        params.append(p.translation_key)
-        eligible = f" AND (k.translation_key IS NULL OR k.translation_key != ?{len(params)})"
-    windows: list[str] = []
-    for n, key in enumerate(p.keys):
-        params.append(key)
-        for side, order in (("<", " DESC"), (">", "")):
-            windows.append(
-                f"SELECT * FROM (SELECT k.id, k.pub_us, {n} FROM related_keys k WHERE k.lang = ?1"
-                f" AND k.key = ?{len(params)} AND (k.pub_us, k.id) {side} (?2, ?3){eligible}"
-                f" ORDER BY k.pub_us{order}, k.id{order} LIMIT ?4)"
-            )
-    return " UNION ALL ".join(windows), params
+RELATED_SLOTS = 8
+"""Commentaries whose related ones one statement finds: 8 x 29 keys x 2 windows = 464
+SELECTs (SQLite joins at most 500 in one compound statement)."""
+
+
+@functools.cache
+def _related_statement(slots: int) -> str:
+    """The statement for ``get_related``, for ``slots`` commentaries: the two windows of each
+    of their probe keys (the eligible commentaries nearest in time on each side, each a range
+    scan of related_keys' primary key, which holds public commentaries only), as (slot, id,
+    pub_us, position of the key) rows. Its text is always the same, so SQLite prepares it
+    once per connection (made afresh for each batch, it cost more than running it); unused
+    slots and keys are NULL and find nothing.
+
+    Parameters: ?1 the window size, then per slot its language, pub_us, id, translation
+    key and MAX_KEYS keys."""
+    windows = []
+    for slot in range(slots):
+        base = 2 + slot * (4 + related.MAX_KEYS)
+        lang, pub_us, id, tk = (f"?{base + k}" for k in range(4))
+        for n in range(related.MAX_KEYS):
+            for side, order in (("<", " DESC"), (">", "")):
+                windows.append(
+                    f"SELECT * FROM (SELECT {slot}, k.id, k.pub_us, {n} FROM related_keys k"
+                    f" WHERE k.lang = {lang} AND k.key = ?{base + 4 + n} AND (k.pub_us, k.id) {side} ({pub_us}, {id})"
+                    f" AND ({tk} IS NULL OR k.translation_key IS NULL OR k.translation_key != {tk})"
+                    f" ORDER BY k.pub_us{order}, k.id{order} LIMIT ?1)"
+                )
+    return " UNION ALL ".join(windows)
+
+
+def _related_sql(probes: Sequence[related.Probe]) -> Iterator[tuple[int, str, list[Any]]]:
+    """``_related_statement`` and its parameters for every RELATED_SLOTS probes (one slot
+    for a single one), each after the position of its first probe: rows name the probe by
+    its slot in its statement."""
+    slots = 1 if len(probes) == 1 else RELATED_SLOTS
+    for start in range(0, len(probes), slots):
+        params: list[Any] = [related.WINDOW]
+        for p in probes[start : start + slots]:
+            params += [p.lang, p.pub_us, p.id, p.translation_key, *p.keys]
+            params += [None] * (related.MAX_KEYS - len(p.keys))
+        params += [None] * ((4 + related.MAX_KEYS) * slots + 1 - len(params))
+        yield start, _related_statement(slots), params
 
 
 class SqliteStore:
@@ -534,18 +559,21 @@ class SqliteStore:
                 await conn.execute("COMMIT")
         return digest_records(keys, members, left)
 
-    async def get_related(self, item: Commentary, limit: int) -> list[tuple[Commentary, float]]:
-        p = related.probe(item)
-        sql, params = _related_sql(p)
-        ranked = related.rank(p, [(r[0], r[1], r[2]) for r in await self._fetchall(sql, params)], limit)
-        if not ranked:
-            return []
-        rows = await self._fetchall(
-            f"SELECT id, doc FROM commentaries WHERE public = 1 AND id IN ({','.join('?' * len(ranked))})",
-            [id for id, _ in ranked],
-        )
-        docs = {r[0]: r[1] for r in rows}
-        return [(_decode_commentary(docs[id]), score) for id, score in ranked if id in docs]
+    async def get_related(self, items: Sequence[Commentary], limit: int) -> list[list[tuple[Commentary, float]]]:
+        probes = [related.probe(item) for item in items]
+        found: list[list[tuple[str, int, int]]] = [[] for _ in probes]
+        for start, sql, params in _related_sql(probes):
+            for slot, id, pub_us, n in await self._fetchall(sql, params):
+                found[start + slot].append((id, pub_us, n))
+        ranked = [related.rank(p, rows, limit) for p, rows in zip(probes, found, strict=True)]
+        wanted = sorted({id for best in ranked for id, _ in best})
+        docs: dict[str, Commentary] = {}
+        if wanted:
+            rows = await self._fetchall(
+                f"SELECT id, doc FROM commentaries WHERE public = 1 AND id IN ({','.join('?' * len(wanted))})", wanted
+            )
+            docs = {r[0]: _decode_commentary(r[1]) for r in rows}
+        return [[(docs[id], score) for id, score in best if id in docs] for best in ranked]
 
     async def get_state(self) -> StoreState:
         token = self._watch.token()  # before the query: see feedsvc.store.watch

@@ -190,7 +190,8 @@ STEPS: dict[int, str] = {
         id text COLLATE "C" NOT NULL,
         translation_key text COLLATE "C",
         cid bigint NOT NULL REFERENCES commentaries (cid) ON DELETE CASCADE,
-        PRIMARY KEY (lang, key, pub_us, id)
+        -- INCLUDE: the windows read the index alone (index-only scans), never the table.
+        PRIMARY KEY (lang, key, pub_us, id) INCLUDE (translation_key)
     );
     INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
         SELECT lang, 'c:' || category, pub_us, id, translation_key, cid FROM commentaries WHERE public;
