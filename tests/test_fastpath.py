@@ -231,13 +231,7 @@ async def test_a_write_through_another_store_shows_on_the_next_request(
         title = f"Written by another node, round {round}"
         await other_store.publish(msgspec.convert(commentary(title=title), NewCommentary))
         if settings.database_url.startswith("postgresql"):
-            # Another node's write is known when its notification arrives (one hop after
-            # the commit, while its acknowledgement still travels); until then a poll may
-            # still be answered from the cache.
-            deadline = time.monotonic() + 5
-            while title not in await titles(client):
-                assert time.monotonic() < deadline, "the change notification never arrived"
-                await asyncio.sleep(0.005)
+            await until_shown(client, title)
         assert title in await titles(client)
 
 
@@ -300,3 +294,47 @@ async def test_a_store_knows_its_state_until_anyone_commits(tmp_path: Path) -> N
         await second.close()
         await first.close()
     assert first.known_state() is None  # closed: nothing is known
+
+
+async def test_without_its_listener_a_node_reads_the_state_every_time(
+    client: AsyncTestClient[Litestar], published: list[str], other_store: Service, settings: Settings
+) -> None:
+    """PostgreSQL: when the LISTEN connection dies, nothing is taken as known (every request
+    reads the change number, as before) until it is back; feeds stay exact throughout."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no listener connection")
+    await titles(client)
+    await titles(client)
+    channel = await other_store.store._fetchrow("SELECT 'feedsvc_changes_' || 'changes'::regclass::oid::text")  # type: ignore[attr-defined]
+    killed = await other_store.store._fetchrow(  # type: ignore[attr-defined]
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1", f'LISTEN "{channel[0]}"'
+    )
+    assert killed[0] >= 1
+    deadline = time.monotonic() + 10
+    hits = early_hits(client)
+    while True:  # the node notices the loss (the connection's end arrives like a notification)
+        await titles(client)
+        if early_hits(client) == hits:
+            break
+        hits = early_hits(client)
+        assert time.monotonic() < deadline, "the lost listener went unnoticed"
+        await asyncio.sleep(0.01)
+    for n in range(3):
+        title = f"Written while the listener was away, {n}"
+        await other_store.publish(msgspec.convert(commentary(title=title), NewCommentary))
+        await until_shown(client, title)
+    hits = early_hits(client)
+    deadline = time.monotonic() + 10
+    while early_hits(client) == hits:  # back: the listener reconnects by itself
+        assert time.monotonic() < deadline, "the listener did not come back"
+        await titles(client)
+        await asyncio.sleep(0.05)
+
+
+async def until_shown(client: AsyncTestClient[Litestar], title: str) -> None:
+    """On PostgreSQL another node's write shows once its notification arrived (one hop after
+    the commit, while the acknowledgement still travels): at once, or within moments."""
+    deadline = time.monotonic() + 5
+    while title not in await titles(client):
+        assert time.monotonic() < deadline, "the change notification never arrived"
+        await asyncio.sleep(0.005)
