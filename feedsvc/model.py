@@ -269,8 +269,11 @@ class Category(Struct, kw_only=True):
         return self.names.get("en") or next(iter(self.names.values()), self.slug)
 
     def description(self, lang: str | None) -> str:
+        """The description in ``lang`` (or its primary language), else English, else any."""
         if lang and lang in self.descriptions:
             return self.descriptions[lang]
+        if lang and lang.split("-")[0] in self.descriptions:
+            return self.descriptions[lang.split("-")[0]]
         return self.descriptions.get("en") or next(iter(self.descriptions.values()), "")
 
 

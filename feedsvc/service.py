@@ -149,13 +149,28 @@ class Service:
             try:
                 item = await self.store.get_commentary_by_slug(lang, id, public_only=public_only)
             except NotFoundError:
-                langs = await self.store.get_slug_languages(id)
-                if langs:
+                versions = await self._versions_of_slug(id)
+                if versions:
                     raise NotFoundError(
-                        f"commentary {id!r} has no {lang} version", available_languages=langs
+                        f"commentary {id!r} has no {lang} version at this address",
+                        available_languages=sorted(versions), translations=list(versions.values()),
                     ) from None
                 raise
         return (await self.present([item]))[0]
+
+    async def _versions_of_slug(self, slug: str) -> dict[str, dict[str, str]]:
+        """Every public version, by language, of the commentaries with this slug: those with
+        the slug and their translations, which often have slugs of their own (issue 9)."""
+        items = [
+            await self.store.get_commentary_by_slug(lang, slug, public_only=True)
+            for lang in await self.store.get_slug_languages(slug)
+        ]
+        versions: dict[str, dict[str, str]] = {}
+        for c in await self.present(items):
+            versions.setdefault(c.lang, {"lang": c.lang, "id": c.id, "url": c.url})
+            for t in c.translations:
+                versions.setdefault(t.lang, {"lang": t.lang, "id": t.id, "url": t.url})
+        return dict(sorted(versions.items()))
 
     async def list_commentaries(self, query: Query, cursor: str | None = None) -> Page:
         """A page of public commentaries, newest first, with the cursor of the next page."""
