@@ -77,7 +77,9 @@ from feedsvc.store import (
     webhook_from_row,
     webhook_row,
 )
+from feedsvc.store import sqlite_search as search
 from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.sqlite_search import fts_query
 from feedsvc.store.watch import SqliteWatch
 from feedsvc.text import html_to_text
 
@@ -88,16 +90,6 @@ _encode = msgspec.json.Encoder().encode
 _decode_commentary = msgspec.json.Decoder(Commentary).decode
 _decode_str_dict = msgspec.json.Decoder(dict[str, str]).decode
 _decode_str_list = msgspec.json.Decoder(list[str]).decode
-
-
-def fts_query(text: str) -> str:
-    """Turn free text into an FTS5 query that cannot be a syntax error: every word quoted,
-    all words required, the last one also as a prefix (so "sanct" finds "sanctions")."""
-    words = [w.replace('"', '""') for w in text.split()]
-    if not words:
-        return '""'
-    parts = [f'"{w}"' for w in words[:-1]] + [f'"{words[-1]}"*']
-    return " ".join(parts)
 
 
 def _date_window(query: Query) -> tuple[list[str], list[Any]]:
@@ -137,8 +129,10 @@ def source_of(query: Query) -> str:
     return "commentaries c"
 
 
-def build_where(query: Query) -> tuple[str, list[Any]]:
-    """The WHERE clause (public commentaries only) and its parameters for a Query."""
+def build_where(query: Query, *, match: str | None = None, plan: search.Plan = "list") -> tuple[str, list[Any]]:
+    """The WHERE clause (public commentaries only) and its parameters for a Query: its full
+    text as ``match`` (an FTS5 query; by default ``fts_query(query.q)``) in the way of
+    ``plan``, none for the ``matches`` plan (see feedsvc.store.sqlite_search)."""
     clauses = ["c.public = 1"]
     params: list[Any] = []
     if query.categories:
@@ -162,12 +156,14 @@ def build_where(query: Query) -> tuple[str, list[Any]]:
     if query.updated_since is not None:
         clauses.append("c.updated_us >= ?")
         params.append(to_us(query.updated_since))
-    if query.q:
-        clauses.append("c.rowid IN (SELECT rowid FROM commentaries_fts WHERE commentaries_fts MATCH ?)")
-        params.append(fts_query(query.q))
+    if query.q and plan != "matches":
+        clauses.append(search.match_clause(plan))
+        params.append(match if match is not None else fts_query(query.q))
     if query.after is not None:
-        clauses.append("(c.pub_us < ? OR (c.pub_us = ? AND c.id < ?))")
-        params += [query.after[0], query.after[0], query.after[1]]
+        # A row value: SQLite seeks the index to the cursor (0.04 ms for page 1,000); the
+        # same condition spelled with OR made it walk the 20,000 newer entries (4.7 ms).
+        clauses.append("(c.pub_us, c.id) < (?, ?)")
+        params += [query.after[0], query.after[1]]
     return " AND ".join(clauses), params
 
 
@@ -238,6 +234,7 @@ class SqliteStore:
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = FULL")
         if readonly:
+            await conn.execute(search.CREATE_TERMS_TABLE)  # a temp table, so before query_only
             await conn.execute("PRAGMA query_only = ON")
         return conn
 
@@ -459,21 +456,39 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     async def get_commentaries(self, query: Query) -> list[Commentary]:
-        where, params = build_where(query)
-        rows = await self._fetchall(
-            f"SELECT c.doc FROM {source_of(query)} WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
-            [*params, query.limit],
-        )
+        async with self._read() as conn:
+            rows = await self._page_rows(conn, query, "c.doc")
         return [_decode_commentary(r[0]) for r in rows]
 
-    async def get_view_stamp(self, query: Query) -> ViewStamp:
-        where, params = build_where(query)
-        async with self._read() as conn:
-            rows = list(await conn.execute_fetchall(
-                f"SELECT c.id, c.version, c.translation_key, c.category, c.updated_us FROM {source_of(query)}"
-                f" WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
-                (*params, query.limit),
+    @staticmethod
+    async def _page_rows(
+        conn: aiosqlite.Connection, query: Query, columns: str, *, plan: search.Plan | None = None
+    ) -> list[Any]:
+        """``columns`` (of commentaries ``c``) of a page of ``query``, newest first. With
+        full text, in the plan feedsvc.store.sqlite_search chooses (or ``plan``)."""
+        if not query.q:
+            where, params = build_where(query)
+            return list(await conn.execute_fetchall(
+                f"SELECT {columns} FROM {source_of(query)} WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
+                [*params, query.limit],
             ))
+        await conn.execute("BEGIN")  # the prefix's terms and the page from one snapshot
+        try:
+            match, exact = await search.expanded_query(conn, query.q)
+            plan = plan or await search.choose_plan(conn, match, exact=exact)
+            where, params = build_where(query, match=match, plan=plan)
+            if plan == "matches":
+                sql, params = search.matches_first(columns, match, where, params, query.limit)
+            else:
+                sql = f"SELECT {columns} FROM {source_of(query)} WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?"
+                params.append(query.limit)
+            return list(await conn.execute_fetchall(sql, params))
+        finally:
+            await conn.execute("COMMIT")
+
+    async def get_view_stamp(self, query: Query) -> ViewStamp:
+        async with self._read() as conn:
+            rows = await self._page_rows(conn, query, "c.id, c.version, c.translation_key, c.category, c.updated_us")
             keys = sorted({r[2] for r in rows if r[2]})
             categories = sorted({r[3] for r in rows})
             versions: list[tuple[str, int]] = [(r[0], r[1]) for r in rows]

@@ -1,0 +1,157 @@
+"""Full-text pages on SQLite come from one of three plans (feedsvc.store.sqlite_search),
+chosen by how many commentaries match, with the last word's prefix spelled out as the terms
+the index holds. Whatever the plan, a page is exactly what the plain query gives: the same
+commentaries, in the same order, for every kind of word and filter tested here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedsvc.model import Author, CategoryIn, Commentary, Query
+from feedsvc.store import sqlite_search as search
+from feedsvc.store.sqlite import SqliteStore, build_where, source_of
+from feedsvc.store.sqlite_search import fts_query
+
+N = 1000
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def body(n: int) -> str:
+    """Words with known frequencies: ``omnipresent`` in all, ``frequent`` in a third,
+    ``middling`` in 40, ``rarest`` in 10; prefixes with several terms and a phrase."""
+    words = ["omnipresent"]
+    if n % 3 == 0:
+        words.append("frequent")
+    if n % 25 == 0:
+        words.append("middling")
+    if n % 100 == 0:
+        words.append("rarest")
+    words.append(("sanction", "sanctions", "sanctioned", "sanctuary")[n % 4])
+    words.append(f"covid-{n % 30}")  # "covid-1" is the phrase covid + 1*: 1, 10...19
+    words.append(f"zeta{n % 20}")  # "zeta" has 20 terms: more than MAX_TERMS
+    if n % 7 == 0:
+        words.append("Café Ĺongword")  # diacritics: found as "cafe", "longword"
+    return f"<p>{' '.join(words)}.</p><p>Filler &amp; more <b>text</b>.</p>"
+
+
+def make(n: int) -> Commentary:
+    # Every fifth pair shares a publication time: ties are ordered by id.
+    published = START + timedelta(hours=n - n % 2 * (n % 5 == 1))
+    return Commentary(
+        id=f"01JQ{n:022d}", slug=f"c-{n}", lang="be" if n % 4 == 1 else "en", title="Commentary",
+        summary="Summary.", body_html=body(n), category="economy" if n % 2 else "politics", tags=["Trade"],
+        authors=[Author(name="Anna Kovalenko")], published_at=published, updated_at=published, created_at=published,
+        status="draft" if n % 50 == 7 else "published", version=0,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(str(tmp_path / "search.db"))
+    await s.open()
+    now = START + timedelta(days=365)
+    for slug in ("economy", "politics"):
+        await s.put_category(slug, CategoryIn(names={"en": slug}), now=now)
+    results = await s.import_commentaries([(make(n), False) for n in range(N)], now=now)
+    assert all(isinstance(r, Commentary) for r in results)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+QUERIES = [
+    Query(q="omnipresent"),
+    Query(q="Frequent"),
+    Query(q="middling"),
+    Query(q="rarest"),
+    Query(q="sanct"),
+    Query(q="sanctions"),
+    Query(q="sanctio"),
+    Query(q="omnipresent sanctu"),
+    Query(q="covid-1"),
+    Query(q="covid-19"),
+    Query(q="zeta"),
+    Query(q="zeta1"),
+    Query(q="cafe"),
+    Query(q="CAF"),
+    Query(q="longw"),
+    Query(q="nothing"),
+    Query(q='"quoted'),
+    Query(q="-"),
+    Query(q="frequent", categories=("economy",)),
+    Query(q="middling", lang="be"),
+    Query(q="sanct", from_date=date(2024, 1, 10), to_date=date(2024, 1, 20)),
+    Query(q="frequent", tag="trade"),
+    Query(q="omnipresent", limit=5),
+    Query(q="omnipresent", after=(int((START + timedelta(hours=500)).timestamp() * 1_000_000), "01JQ" + "9" * 22)),
+    Query(q="zeta", after=(int((START + timedelta(hours=701)).timestamp() * 1_000_000), f"01JQ{701:022d}")),
+]
+
+
+async def reference(store: SqliteStore, query: Query) -> list[str]:
+    """The page as the plain query gives it: the prefix left to FTS5, the matches as a set."""
+    where, params = build_where(query, match=fts_query(query.q or ""), plan="list")
+    async with store._read() as conn:
+        rows = await conn.execute_fetchall(
+            f"SELECT c.id FROM {source_of(query)} WHERE {where} ORDER BY c.pub_us DESC, c.id DESC LIMIT ?",
+            [*params, query.limit],
+        )
+    return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=lambda q: repr(q.q) + (" +filter" if q.categories or q.lang or q.from_date or q.tag or q.after else ""))
+async def test_every_plan_gives_the_plain_querys_page(store: SqliteStore, query: Query) -> None:
+    expected = await reference(store, query)
+    plans: list[search.Plan | None] = ["probe", "list", "matches", None]
+    for plan in plans:
+        async with store._read() as conn:
+            rows = await store._page_rows(conn, query, "c.id", plan=plan)
+        assert [r[0] for r in rows] == expected, plan
+    assert [c.id for c in await store.get_commentaries(query)] == expected
+
+
+async def test_the_pages_of_a_search_walk_every_match_once(store: SqliteStore) -> None:
+    query = Query(q="sanct", limit=7)
+    expected = await reference(store, Query(q="sanct", limit=N))
+    seen: list[str] = []
+    while True:
+        page = await store.get_commentaries(query)
+        seen += [c.id for c in page]
+        if len(page) < query.limit:
+            break
+        last = page[-1]
+        query = Query(q="sanct", limit=7, after=(int(last.published_at.timestamp() * 1_000_000), last.id))
+    assert seen == expected
+    assert len(expected) > 100
+
+
+async def test_a_prefix_is_spelled_out_as_the_terms_the_index_holds(store: SqliteStore) -> None:
+    async with store._read() as conn:
+        assert await search.expanded_query(conn, "sanct") == (
+            '("sanction" OR "sanctioned" OR "sanctions" OR "sanctuary")', True
+        )
+        assert await search.expanded_query(conn, "Omni") == ('"omnipresent"', True)
+        assert await search.expanded_query(conn, "frequent CAF") == ('"frequent" "cafe"', True)
+        assert await search.expanded_query(conn, "covid-19") == ('"covid 19"', True)
+        # More terms than MAX_TERMS, or none at all: the prefix stays for FTS5.
+        assert await search.expanded_query(conn, "zeta") == ('"zeta"*', False)
+        assert await search.expanded_query(conn, "nothing") == ('"nothing"*', False)
+
+
+async def test_the_plan_follows_how_many_commentaries_match(store: SqliteStore) -> None:
+    async def plan(text: str) -> str:
+        async with store._read() as conn:
+            match, exact = await search.expanded_query(conn, text)
+            return await search.choose_plan(conn, match, exact=exact)
+
+    assert await plan("omnipresent") == "probe"  # in every commentary
+    assert await plan("frequent") == "probe"  # a third
+    assert await plan("middling") == "list"  # 4 %: more than sqrt(1000) matches
+    assert await plan("rarest") == "matches"  # 10
+    assert await plan("nothing") == "matches"
+    assert await plan("zeta") == "list"  # a prefix FTS5 expands itself is never probed
