@@ -411,13 +411,14 @@ def _prepare(service: Any, rec: Any) -> Any:
     return service._build(rec, id=rec.id, created_at=rec.created_at, updated_at=rec.updated_at, previous=None)
 
 
-async def _populate(path: str, n: int, seed: int, workers: int) -> dict[str, float]:
+async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None) -> dict[str, float]:
     from feedsvc.model import CategoryIn, Commentary
     from feedsvc.service import Service
     from feedsvc.store.sqlite import SqliteStore
 
     decode = msgspec.json.Decoder(list[Commentary]).decode
     stats = {"waiting for records": 0.0, "writing": 0.0}
+    started, done = time.perf_counter(), 0
     store = SqliteStore(path)
     await store.open()
     try:
@@ -448,6 +449,10 @@ async def _populate(path: str, n: int, seed: int, workers: int) -> dict[str, flo
                 t = time.perf_counter()
                 results = await store.import_commentaries([(c, True) for c in items], now=service.clock())
                 stats["writing"] += time.perf_counter() - t
+                done += len(items)
+                if log is not None and done % 50_000 < len(items):
+                    took = time.perf_counter() - started
+                    log(f"  {done:,} of {n:,} commentaries written, {done / took:,.0f}/s")
                 failed = [r for r in results if not isinstance(r, Commentary)]
                 if failed:
                     raise SystemExit(f"bench.generate: {len(failed)} records failed, first: {failed[0]!r}")
@@ -457,7 +462,7 @@ async def _populate(path: str, n: int, seed: int, workers: int) -> dict[str, flo
 
 
 def populate(
-    db_path: str | os.PathLike[str], n: int, seed: int = SEED, *, workers: int | None = None
+    db_path: str | os.PathLike[str], n: int, seed: int = SEED, *, workers: int | None = None, log: Any = None
 ) -> dict[str, float]:
     """Fill a new SQLite database at ``db_path`` with ``generate(n, seed)`` (and the five
     categories) through the store's bulk import. Written beside and renamed into place, so
@@ -468,7 +473,7 @@ def populate(
     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         leftover.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stats = asyncio.run(_populate(str(tmp), n, seed, workers or max(1, min(4, (os.cpu_count() or 2) - 1))))
+    stats = asyncio.run(_populate(str(tmp), n, seed, workers or max(1, min(4, (os.cpu_count() or 2) - 1)), log))
     os.replace(tmp, path)
     return stats
 
@@ -482,12 +487,23 @@ def database(n: int, seed: int = SEED, *, log: Any = None) -> Path:
         return path
     started = time.perf_counter()
     stamp.unlink(missing_ok=True)
-    stats = populate(path, n, seed)
+    stats = populate(path, n, seed, log=log)
     stamp.write_text(json.dumps(want))
     if log is not None:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.items())
         log(f"built {path.name}: {n} commentaries in {time.perf_counter() - started:.1f} s ({parts})")
     return path
+
+
+def write_jsonl(path: str | os.PathLike[str], n: int, seed: int = SEED) -> None:
+    """The five categories, then ``generate(n, seed)``, as JSON Lines for ``feedsvc import``."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(
+            json.dumps({"kind": "category", "slug": slug, "names": names, "descriptions": descriptions},
+                       ensure_ascii=False) + "\n"
+            for slug, (names, descriptions) in CATEGORIES.items()
+        )
+        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in generate(n, seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,13 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jsonl", metavar="PATH", help="write the records as JSON Lines instead of a database")
     args = parser.parse_args(argv)
     if args.jsonl:
-        with open(args.jsonl, "w", encoding="utf-8") as f:
-            f.writelines(
-                json.dumps({"kind": "category", "slug": slug, "names": names, "descriptions": descriptions},
-                           ensure_ascii=False) + "\n"
-                for slug, (names, descriptions) in CATEGORIES.items()
-            )
-            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in generate(args.n, args.seed))
+        write_jsonl(args.jsonl, args.n, args.seed)
         return 0
     print(database(args.n, args.seed, log=lambda m: print(m, file=sys.stderr)))
     return 0
