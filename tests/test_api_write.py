@@ -12,7 +12,6 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import pytest
 from ulid import ULID
 
 from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of

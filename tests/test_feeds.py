@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -39,13 +38,13 @@ async def etag_of(client: Client, path: str) -> str:
 @pytest.fixture
 async def seeded(client: Client, auth: dict[str, str], categories: Any) -> list[dict[str, Any]]:
     """Six commentaries: two categories, two languages, a translation pair, all fields used."""
-    full = dict(
-        period={"start": "2026-03-02", "end": "2026-03-08"}, trend="worsened",
-        source={"name": "The Outlet", "url": "https://outlet.example/a"},
-        image={"url": "/media/map.svg", "alt": "A map", "caption": "The border", "credit": "Photo: A. B."},
-        authors=[{"name": "Anna Kovalenko", "affiliation": "Vistula Centre"}, {"name": "Piotr Nowak"}],
-        tags=["border", "nato"], translation_key="w10-border",
-    )
+    full = {
+        "period": {"start": "2026-03-02", "end": "2026-03-08"}, "trend": "worsened",
+        "source": {"name": "The Outlet", "url": "https://outlet.example/a"},
+        "image": {"url": "/media/map.svg", "alt": "A map", "caption": "The border", "credit": "Photo: A. B."},
+        "authors": [{"name": "Anna Kovalenko", "affiliation": "Vistula Centre"}, {"name": "Piotr Nowak"}],
+        "tags": ["border", "nato"], "translation_key": "w10-border",
+    }
     items = [
         await publish(client, auth, title="Border one", published_at="2026-03-01T10:00:00+03:00", **full),
         await publish(client, auth, title="Мяжа адзін", lang="be", published_at="2026-03-01T11:00:00+03:00", **full),
