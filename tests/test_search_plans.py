@@ -136,7 +136,12 @@ async def test_a_prefix_is_spelled_out_as_the_terms_the_index_holds(store: Sqlit
             '("sanction" OR "sanctioned" OR "sanctions" OR "sanctuary")', True
         )
         assert await search.expanded_query(conn, "Omni") == ('"omnipresent"', True)
-        assert await search.expanded_query(conn, "frequent CAF") == ('"frequent" "cafe"', True)
+        assert await search.expanded_query(conn, "frequent CAF") == ('"frequent" AND "cafe"', True)
+        # Words before a prefix that spells out as several terms: FTS5 refuses a phrase next to
+        # a parenthesised group without an explicit AND (a 500 until it was spelled out).
+        match, exact = await search.expanded_query(conn, "frequent sanct")
+        assert (match, exact) == ('"frequent" AND ("sanction" OR "sanctioned" OR "sanctions" OR "sanctuary")', True)
+        assert isinstance(await search.choose_plan(conn, match, exact=exact), str)
         assert await search.expanded_query(conn, "covid-19") == ('"covid 19"', True)
         # More terms than MAX_TERMS, or none at all: the prefix stays for FTS5.
         assert await search.expanded_query(conn, "zeta") == ('"zeta"*', False)

@@ -92,7 +92,9 @@ async def expanded_query(conn: aiosqlite.Connection, text: str) -> tuple[str, bo
     lead = " ".join(tokens[:-1])
     phrases = [_quote(f"{lead} {term}" if lead else term) for term in terms]
     last = phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
-    return " ".join([*(_quote(w) for w in words[:-1]), last]), True
+    # Explicit ANDs: FTS5 takes "a" "b" as "a" AND "b", but a phrase followed by a
+    # parenthesised group without AND is a syntax error.
+    return " AND ".join([*(_quote(w) for w in words[:-1]), last]), True
 
 
 def _quote(text: str) -> str:
