@@ -16,8 +16,10 @@ run: $(STAMP)  ## serve the demo (sample data in data/, SQLite under data/) on h
 	$(BIN)/feedsvc demo
 	$(BIN)/feedsvc serve
 
+# Two workers (pytest-xdist): the suite runs twice over (SQLite and PostgreSQL) and most of a
+# test's time is building the app; two processes keep CI well inside its ten minutes.
 test: $(STAMP)  ## every test; PostgreSQL tests run when FEEDSVC_TEST_POSTGRES_DSN is set
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check feedsvc tests bench

@@ -55,6 +55,14 @@ def settings(any_database_url: str) -> Settings:
 
 
 @pytest.fixture
+def sqlite_settings(db_path: Path) -> Settings:
+    """Settings on a SQLite file only: for modules whose behaviour does not depend on the
+    store (rate limits, headers, observability, embeds), which override ``settings`` with
+    it. Everything that touches storage runs on both stores."""
+    return load_settings({}, database_url=f"sqlite:///{db_path}", public_url=PUBLIC_URL)
+
+
+@pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Litestar]:
     yield create_app(settings)
 

@@ -15,10 +15,16 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from feedsvc.config import load_settings
+from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.http.embed import commentary_ref
 from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
+
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    """The embed views render what the list queries (tested on both stores) return: SQLite only (see ``sqlite_settings``)."""
+    return sqlite_settings
 
 Client = AsyncTestClient[Litestar]
 

@@ -39,8 +39,9 @@ NO_RATE_LIMITS = {f"FEEDSVC_RATE_LIMIT_{k}": "0" for k in ("FEEDS", "READ", "SEA
 
 
 @pytest.fixture
-def settings(any_database_url: str) -> Settings:
-    return load_settings(NO_RATE_LIMITS, database_url=any_database_url, public_url=PUBLIC_URL)
+def settings(db_path: Path) -> Settings:
+    """Hosts and headers do not depend on the store: SQLite only (see ``sqlite_settings``)."""
+    return load_settings(NO_RATE_LIMITS, database_url=f"sqlite:///{db_path}", public_url=PUBLIC_URL)
 
 
 def every_resource(item_id: str) -> list[tuple[str, dict[str, str]]]:

@@ -26,13 +26,19 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from feedsvc.cli import main
-from feedsvc.config import load_settings
+from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.model import CategoryIn, NewCommentary
 from feedsvc.service import Service
 from feedsvc.store.migrations.sqlite import VERSION
 from feedsvc.store.sqlite import SqliteStore
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary
+
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    """Start-up, readiness and shutdown of the HTTP layer do not depend on the store: SQLite only (see ``sqlite_settings``)."""
+    return sqlite_settings
 
 ROOT = Path(__file__).parent.parent
 

@@ -22,6 +22,12 @@ from feedsvc.http.observe import loggable_path, request_id_from
 from feedsvc.logs import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, redact, resolve_format
 from tests.conftest import PUBLIC_URL, commentary
 
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    """Metrics, logs and request ids do not depend on the store: SQLite only (see ``sqlite_settings``)."""
+    return sqlite_settings
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 

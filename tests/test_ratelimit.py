@@ -29,6 +29,12 @@ from feedsvc.model import TokenInfo
 from feedsvc.store import TokenRecord
 from tests.conftest import assert_error, commentary
 
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    """Rate limiting does not depend on the store: SQLite only (see ``sqlite_settings``)."""
+    return sqlite_settings
+
 API = "/api/v1/commentaries"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy")
