@@ -106,11 +106,26 @@ def absolutize_urls(html: str, page_url: str) -> str:
     """
     if ' href="' not in html and ' src="' not in html and ' cite="' not in html:
         return html
+    if all(_ABSOLUTE.match(m.group(2)) and "<" not in m.group(2) for m in _URL_ATTR.finditer(html)):
+        # Every URL attribute already absolute (links in bodies mostly are): nothing to
+        # change, found in one pass instead of a callback per tag (a third of a list page's
+        # CPU). Exact: this scan meets every attribute the tag-by-tag one does, unless a
+        # value runs from text into a tag, and such a value holds a "<" (text never does).
+        return html
+    return _absolutize_tags(html, page_url)
+
+
+def _absolutize_tags(html: str, page_url: str) -> str:
+    """``absolutize_urls`` tag by tag: every start tag's URL attributes resolved."""
 
     def fix_tag(tag: re.Match[str]) -> str:
         return _URL_ATTR.sub(lambda m: m.group(1) + _absolute(m.group(2), page_url) + m.group(3), tag.group(0))
 
     return _START_TAG.sub(fix_tag, html)
+
+
+_ABSOLUTE = re.compile("https?://|mailto:")
+"""What ``_absolute`` leaves alone."""
 
 
 def _absolute(url: str, page_url: str) -> str:

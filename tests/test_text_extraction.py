@@ -1,7 +1,11 @@
-"""The text the full-text index gets from a body: ``html_to_text`` reads sanitiser output with
-a fast path of its own, and must give exactly what HTMLParser gives (the words indexed, and
-so every search result, depend on it). Checked on the sample data, on benchmark bodies, on
-hand-picked edge cases and on random markup, raw and sanitised."""
+"""Fast paths over sanitised bodies that must change nothing but speed.
+
+``html_to_text`` (the text the full-text index gets) reads sanitiser output without
+HTMLParser and must give exactly what HTMLParser gives: the words indexed, and so every
+search result, depend on it. ``absolutize_urls`` returns a body whose links are all absolute
+after one scan, and must give what rewriting it tag by tag gives. Both are checked on the
+sample data, on benchmark bodies, on hand-picked edge cases and on random markup, raw and
+sanitised."""
 
 from __future__ import annotations
 
@@ -13,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.generate import generate
-from feedsvc.text import _fast_text, _TextExtractor, html_to_text, render_markdown, sanitize_html
+from feedsvc.text import (
+    _absolutize_tags,
+    _fast_text,
+    _TextExtractor,
+    absolutize_urls,
+    html_to_text,
+    render_markdown,
+    sanitize_html,
+)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "commentaries.jsonl"
 
@@ -98,3 +110,49 @@ def test_random_markup_gives_the_parsers_text(parts: list[str]) -> None:
     clean = sanitize_html(html)
     assert _fast_text(clean) is not None
     assert html_to_text(clean) == parsed_text(clean)
+
+
+# --- absolute links: one scan when every URL is already absolute ---------------------------
+
+PAGE = "https://feeds.example.org/commentaries/01JQ0000000000000000000001"
+
+LINK_CASES = [
+    '<p><a href="https://e.org/x">abs</a> and <a href="/about">root</a></p>',
+    '<p><a href="https://e.org/x">only absolute</a> <img src="http://e.org/i.png" alt="i"></p>',
+    '<blockquote cite="mailto:a@e.org"><p>q</p></blockquote>',
+    '<p>text says href="https://e.org/" <a href="rel">rel</a></p>',  # text that looks like an attribute
+    '<p>text href="http://x <a href="rel">link</a></p>',  # a text value running into a tag
+    '<a title=" href=" href="rel">x</a>',
+    '<a title="a>b" href="#notes">x</a>',
+    '<a href="HTTPS://E.ORG/">upper-case scheme</a>',
+    '<a href="https://e.org/?a=1&amp;b=2">query</a><a href="?a=1&amp;b=2">relative query</a>',
+    "<p>no links at all</p>",
+]
+
+
+@pytest.mark.parametrize("html", LINK_CASES)
+def test_absolute_links_match_the_tag_by_tag_rewrite(html: str) -> None:
+    assert absolutize_urls(html, PAGE) == _absolutize_tags(html, PAGE)
+    clean = sanitize_html(html)
+    assert absolutize_urls(clean, PAGE) == _absolutize_tags(clean, PAGE)
+
+
+def test_sample_and_benchmark_bodies_keep_their_links() -> None:
+    bodies = sample_bodies() + [sanitize_html(r["body_html"]) for r in generate(200, seed=11)]
+    for body in bodies:
+        assert absolutize_urls(body, PAGE) == _absolutize_tags(body, PAGE)
+
+
+LINK_FRAGMENTS = FRAGMENTS | st.sampled_from([
+    ' href="', ' src="', ' cite="', '"', "https://e.org/", "/rel", "mailto:x@e.org", '<a href="/r">',
+    '<a href="https://e.org/a">', '<img src="i.png">', '<blockquote cite="http://e.org/">', "<a title=\"",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(LINK_FRAGMENTS | st.text(max_size=4), max_size=30))
+def test_random_markup_keeps_the_tag_by_tag_links(parts: list[str]) -> None:
+    html = "".join(parts)
+    assert absolutize_urls(html, PAGE) == _absolutize_tags(html, PAGE)
+    clean = sanitize_html(html)
+    assert absolutize_urls(clean, PAGE) == _absolutize_tags(clean, PAGE)
