@@ -142,6 +142,8 @@ async def test_a_prefix_is_spelled_out_as_the_terms_the_index_holds(store: Sqlit
         match, exact = await search.expanded_query(conn, "frequent sanct")
         assert (match, exact) == ('"frequent" AND ("sanction" OR "sanctioned" OR "sanctions" OR "sanctuary")', True)
         assert isinstance(await search.choose_plan(conn, match, exact=exact), str)
+        # A word without a token stays out, as FTS5 leaves it out of an implicit AND.
+        assert await search.expanded_query(conn, "frequent & CAF") == ('"frequent" AND "cafe"', True)
         assert await search.expanded_query(conn, "covid-19") == ('"covid 19"', True)
         # More terms than MAX_TERMS, or none at all: the prefix stays for FTS5.
         assert await search.expanded_query(conn, "zeta") == ('"zeta"*', False)

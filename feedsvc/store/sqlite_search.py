@@ -92,9 +92,11 @@ async def expanded_query(conn: aiosqlite.Connection, text: str) -> tuple[str, bo
     lead = " ".join(tokens[:-1])
     phrases = [_quote(f"{lead} {term}" if lead else term) for term in terms]
     last = phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")"
-    # Explicit ANDs: FTS5 takes "a" "b" as "a" AND "b", but a phrase followed by a
-    # parenthesised group without AND is a syntax error.
-    return " AND ".join([*(_quote(w) for w in words[:-1]), last]), True
+    # Explicit ANDs, since a phrase followed by a parenthesised group without AND is a
+    # syntax error. Words without a token ("&") go: FTS5 ignores such an empty phrase between
+    # implicit ANDs (as fts_query writes them) but matches nothing with an explicit one.
+    before = [w for w, tokens in zip(words[:-1], _words().split(words[:-1])) if tokens]
+    return " AND ".join([*(_quote(w) for w in before), last]), True
 
 
 def _quote(text: str) -> str:
