@@ -106,13 +106,38 @@ def absolutize_urls(html: str, page_url: str) -> str:
     """
     if ' href="' not in html and ' src="' not in html and ' cite="' not in html:
         return html
-    if all(_ABSOLUTE.match(m.group(2)) and "<" not in m.group(2) for m in _URL_ATTR.finditer(html)):
+    if _urls_absolute(html):
         # Every URL attribute already absolute (links in bodies mostly are): nothing to
         # change, found in one pass instead of a callback per tag (a third of a list page's
         # CPU). Exact: this scan meets every attribute the tag-by-tag one does, unless a
         # value runs from text into a tag, and such a value holds a "<" (text never does).
         return html
     return _absolutize_tags(html, page_url)
+
+
+_URL_NAMES = ("href", "src", "cite")
+
+
+def _urls_absolute(html: str) -> bool:
+    """Whether every match of ``_URL_ATTR`` in ``html`` has an absolute value without "<":
+    ``all(...)`` over ``_URL_ATTR.finditer(html)``, found by ``str.find`` on '="' (the
+    regular expression tries every whitespace character: six times slower)."""
+    end = 0  # where the last match ended: finditer's matches do not overlap
+    at = html.find('="')
+    while at != -1:
+        for name in _URL_NAMES:
+            start = at - len(name) - 1
+            if start >= end and html.startswith(name, at - len(name)) and html[start].isspace():
+                close = html.find('"', at + 2)
+                if close == -1:
+                    return True  # no match here nor further on
+                value = html[at + 2 : close]
+                if not _ABSOLUTE.match(value) or "<" in value:
+                    return False
+                end = close + 1
+                break
+        at = html.find('="', max(at + 2, end))
+    return True
 
 
 def _absolutize_tags(html: str, page_url: str) -> str:

@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 
 from bench.generate import generate
 from feedsvc.text import (
+    _ABSOLUTE,
+    _URL_ATTR,
     _absolutize_tags,
     _fast_text,
     _TextExtractor,
+    _urls_absolute,
     absolutize_urls,
     html_to_text,
     render_markdown,
@@ -156,3 +159,12 @@ def test_random_markup_keeps_the_tag_by_tag_links(parts: list[str]) -> None:
     assert absolutize_urls(html, PAGE) == _absolutize_tags(html, PAGE)
     clean = sanitize_html(html)
     assert absolutize_urls(clean, PAGE) == _absolutize_tags(clean, PAGE)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(LINK_FRAGMENTS | st.sampled_from(["href", "src", "cite", "=", "\t", "\u2003", "x"]) | st.text(max_size=3),
+                max_size=40))
+def test_the_quick_link_scan_sees_what_the_regular_expression_sees(parts: list[str]) -> None:
+    html = "".join(parts)
+    expected = all(_ABSOLUTE.match(m.group(2)) and "<" not in m.group(2) for m in _URL_ATTR.finditer(html))
+    assert _urls_absolute(html) == expected
