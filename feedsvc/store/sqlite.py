@@ -76,6 +76,7 @@ from feedsvc.store import (
     upsert_webhook_sql,
     webhook_from_row,
     webhook_row,
+    words,
 )
 from feedsvc.store import sqlite_search as search
 from feedsvc.store.migrations import sqlite as schema
@@ -904,6 +905,7 @@ class SqliteStore:
         path: FTS5 writes its pending index out at every RELEASE, which costs more than the
         rest of the record and splinters the index into one segment per record.
         """
+        words.shared().prime(item.title for item, _ in items)  # for the related keys
         conn.execute("BEGIN IMMEDIATE")
         try:
             categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}

@@ -27,9 +27,21 @@ class Words:
         self._lock = threading.Lock()
         self._db.execute(f"CREATE VIRTUAL TABLE t USING fts5 (x, content = '', tokenize = '{FTS_TOKENIZER}')")
         self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, 'instance')")
+        self._primed: dict[str, list[str]] = {}
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Split ``texts`` in one pass and answer ``split`` from that until the next
+        ``prime``: a bulk import primes a batch's titles, one pass instead of one per
+        record (splitting them one by one was a sixth of writing a commentary)."""
+        unique = list(dict.fromkeys(texts))
+        self._primed = dict(zip(unique, self.split(unique), strict=True))
 
     def split(self, texts: Iterable[str]) -> list[list[str]]:
         """The words of each text, in order, case-folded and without diacritics."""
+        texts = list(texts)
+        primed = self._primed
+        if primed and all(t in primed for t in texts):
+            return [list(primed[t]) for t in texts]
         rows = list(enumerate(texts, start=1))
         out: list[list[str]] = [[] for _ in rows]
         with self._lock:
