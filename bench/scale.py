@@ -139,6 +139,9 @@ class ScaleResults:
     imports: ImportRun | None = None
     load: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    measured_at: dict[str, str] = field(default_factory=dict)
+    """When each part was measured: a size ("1000000") or "import", ISO 8601. Parts not
+    run again are carried over from the last bench/out/scale.json."""
 
     def failures(self) -> list[str]:
         out = [f"{r.size} {r.name}: {r.error}" for r in self.api if r.error]
@@ -373,13 +376,41 @@ def run_scale(
         results.memory.append(memory)
         if depth is not None:
             results.depth.append(depth)
+        results.measured_at[str(size)] = _now()
     if import_count:
         results.imports = import_throughput(import_count)
+        results.measured_at["import"] = _now()
     results.load["end"] = os.getloadavg()[0]
+    _carry_over(results, load_results())
     results.seconds = time.monotonic() - started
     (OUT / "scale.json").write_text(json.dumps(_as_json(results), indent=1))
     (OUT / "scale.md").write_text("\n".join(report(results)) + "\n")
     return results
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _carry_over(results: ScaleResults, previous: ScaleResults | None) -> None:
+    """Keep the sizes (and the import) of the last run that this one did not measure, so
+    a run at 10k alone does not forget the 1M numbers."""
+    if previous is None or previous.limit != results.limit:
+        return
+    for size in previous.sizes:
+        if size not in results.sizes:
+            results.sizes.append(size)
+            results.api += [r for r in previous.api if r.size == size]
+            results.memory += [m for m in previous.memory if m.size == size]
+            results.depth += [d for d in previous.depth if d.size == size]
+            results.measured_at[str(size)] = previous.measured_at.get(str(size), "an earlier run")
+    if results.imports is None and previous.imports is not None:
+        results.imports = previous.imports
+        results.measured_at["import"] = previous.measured_at.get("import", "an earlier run")
+    results.sizes.sort()
+    results.api.sort(key=lambda r: r.size)
+    results.memory.sort(key=lambda m: m.size)
+    results.depth.sort(key=lambda d: d.size)
 
 
 def _as_json(results: ScaleResults) -> dict[str, Any]:
@@ -402,7 +433,7 @@ def load_results(path: Path = OUT / "scale.json") -> ScaleResults | None:
         sizes=data["sizes"], limit=data["limit"], api=[QueryResult(**r) for r in data["api"]],
         memory=[MemoryRun(**m) for m in data["memory"]], imports=ImportRun(**imports) if imports else None,
         depth=[DepthRun(**d) for d in data.get("depth", [])],
-        load=data["load"], seconds=data["seconds"],
+        load=data["load"], seconds=data["seconds"], measured_at=data.get("measured_at", {}),
     )
 
 
@@ -498,6 +529,9 @@ def report(results: ScaleResults) -> list[str]:
     load = results.load
     lines += ["", (f"Load average {load.get('start', 0):.2f} at the start, {load.get('end', 0):.2f} at the end;"
                    f" {results.seconds:.0f} s in all.")]
+    if results.measured_at:
+        when = "; ".join(f"{k if k == 'import' else f'{int(k):,}'}: {v}" for k, v in results.measured_at.items())
+        lines.append(f"Measured at (parts not run again are carried over from the last run): {when}.")
     for failure in results.failures():
         lines.append(f"**FAILED**: {failure.splitlines()[0]}")
     return lines
