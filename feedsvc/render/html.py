@@ -168,9 +168,7 @@ def commentary_page(
             f'<li><a href={quoteattr(r.url)}>{escape(r.title)}</a> <span class="muted">{_date(r.published_at)}</span></li>'
             for r in related
         ) + "</ul></nav>"
-    feeds_html = " · ".join(
-        f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls
-    )
+    feeds_html = _follow_links(feeds)
     body = (
         f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(item.title)}</h1>'
         f'<p class="meta">{authors}</p><p class="meta">{" · ".join(meta)}</p>'
@@ -179,6 +177,11 @@ def commentary_page(
         f'<p class="muted">Follow: {feeds_html}</p>'
     )
     return _page(item.title, body, lang=item.lang, head=head)
+
+
+def _follow_links(feeds: Sequence[FeedLink]) -> str:
+    """The "Follow:" line of a page: its feeds' RSS links."""
+    return " · ".join(f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls)
 
 
 def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[FeedLink], site_title: str) -> str:
@@ -199,9 +202,7 @@ def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[Fee
             f"<a hreflang={quoteattr(d.lang)} href={quoteattr(d.url)}>{escape(d.lang)}: {escape(d.title)}</a>"
             for d in others
         ) + "</p>"
-    feeds_html = " · ".join(
-        f'<a href={quoteattr(f.urls["rss"])}>{escape(f.title)}</a>' for f in feeds if "rss" in f.urls
-    )
+    feeds_html = _follow_links(feeds)
     body = (
         f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(digest.title)}</h1>'
         f'<p class="meta">{escape(tally_text(digest.trends, digest.lang))}</p><ul>{entries}</ul></article>'
