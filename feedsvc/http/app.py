@@ -24,7 +24,7 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import digests, embed, fastpath, feeds, observe, pages, read, write
+from feedsvc.http import digests, embed, fastpath, feeds, front, observe, pages, read, write
 from feedsvc.http import webhooks as webhook_routes
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.ratelimit import RateLimiter
@@ -281,10 +281,16 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     app.on_shutdown.append(limiter.close)
     # Polls of current cached feeds are answered before routing, inside every layer that
     # must see them (feedsvc.http.fastpath).
-    app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, publisher, settings)))
+    cached_feeds = fastpath.CachedFeeds(publisher, settings)
+    app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, cached_feeds)))
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
+    # The same answers once more, below ASGI, for `feedsvc serve`'s protocol (feedsvc.http.front).
+    app.state["front"] = front.Front(
+        cached_feeds, limiter, metrics,
+        allowed_hosts=settings.allowed_hosts, host_allowed=host_allowed, log_requests=settings.access_log,
+    )
     return app
 

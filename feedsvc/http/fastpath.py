@@ -20,6 +20,7 @@ headers) and browsers (``Sec-Fetch-Dest``: the HTML page), or a header sent twic
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
@@ -61,26 +62,35 @@ class _Prepared:
         self.not_modified = common
 
 
-def serve_cached_feeds(app: ASGIApp, publisher: FeedPublisher, settings: Settings) -> ASGIApp:
-    """Wrap ``app``: answer polls of current cached feeds (see the module docstring)."""
-    prepared: dict[tuple[str, Encoding], _Prepared] = {}
+Answer = tuple[int, Headers, bytes, str]
+"""A poll's answer: status, headers, body (a GET's), and the route template for the metrics."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] != "GET" or scope["query_string"]:
-            await app(scope, receive, send)
-            return
-        path = scope["path"]
+
+class CachedFeeds:
+    """Decides, without awaiting anything, whether a request for ``path`` with ``headers``
+    (lower-case names, as ASGI and uvicorn give them) is a poll of a current cached feed,
+    and what its answer is. The ASGI layer below and the connection-level front
+    (feedsvc.http.front) both ask it, so they cannot answer differently."""
+
+    def __init__(self, publisher: FeedPublisher, settings: Settings) -> None:
+        self.publisher = publisher
+        self.settings = settings
+        self._prepared: dict[tuple[str, Encoding], _Prepared] = {}
+
+    def answer(self, path: str, headers: Iterable[tuple[bytes, bytes]]) -> Answer | None:
+        """The answer to a GET of ``path`` without a query string, or None when the request
+        must go the long way (see the module docstring). The caller counts an answer it
+        sends with ``hit``."""
+        publisher = self.publisher
         found = publisher.cached(path)
         if found is None:
-            await app(scope, receive, send)
-            return
+            return None
         accept_encoding = if_none_match = if_modified_since = None
         seen: set[bytes] = set()
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name in _WATCHED:
                 if name in _DECLINE or name in seen:
-                    await app(scope, receive, send)
-                    return
+                    return None
                 seen.add(name)
                 text = value.decode("latin-1")
                 if name == _ACCEPT_ENCODING:
@@ -91,20 +101,39 @@ def serve_cached_feeds(app: ASGIApp, publisher: FeedPublisher, settings: Setting
                     if_modified_since = text
         doc, fmt, template = found
         encoding = pick_encoding(accept_encoding)
+        prepared = self._prepared
         answer = prepared.get((path, encoding))
         if answer is None or answer.doc is not doc:
             if len(prepared) >= 3 * MAX_ADDRESSES:
                 prepared.clear()  # bounded like the addresses it is keyed by
-            answer = prepared[(path, encoding)] = _Prepared(doc, fmt, encoding, settings)
-        scope["path_template"] = template  # what routing would write, for the metrics
-        publisher.stats.hits += 1
-        publisher.stats.early += 1
+            answer = prepared[(path, encoding)] = _Prepared(doc, fmt, encoding, self.settings)
         # Pollers send back the ETag they were given: that match needs no parsing.
         if if_none_match == answer.etag or is_fresh(doc, if_none_match, if_modified_since, page=False):
-            await send({"type": "http.response.start", "status": 304, "headers": answer.not_modified})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return 304, answer.not_modified, b"", template
+        return 200, answer.ok, answer.body, template
+
+    def hit(self) -> None:
+        """Count an answer sent from the cache before routing."""
+        stats = self.publisher.stats
+        stats.hits += 1
+        stats.early += 1
+
+
+def serve_cached_feeds(app: ASGIApp, feeds: CachedFeeds) -> ASGIApp:
+    """Wrap ``app``: answer polls of current cached feeds (see the module docstring)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "GET" or scope["query_string"]:
+            await app(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": answer.ok})
-        await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+        found = feeds.answer(scope["path"], scope["headers"])
+        if found is None:
+            await app(scope, receive, send)
+            return
+        feeds.hit()
+        status, headers, body, template = found
+        scope["path_template"] = template  # what routing would write, for the metrics
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return middleware

@@ -173,6 +173,10 @@ class MemoryBuckets:
         self._next_sweep = clock() + SWEEP_SECONDS
 
     async def apply(self, ops: list[Op]) -> list[Verdict]:
+        return self.apply_now(ops)
+
+    def apply_now(self, ops: list[Op]) -> list[Verdict]:
+        """``apply`` without a coroutine: nothing here waits (feedsvc.http.front needs that)."""
         now = self.clock()
         if now >= self._next_sweep:
             self.sweep(now)
@@ -298,7 +302,11 @@ def client_address(scope: Scope) -> str:
     """The connection's address as the server saw it; IPv6 by its /64, which one host
     usually holds whole. Behind a reverse proxy this is the proxy, unless the server
     rewrites it (uvicorn does from X-Forwarded-For for FORWARDED_ALLOW_IPS)."""
-    client = scope.get("client")
+    return address_of(scope.get("client"))
+
+
+def address_of(client: tuple[str, int] | None) -> str:
+    """``client_address`` of an ASGI ``client`` pair."""
     host = client[0] if client else "unknown"
     if ":" in host:
         try:
@@ -341,6 +349,22 @@ class RateLimiter:
 
     async def close(self) -> None:
         await self.store.close()
+
+    def charge_poll_now(self, client: tuple[str, int] | None) -> list[tuple[bytes, bytes]] | None:
+        """What ``wrap`` does for a GET of a feed that carries no credentials, done without
+        awaiting (for feedsvc.http.front): take the client's ``feeds`` token and return the
+        RateLimit headers to add (none when feeds are not limited). None when only ``wrap``
+        can answer: the buckets are shared (Redis), or the token was refused (a refused
+        TAKE changes no bucket, so ``wrap`` then refuses the same request with its 429)."""
+        rate = self.rates[FEEDS]
+        if not self.enabled or rate is None:
+            return []
+        store = self.store
+        if not isinstance(store, MemoryBuckets):
+            return None
+        op = Op(f"{FEEDS}:a:{address_of(client)}", rate, TAKE)
+        verdict = store.apply_now([op])[0]
+        return _headers(op, verdict) if verdict.allowed else None
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         if not self.enabled:
