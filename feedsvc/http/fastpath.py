@@ -21,7 +21,7 @@ headers) and browsers (``Sec-Fetch-Dest``: the HTML page), or a header sent twic
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from litestar.enums import ScopeType
 
@@ -43,10 +43,16 @@ _DECLINE = frozenset({b"origin", b"sec-fetch-dest"})
 _WATCHED = frozenset({_ACCEPT_ENCODING, _IF_NONE_MATCH, _IF_MODIFIED_SINCE}) | _DECLINE
 
 
-class _Prepared:
-    """One document's answers in one coding, built once: its 200 and 304 header lists."""
+def header_lines(headers: Headers) -> bytes:
+    """``headers`` as they go on the wire: ``name: value\r\n`` each."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
-    __slots__ = ("body", "doc", "etag", "not_modified", "ok")
+
+class _Prepared:
+    """One document's answers in one coding, built once: its 200 and 304 header lists, and
+    the same as wire bytes (for feedsvc.http.front)."""
+
+    __slots__ = ("body", "doc", "etag", "not_modified", "not_modified_lines", "ok", "ok_lines")
 
     def __init__(self, doc: Rendered, fmt: FeedFormat, encoding: Encoding, settings: Settings) -> None:
         body, etag = doc.variant(encoding)
@@ -60,10 +66,19 @@ class _Prepared:
         self.body = body
         self.ok = ok
         self.not_modified = common
+        self.ok_lines = header_lines(ok)
+        self.not_modified_lines = header_lines(common)
 
 
-Answer = tuple[int, Headers, bytes, str]
-"""A poll's answer: status, headers, body (a GET's), and the route template for the metrics."""
+class Answer(NamedTuple):
+    """A poll's answer: status, headers (also as wire bytes), body (a GET's), and the route
+    template for the metrics."""
+
+    status: int
+    headers: Headers
+    lines: bytes
+    body: bytes
+    route: str
 
 
 class CachedFeeds:
@@ -109,8 +124,8 @@ class CachedFeeds:
             answer = prepared[(path, encoding)] = _Prepared(doc, fmt, encoding, self.settings)
         # Pollers send back the ETag they were given: that match needs no parsing.
         if if_none_match == answer.etag or is_fresh(doc, if_none_match, if_modified_since, page=False):
-            return 304, answer.not_modified, b"", template
-        return 200, answer.ok, answer.body, template
+            return Answer(304, answer.not_modified, answer.not_modified_lines, b"", template)
+        return Answer(200, answer.ok, answer.ok_lines, answer.body, template)
 
     def hit(self) -> None:
         """Count an answer sent from the cache before routing."""
@@ -131,9 +146,8 @@ def serve_cached_feeds(app: ASGIApp, feeds: CachedFeeds) -> ASGIApp:
             await app(scope, receive, send)
             return
         feeds.hit()
-        status, headers, body, template = found
-        scope["path_template"] = template  # what routing would write, for the metrics
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        scope["path_template"] = found.route  # what routing would write, for the metrics
+        await send({"type": "http.response.start", "status": found.status, "headers": found.headers})
+        await send({"type": "http.response.body", "body": found.body, "more_body": False})
 
     return middleware

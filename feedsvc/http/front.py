@@ -26,27 +26,33 @@ host not allowed, and everything ``CachedFeeds`` declines.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from feedsvc.http.observe import METHODS, Metrics, log_access, request_id_from
+from feedsvc.http.fastpath import header_lines
+from feedsvc.http.observe import Metrics, log_access, request_id_from
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    from feedsvc.http.fastpath import CachedFeeds, Headers
+    from feedsvc.http.fastpath import CachedFeeds
     from feedsvc.http.ratelimit import RateLimiter
 
 _HOST = b"host"
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NOSNIFF = b"x-content-type-options: nosniff\r\nx-request-id: "
 # Request headers that send a request the long way: a body, credentials (their own rate
 # bucket, token learning), 100-continue.
 _DECLINE = frozenset({b"content-length", b"transfer-encoding", b"authorization", b"expect"})
 _PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
+_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
+# A path with nothing to decode or split: no query string (even empty), no %-escape, no
+# fragment, printable ASCII only. Anything else is the app's.
+_PLAIN_PATH = re.compile(rb"/[^?%#\x00-\x20\x7f-\xff]*")
 _BIG = 16 * 1024
 """Bodies from this size are written apart from the head rather than copied into it."""
 
@@ -70,12 +76,15 @@ class Front:
         self.metrics = metrics
         self.allowed_hosts = allowed_hosts
         self.log_requests = log_requests
+        self._server_headers: list[tuple[bytes, bytes]] | None = None
+        self._server_lines = b""
 
     def respond(
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None
-    ) -> tuple[int, Headers, bytes] | None:
-        """Status, headers and body (none for HEAD) of the answer to ``method`` (GET or
-        HEAD) of ``path`` (no query string), or None to let the app answer."""
+    ) -> tuple[int, bytes, bytes] | None:
+        """Status, header lines (wire bytes, after the server's own) and body (none for HEAD)
+        of the answer to ``method`` (GET or HEAD) of ``path`` (no query string), or None to
+        let the app answer."""
         started = perf_counter()
         if self.allowed_hosts:
             host = next((v.decode("latin-1") for k, v in headers if k == _HOST), None)
@@ -88,16 +97,24 @@ class Front:
         if limits is None:
             return None
         self.feeds.hit()
-        status, answer_headers, body, route = found
         request_id = request_id_from(headers)
-        out = [*answer_headers, *limits, _NOSNIFF, (b"x-request-id", request_id.encode("ascii"))]
-        if method == "HEAD":
-            body = b""
+        # In the order the middleware layers add them: the answer's, the rate limiter's,
+        # harden's nosniff, observe's request id.
+        lines = b"%s%s%s%s\r\n" % (found.lines, header_lines(limits) if limits else b"", _NOSNIFF, request_id.encode("ascii"))
+        body = b"" if method == "HEAD" else found.body
         elapsed = perf_counter() - started
-        self.metrics.record(route, method if method in METHODS else "other", status, elapsed)
+        self.metrics.record(found.route, method, found.status, elapsed)
         if self.log_requests:
-            log_access(method, path, b"", route, status, len(body), elapsed, request_id, client)
-        return status, out, body
+            log_access(method, path, b"", found.route, found.status, len(body), elapsed, request_id, client)
+        return found.status, lines, body
+
+    def server_lines(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        """uvicorn's own headers (``date``, ``server``) as wire bytes. uvicorn replaces the
+        list when the second changes, so one join a second serves every connection."""
+        if default_headers is not self._server_headers:
+            self._server_lines = header_lines(default_headers)
+            self._server_headers = default_headers
+        return self._server_lines
 
 
 def find_front(app: Any) -> Front | None:
@@ -132,6 +149,13 @@ class FrontProtocol(HttpToolsProtocol):
         self._proxied = bool(config.proxy_headers)
         self._answered = False
 
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; one the front answers never needs it,
+        # so it is built when the request goes to the app (``_to_app``).
+        self.url = b""
+        self.headers = []
+        self.expect_100_continue = False
+
     def on_headers_complete(self) -> None:
         cycle = self.cycle
         if (
@@ -143,47 +167,46 @@ class FrontProtocol(HttpToolsProtocol):
         ):
             self._answered = True
             return
+        self._to_app()
         super().on_headers_complete()
+
+    def _to_app(self) -> None:
+        """uvicorn's own start of a request, keeping what the parser has read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
 
     def _answer(self, front: Front) -> bool:
         """Write the front's answer to the request just parsed; False if it has none."""
         parser = self.parser
         method = parser.get_method()
-        url = self.url
         if (
-            method not in (b"GET", b"HEAD")
+            method not in _METHODS
+            or not _PLAIN_PATH.fullmatch(self.url)
             or parser.get_http_version() != "1.1"
             or parser.should_upgrade()
-            or not url.startswith(b"/")
-            or not url.isascii()
-            or b"?" in url  # a query string, even empty: the app's
-            or b"%" in url
-            or b"#" in url
         ):
             return False
-        for name, _ in self.headers:
+        headers = self.headers
+        for name, _ in headers:
             if name in _DECLINE or (self._proxied and name in _PROXY):
                 return False
-        answer = front.respond(method.decode("ascii"), self.root_path + url.decode("ascii"), self.headers, self.client)
+        answer = front.respond(_METHODS[method], self.root_path + self.url.decode("ascii"), headers, self.client)
         if answer is None:
             return False
-        status, headers, body = answer
+        status, lines, body = answer
         keep_alive = parser.should_keep_alive()
-        head = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            head += (name, b": ", value, b"\r\n")
-        for name, value in headers:
-            head += (name, b": ", value, b"\r\n")
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
+        head = b"%s%s%s%s" % (
+            STATUS_LINE[status], front.server_lines(self.server_state.default_headers), lines,
+            b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+        )
         transport = self.transport
         if len(body) >= _BIG:
-            transport.write(b"".join(head))
+            transport.write(head)
             transport.write(body)
         else:
-            head.append(body)
-            transport.write(b"".join(head))
+            transport.write(head + body)
         self.server_state.total_requests += 1
         if not keep_alive:
             transport.close()

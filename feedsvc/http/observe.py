@@ -24,7 +24,9 @@ import inspect
 import logging
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Iterable
+from itertools import accumulate
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -33,14 +35,13 @@ from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     Histogram,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from feedsvc import __version__
@@ -117,6 +118,55 @@ class _StatsCollector(Collector):
             )
 
 
+class _Requests(Collector):
+    """Requests by route template, method and status, and their durations, kept as plain
+    numbers and turned into metric families at scrape time. Through prometheus-client's
+    labelled children a request cost about 2.4 µs (a lock per counter, per histogram bucket):
+    a tenth of a cached feed poll's whole cost (feedsvc.http.front). Only the event loop's
+    thread records and scrapes, so nothing here needs a lock."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        # Per route: a count per bucket of REQUEST_BUCKETS, then beyond the last, then the sum.
+        self.durations: dict[str, list[float]] = {}
+        self.not_modified = 0
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one finished request."""
+        key = (route, method if method in METHODS else "other", status)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        slots = self.durations.get(route)
+        if slots is None:
+            slots = self.durations[route] = [0.0] * (len(REQUEST_BUCKETS) + 2)
+        slots[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        slots[-1] += seconds
+        if status == 304:
+            self.not_modified += 1
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "feedsvc_http_requests", "HTTP requests by route template, method and status.",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), n in sorted(self.counts.items()):
+            requests.add_metric([route, method, str(status)], n)
+        yield requests
+        duration = HistogramMetricFamily(
+            "feedsvc_http_request_duration_seconds",
+            "Time from the request reaching the app to the last byte of its answer, by route template.",
+            labels=["route"],
+        )
+        for route, slots in sorted(self.durations.items()):
+            cumulative = list(accumulate(slots[:-1]))
+            buckets = [(repr(b), n) for b, n in zip(REQUEST_BUCKETS, cumulative)]
+            duration.add_metric([route], [*buckets, ("+Inf", cumulative[-1])], sum_value=slots[-1])
+        yield duration
+        yield CounterMetricFamily(
+            "feedsvc_http_not_modified", "Answers that were 304 Not Modified.", value=self.not_modified
+        )
+
+
 class Metrics:
     """The registry of one app and the instruments the middleware and the store feed."""
 
@@ -127,16 +177,8 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "feedsvc_http_requests", "HTTP requests by route template, method and status.",
-            ["route", "method", "status"], registry=r,
-        )
-        self.duration = Histogram(
-            "feedsvc_http_request_duration_seconds",
-            "Time from the request reaching the app to the last byte of its answer, by route template.",
-            ["route"], buckets=REQUEST_BUCKETS, registry=r,
-        )
-        self.not_modified = Counter("feedsvc_http_not_modified", "Answers that were 304 Not Modified.", registry=r)
+        self.requests = _Requests()
+        r.register(self.requests)
         self.in_progress = Gauge("feedsvc_http_requests_in_progress", "Requests being answered now.", registry=r)
         self.store_duration = Histogram(
             "feedsvc_db_operation_duration_seconds",
@@ -149,23 +191,7 @@ class Metrics:
         info.labels(__version__).set(1)
         ProcessCollector(registry=r)
         r.register(_StatsCollector(publisher, notifier))
-        # Label lookups take a lock and build tuples; the hot path reuses the children.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[str, Any] = {}
-
-    def record(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
-        key = (route, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(route, method, str(status))
-        counter.inc()
-        histogram = self._histograms.get(route)
-        if histogram is None:
-            histogram = self._histograms[route] = self.duration.labels(route)
-        histogram.observe(seconds)
-        if status == 304:
-            self.not_modified.inc()
+        self.record = self.requests.record
 
     def time_store(self, store: Store) -> None:
         """Time every coroutine method of the Store protocol on ``store`` (by wrapping it on
@@ -287,7 +313,7 @@ def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASG
             metrics.in_progress.dec()
             # Litestar writes the matched route's template into the scope it was given.
             route = scope.get("path_template") or UNMATCHED
-            metrics.record(route, method if method in METHODS else "other", status, elapsed)
+            metrics.record(route, method, status, elapsed)
             if log_requests:
                 log_access(method, path, scope.get("query_string", b""), route, status, sent, elapsed,
                            request_id, scope.get("client"))
