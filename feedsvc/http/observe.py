@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
+import random
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Iterable
@@ -73,6 +73,7 @@ SECRET_KEYS = frozenset({
 """Query-string keys whose values never reach a log line."""
 MAX_LOGGED_PATH = 2000
 
+_random_bits = random.getrandbits
 _valid_request_id = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
 STORE_OPERATIONS = tuple(
     name for name, member in vars(Store).items() if not name.startswith("_") and inspect.iscoroutinefunction(member)
@@ -242,7 +243,9 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _valid_request_id(value):
                 return value.decode("ascii")
             break
-    return os.urandom(8).hex()
+    # A correlation id, not a secret: the process's seeded PRNG (reseeded in forked
+    # children) instead of os.urandom, a getrandom() system call, 6 % of a 304's time.
+    return f"{_random_bits(64):016x}"
 
 
 def loggable_path(path: str, query_string: bytes) -> str:
