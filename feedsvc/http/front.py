@@ -203,8 +203,7 @@ class FrontProtocol(HttpToolsProtocol):
         )
         transport = self.transport
         if len(body) >= _BIG:
-            transport.write(head)
-            transport.write(body)
+            transport.writelines((head, body))  # one writev under uvloop, the body not copied
         else:
             transport.write(head + body)
         self.server_state.total_requests += 1
