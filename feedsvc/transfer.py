@@ -14,8 +14,10 @@ What ``feedsvc import`` reads:
 Records are handled in file order; categories are stored one by one, commentaries in
 batches of ``BATCH_SIZE``, one write transaction each, a failing record rolling back alone.
 A failing record never stops the import: it is reported as ``file:line: reason``. Large
-imports build commentaries (Markdown, sanitising: most of the work) in worker processes
-while the store writes, so a second core is used.
+imports build commentaries (Markdown, sanitising) in worker processes while the store
+writes, so a second core is used; for a SQLite store the workers also build the rows the
+commentaries will be stored as (feedsvc.store.sqlite_import: the document, the full-text
+index's text, the related keys), which leaves the one writer thread only SQLite's own work.
 
 Re-running an import is safe. A record whose ``id`` is already stored is skipped. A record
 without an ``id`` is identified by its language and slug (given, or derived from the title):
@@ -46,12 +48,16 @@ from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
 from feedsvc.model import CategoryIn, Commentary, Slug
 from feedsvc.service import ImportedCommentary, Service
 from feedsvc.store import Store
+from feedsvc.store.sqlite import SqliteStore
+from feedsvc.store.sqlite_import import Imported, ImportRow, encode_rows, import_rows
 
-BATCH_SIZE = 1000
-"""Commentaries written per transaction: each commit costs a flush of the full-text index
-and a WAL sync, so bigger is faster (500 -> 2,500 took a third off the commit's share),
-but a batch holds the database's write lock, and writers of a server running beside the
-import wait at most busy_timeout (5 s) for it: about a second a batch at 1,000."""
+BATCH_SIZE = 2500
+"""Commentaries written per transaction: each commit costs a flush of the full-text index,
+a WAL sync and a checkpoint of every page the batch touched, and the indexes take their
+entries in no order, so a bigger batch writes each touched page for more records (1,000 ->
+2,500: 76 -> 56 KB written to disk a commentary, 1,250 -> 1,700 records/s). But a batch
+holds the database's write lock, and writers of a server running beside the import wait at
+most busy_timeout (5 s) for it: about 1.5 s a batch at 2,500 (50,000 records)."""
 PREPARE_CHUNK = 100
 """Commentaries built per job (in a worker process for large imports)."""
 PREPARING_PER_WORKER = 4
@@ -79,6 +85,7 @@ _decode_commentary = msgspec.json.Decoder(ImportedCommentary).decode
 _decode_category = msgspec.json.Decoder(CategoryRecord).decode
 _decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_stored = msgspec.json.Decoder(Commentary).decode
+_decode_rows = msgspec.msgpack.Decoder(list[tuple[ImportRow, bool] | str]).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -323,20 +330,41 @@ def prepare_lines(service: Service, lines: Sequence[bytes], now: datetime) -> li
     return out
 
 
+RowOutcome = tuple[ImportRow, bool] | str
+"""What becomes of a record for a SQLite store: its row and whether it had an id, or why
+it cannot be imported."""
+
+
+def prepare_rows(service: Service, lines: Sequence[bytes], now: datetime) -> list[RowOutcome]:
+    """``prepare_lines``, each commentary turned into the row a SqliteStore will store."""
+    outcomes = prepare_lines(service, lines, now)
+    rows = iter(import_rows((o[0], o[2]) for o in outcomes if not isinstance(o, str)))
+    return [o if isinstance(o, str) else (next(rows), o[1]) for o in outcomes]
+
+
 _worker_service: Service | None = None
 """The Service of a worker process, made on its first job (building never uses the store)."""
 
 
-def prepare_in_worker(lines: Sequence[bytes], now: datetime) -> list[tuple[bytes, bool, bool] | str]:
-    """``prepare_lines`` in a worker process; commentaries come back as JSON, the cheapest
-    way across the process boundary."""
+def _service_in_worker() -> Service:
     global _worker_service
     if _worker_service is None:
         _worker_service = Service(cast(Store, None), base_url="http://worker.invalid")
+    return _worker_service
+
+
+def prepare_in_worker(lines: Sequence[bytes], now: datetime) -> list[tuple[bytes, bool, bool] | str]:
+    """``prepare_lines`` in a worker process; commentaries come back as JSON, the cheapest
+    way across the process boundary that keeps each datetime's offset."""
     return [
         outcome if isinstance(outcome, str) else (_encode(outcome[0]), outcome[1], outcome[2])
-        for outcome in prepare_lines(_worker_service, lines, now)
+        for outcome in prepare_lines(_service_in_worker(), lines, now)
     ]
+
+
+def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime) -> bytes:
+    """``prepare_rows`` in a worker process, as MessagePack (one bytes object to pickle)."""
+    return encode_rows(prepare_rows(_service_in_worker(), lines, now))
 
 
 def default_workers(records: int) -> int:
@@ -351,19 +379,21 @@ def default_workers(records: int) -> int:
 @dataclass(frozen=True, slots=True)
 class _Pending:
     where: str
-    item: Commentary
+    item: Commentary | ImportRow
     has_id: bool
     unique_slug: bool
 
 
-PreparedChunk = list[tuple[bytes, bool, bool] | str] | list[Prepared | str]
+PreparedChunk = list[tuple[bytes, bool, bool] | str] | list[Prepared | str] | list[RowOutcome] | bytes
+Outcome = Commentary | Imported | FeedsvcError
 
 
 class Importer:
     """Feeds records to the store: categories one by one, commentaries in batches.
 
     Commentaries are built in chunks, here or in worker processes; while one batch is
-    written in the store's worker thread, the next ones are being built.
+    written in the store's worker thread, the next ones are being built. For a SqliteStore
+    they are built into its rows (``SqliteStore.import_rows``).
     """
 
     def __init__(
@@ -375,9 +405,10 @@ class Importer:
         self.pool = pool
         self._max_preparing = PREPARING_PER_WORKER * max(workers, 1)
         self._lines: list[tuple[str, bytes]] = []
-        self._preparing: deque[tuple[list[str], asyncio.Future[list[tuple[bytes, bool, bool] | str]]]] = deque()
+        self._sqlite = service.store if isinstance(service.store, SqliteStore) else None
+        self._preparing: deque[tuple[list[str], asyncio.Future[PreparedChunk]]] = deque()
         self._batch: list[_Pending] = []
-        self._in_flight: tuple[list[_Pending], asyncio.Task[list[Commentary | FeedsvcError]]] | None = None
+        self._in_flight: tuple[list[_Pending], asyncio.Task[Sequence[Outcome]]] | None = None
         self._stored: set[tuple[str, str]] = set()
         """(lang, slug) of every commentary stored by this import."""
 
@@ -434,9 +465,15 @@ class Importer:
         self._lines = []
         now = self.service.clock()
         if self.pool is None:
-            await self._take(wheres, prepare_lines(self.service, lines, now))
+            built = prepare_lines(self.service, lines, now) if self._sqlite is None else prepare_rows(
+                self.service, lines, now
+            )
+            await self._take(wheres, built)
             return
-        future = asyncio.get_running_loop().run_in_executor(self.pool, prepare_in_worker, lines, now)
+        job = prepare_in_worker if self._sqlite is None else prepare_rows_in_worker
+        future: asyncio.Future[PreparedChunk] = asyncio.get_running_loop().run_in_executor(
+            self.pool, job, lines, now
+        )
         self._preparing.append((wheres, future))
         while len(self._preparing) > self._max_preparing:
             await self._collect()
@@ -447,15 +484,21 @@ class Importer:
         await self._take(wheres, await future)
 
     async def _take(self, wheres: list[str], outcomes: PreparedChunk) -> None:
+        if isinstance(outcomes, bytes):
+            outcomes = _decode_rows(outcomes)
         for where, outcome in zip(wheres, outcomes, strict=True):
             if isinstance(outcome, str):
                 self.result.fail(where, outcome)
                 self.bar.update()
                 continue
-            item, has_id, unique_slug = outcome
-            if isinstance(item, bytes):
-                item = _decode_stored(item)
-            self._batch.append(_Pending(where, item, has_id, unique_slug))
+            if isinstance(outcome[0], ImportRow):
+                row, has_id = outcome
+                self._batch.append(_Pending(where, row, has_id, row.unique_slug))
+            else:
+                item, has_id, unique_slug = outcome
+                if isinstance(item, bytes):
+                    item = _decode_stored(item)
+                self._batch.append(_Pending(where, item, has_id, unique_slug))
             if len(self._batch) >= BATCH_SIZE:
                 await self._submit()
 
@@ -465,12 +508,18 @@ class Importer:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        pairs = [(p.item, p.unique_slug) for p in batch]
-        task = asyncio.create_task(self.service.store.import_commentaries(pairs, now=self.service.clock()))
+        now = self.service.clock()
+        task: asyncio.Task[Sequence[Outcome]] = asyncio.create_task(self._write(batch, now))
         self._in_flight = (batch, task)
         # Let the task start (it hands the batch to the store's worker thread) before more
         # is built here; otherwise it would only start once awaited.
         await asyncio.sleep(0)
+
+    async def _write(self, batch: list[_Pending], now: datetime) -> Sequence[Outcome]:
+        if self._sqlite is not None:
+            return await self._sqlite.import_rows([cast(ImportRow, p.item) for p in batch], now=now)
+        pairs = [(cast(Commentary, p.item), p.unique_slug) for p in batch]
+        return await self.service.store.import_commentaries(pairs, now=now)
 
     async def _drain(self) -> None:
         if self._in_flight is None:
@@ -481,16 +530,16 @@ class Importer:
         for pending, outcome in zip(batch, outcomes, strict=True):
             self._count(pending, outcome)
         self.bar.update(len(batch))
-        if any(isinstance(outcome, Commentary) for outcome in outcomes):
+        if any(not isinstance(outcome, FeedsvcError) for outcome in outcomes):
             # As import_commentary tells the service's listeners (WebSub pings...), once a
             # batch instead of once a record: a broad change.
             await self.service.notify_changed(None, None)
 
-    def _count(self, pending: _Pending, outcome: Commentary | FeedsvcError) -> None:
+    def _count(self, pending: _Pending, outcome: Outcome) -> None:
         item = pending.item
-        if isinstance(outcome, Commentary):
+        if not isinstance(outcome, FeedsvcError):
             self.result.imported += 1
-            self._stored.add((outcome.lang, outcome.slug))
+            self._stored.add((item.lang, outcome.slug))
         elif isinstance(outcome, ConflictError) and outcome.extra.get("field") == "id":
             self.result.skip(pending.where, f"exists: commentary {item.id} is already stored")
         elif isinstance(outcome, ConflictError) and outcome.extra.get("field") == "slug":

@@ -21,6 +21,7 @@ import pytest
 from feedsvc.cli import app_from_env, main
 from feedsvc.errors import AuthenticationError
 from feedsvc.service import Service
+from feedsvc.store import open_store
 from feedsvc.store.sqlite import SqliteStore
 from feedsvc.transfer import export_jsonl, import_files
 
@@ -379,8 +380,9 @@ def test_failure_list_is_capped(run: Run, tmp_path: Path) -> None:
     assert len(lines) == 1 + 50 + 1 and lines[-1] == "… and 10 more"
 
 
-async def test_building_in_a_worker_process_stores_the_same(tmp_path: Path) -> None:
-    """Large imports build commentaries in worker processes; the rows must not differ."""
+async def test_building_in_a_worker_process_stores_the_same(tmp_path: Path, any_database_url: str) -> None:
+    """Large imports build commentaries in worker processes (for SQLite, its rows too); what
+    is stored must not differ from building them here, on either store."""
     path = tmp_path / "many.jsonl"
     records = [
         record(
@@ -392,22 +394,28 @@ async def test_building_in_a_worker_process_stores_the_same(tmp_path: Path) -> N
         for i in range(250)
     ]
     path.write_text(jsonl(*map(category_line, CATEGORIES), *records, {"title": "broken"}), encoding="utf-8")
+    # Built here into SQLite, then in a worker process into the store under test.
+    targets = [f"sqlite:///{tmp_path / 'here.db'}", any_database_url]
+    if any_database_url.startswith("sqlite"):
+        targets[1] = f"sqlite:///{tmp_path / 'worker.db'}"
     exports = []
-    for workers in (0, 1):
-        db = tmp_path / f"w{workers}.db"
-        store = SqliteStore(str(db))
+    for workers, url in enumerate(targets):
+        store = open_store(url)
         await store.open()
         try:
             service = Service(store, base_url="https://feeds.example.org")
             result = await import_files(service, [path], workers=workers)
             assert (result.imported, result.failed) == (250, 1)
+            again = await import_files(service, [path], workers=workers)
+            assert (again.imported, again.skipped, again.failed) == (0, 250, 1)
             out = tmp_path / f"w{workers}.jsonl"
             with out.open("wb") as f:
                 await export_jsonl(store, f)
             exports.append(out.read_bytes())
         finally:
             await store.close()
-        assert_consistent(db)
+        if url.startswith("sqlite"):
+            assert_consistent(Path(url.removeprefix("sqlite:///")))
     assert exports[0] == exports[1]
 
 

@@ -22,10 +22,10 @@ import functools
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
@@ -71,6 +71,7 @@ from feedsvc.store import (
     digest_records,
     log_entry,
     related,
+    sqlite_import,
     stored_category,
     stored_webhook,
     upsert_webhook_sql,
@@ -91,6 +92,7 @@ _encode = msgspec.json.Encoder().encode
 _decode_commentary = msgspec.json.Decoder(Commentary).decode
 _decode_str_dict = msgspec.json.Decoder(dict[str, str]).decode
 _decode_str_list = msgspec.json.Decoder(list[str]).decode
+_T = TypeVar("_T")
 
 
 def _date_window(query: Query) -> tuple[list[str], list[Any]]:
@@ -866,8 +868,9 @@ class SqliteStore:
     # --- bulk import and export (feedsvc import / export) ---------------------------------
     # Kept together at the end of the class. A batch runs in a worker thread on a connection
     # of its own, inside the write lock, so it costs one thread hop instead of about ten per
-    # record through aiosqlite; that is what makes an import of many thousands of records
-    # fast. Each record still goes through the very helpers add_commentary uses.
+    # record through aiosqlite. The batch is written as rows built beforehand, one statement
+    # a table (feedsvc.store.sqlite_import); when the database refuses one of them, record
+    # by record through the very helpers add_commentary uses.
 
     IMPORT_CHUNK = 1000
     """Commentaries read per query by ``iter_all_commentaries``."""
@@ -882,17 +885,42 @@ class SqliteStore:
     ) -> list[Commentary | FeedsvcError]:
         if not items:
             return []
+        pairs = list(items)
+
+        def write() -> list[Commentary | FeedsvcError]:
+            outcomes = self._import_batch(sqlite_import.import_rows(pairs), now)
+            return [
+                outcome if isinstance(outcome, FeedsvcError)
+                else msgspec.structs.replace(item, slug=outcome.slug, version=outcome.seq)
+                for (item, _), outcome in zip(pairs, outcomes, strict=True)
+            ]
+
+        return await self._in_import_thread(write)
+
+    async def import_rows(
+        self, rows: Sequence[sqlite_import.ImportRow], *, now: datetime
+    ) -> list[sqlite_import.Imported | FeedsvcError]:
+        """``import_commentaries`` for rows built by ``sqlite_import.import_rows`` (by
+        ``feedsvc import``'s worker processes): the stored rows' sequence numbers and slugs."""
+        if not rows:
+            return []
+        return await self._in_import_thread(functools.partial(self._import_batch, list(rows), now))
+
+    async def _in_import_thread(self, write: Callable[[], _T]) -> _T:
         async with self._write_lock:
             if self._writer is None:
                 raise StorageError("the store is not open")
             try:
-                return await asyncio.to_thread(self._import_batch, list(items), now)
+                return await asyncio.to_thread(write)
             except sqlite3.Error as e:
                 raise _wrap(e) from e
 
-    def _import_batch(self, items: list[tuple[Commentary, bool]], now: datetime) -> list[Commentary | FeedsvcError]:
+    def _import_batch(
+        self, rows: list[sqlite_import.ImportRow], now: datetime
+    ) -> list[sqlite_import.Imported | FeedsvcError]:
         """Write one batch on the import connection (runs in a worker thread, inside the
-        write lock, so one batch at a time uses it)."""
+        write lock, so one batch at a time uses it): all of it in one go, or, when the
+        database refused a record, record by record (see feedsvc.store.sqlite_import)."""
         conn = self._import_conn
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -901,36 +929,15 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA cache_size = -{self.IMPORT_CACHE_KIB}")
             self._import_conn = conn
-        results = self._import_transaction(conn, items, now, isolate=False)
-        if results is None:
-            results = self._import_transaction(conn, items, now, isolate=True)
-        assert results is not None
-        return results
-
-    @staticmethod
-    def _import_transaction(
-        conn: sqlite3.Connection, items: list[tuple[Commentary, bool]], now: datetime, *, isolate: bool
-    ) -> list[Commentary | FeedsvcError] | None:
-        """One write transaction for the batch; None (all rolled back) when a record failed
-        after writing part of itself and ``isolate`` is off.
-
-        With ``isolate`` each record runs in a SAVEPOINT. Without it, a failing record leaves
-        nothing behind as long as it fails before its first write (add_commentary checks id,
-        slug and, here, category first; a failed statement undoes itself). That is the fast
-        path: FTS5 writes its pending index out at every RELEASE, which costs more than the
-        rest of the record and splinters the index into one segment per record.
-        """
-        words.shared().prime(item.title for item, _ in items)  # for the related keys
         conn.execute("BEGIN IMMEDIATE")
         try:
             categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}
-            results: list[Commentary | FeedsvcError] = []
-            for item, unique_slug in items:
-                outcome = SqliteStore._import_one(conn, item, unique_slug, categories, now, isolate=isolate)
-                if outcome is None:
-                    conn.execute("ROLLBACK")
-                    return None
-                results.append(outcome)
+            try:
+                results = sqlite_import.write_rows(conn, rows, categories, now)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                results = self._import_isolated(conn, rows, categories, now)
             conn.execute("COMMIT")
             return results
         except BaseException:
@@ -939,39 +946,40 @@ class SqliteStore:
             raise
 
     @staticmethod
+    def _import_isolated(
+        conn: sqlite3.Connection, rows: list[sqlite_import.ImportRow], categories: set[str], now: datetime
+    ) -> list[sqlite_import.Imported | FeedsvcError]:
+        """The batch record by record, each in a SAVEPOINT and through the very helpers
+        add_commentary uses, so a record the database refuses fails alone."""
+        items = [row.commentary() for row in rows]
+        words.shared().prime(item.title for item in items)  # for the related keys
+        results: list[sqlite_import.Imported | FeedsvcError] = []
+        for row, item in zip(rows, items, strict=True):
+            outcome = SqliteStore._import_one(conn, item, row.unique_slug, categories, now)
+            results.append(outcome if isinstance(outcome, FeedsvcError) else sqlite_import.Imported(outcome.version, outcome.slug))
+        return results
+
+    @staticmethod
     def _import_one(
-        conn: sqlite3.Connection,
-        item: Commentary,
-        unique_slug: bool,
-        categories: set[str],
-        now: datetime,
-        *,
-        isolate: bool,
-    ) -> Commentary | FeedsvcError | None:
-        """Store one record; return its error instead of raising it, or None when it failed
-        halfway without a SAVEPOINT to undo its part."""
+        conn: sqlite3.Connection, item: Commentary, unique_slug: bool, categories: set[str], now: datetime
+    ) -> Commentary | FeedsvcError:
+        """Store one record in a SAVEPOINT; return its error instead of raising it."""
         if item.category not in categories:
             return InvalidInputError(f"unknown category {item.category!r}", field="category")
         # Duck-types the aiosqlite.Connection the helpers are written for.
         sync_conn: Any = SqliteStore._SyncConnection(conn)
-        if isolate:
-            conn.execute("SAVEPOINT import_record")
-        written_before = conn.total_changes
+        conn.execute("SAVEPOINT import_record")
         try:
             stored = SqliteStore._run_now(
                 SqliteStore._add_in_transaction(sync_conn, item, unique_slug=unique_slug, now=now)
             )
         except (FeedsvcError, sqlite3.IntegrityError) as e:
-            if isolate:
-                conn.execute("ROLLBACK TO import_record")
-                conn.execute("RELEASE import_record")
-            elif conn.total_changes != written_before:
-                return None
+            conn.execute("ROLLBACK TO import_record")
+            conn.execute("RELEASE import_record")
             error = _wrap(e) if isinstance(e, sqlite3.IntegrityError) else e
             assert isinstance(error, FeedsvcError)
             return error
-        if isolate:
-            conn.execute("RELEASE import_record")
+        conn.execute("RELEASE import_record")
         return stored
 
     @staticmethod

@@ -1,0 +1,239 @@
+"""SqliteStore's bulk import (``feedsvc import``): rows built off the writer, written a batch at a time.
+
+Writing a commentary through ``add_commentary`` costs ten statements and as many
+encodings and text extractions on the one writer thread. A bulk import splits that work:
+
+* ``import_rows`` turns each commentary into an ``ImportRow``: every value its rows hold
+  except the three only the transaction knows (its rowid, its change sequence number and
+  whether it is public at the moment of writing), with the document encoded, the full-text
+  index's text extracted and the related keys found. It is pure, so ``feedsvc import`` runs
+  it in its worker processes, beside the Markdown and sanitising, and ships the rows back
+  as MessagePack (no datetimes in them, so nothing is lost on the way).
+* ``write_rows`` writes a batch of them in the transaction it is given: the rules
+  ``add_commentary`` checks (known category, new id, free slug, suffixed when allowed) are
+  checked for the whole batch in Python against two queries, then each table gets one
+  ``executemany``. The rowids and sequence numbers are the ones one-by-one writes would
+  take (``max(rowid) + 1`` for the commentaries, AUTOINCREMENT's next number for the change
+  log, in order), so the tables end up holding exactly the same rows (tests/test_bulk_import.py
+  compares every table and the full-text index's terms).
+
+A rule only the database knows (a trigger, a constraint added later) surfaces as
+``sqlite3.IntegrityError`` from a statement that holds the whole batch; the caller then rolls
+back and writes the batch again a record at a time through the ``add_commentary`` helpers,
+each in a savepoint, so that the record fails alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import msgspec
+
+from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
+from feedsvc.model import Commentary, to_us
+from feedsvc.store import related, words
+from feedsvc.text import html_to_text
+
+_encode = msgspec.json.Encoder().encode
+_decode_commentary = msgspec.json.Decoder(Commentary).decode
+_VERSION_0 = b'"version":0'
+"""Where the document of a commentary built with version 0 holds its version. Only a key
+can read like this: inside a JSON string every '"' is escaped."""
+
+
+class ImportRow(msgspec.Struct, array_like=True, frozen=True):
+    """A commentary as ``write_rows`` stores it, built by ``import_rows`` (see the module
+    docstring). The document is split around its version, which the transaction decides."""
+
+    id: str
+    lang: str
+    slug: str
+    unique_slug: bool
+    """Whether the slug may be suffixed to be unique (``add_commentary``'s ``unique_slug``)."""
+    category: str
+    status: str
+    translation_key: str | None
+    trend: str | None
+    pub_us: int
+    pub_date: str
+    updated_us: int
+    period_start: str | None
+    period_end: str | None
+    doc_head: bytes
+    """The document (the Commentary as JSON) up to its version number, ..."""
+    doc_tail: bytes
+    """... and after it."""
+    tags: list[tuple[str, str]]
+    """(tag, tag_key) rows of commentary_tags."""
+    authors: list[tuple[str, str]]
+    """(name, name_key) rows of commentary_authors."""
+    related_keys: list[str]
+    """Its keys in related_keys (stored only while it is public)."""
+    fts: tuple[str, str, str, str, str]
+    """Its row of the full-text index: title, summary, body text, tags, authors."""
+
+    def document(self, version: int) -> bytes:
+        """The commentary as JSON with ``version``: what ``_encode(item)`` gives once stored."""
+        return b"%b%d%b" % (self.doc_head, version, self.doc_tail)
+
+    def commentary(self) -> Commentary:
+        """The commentary itself (version 0), for the slow path."""
+        return _decode_commentary(self.document(0))
+
+
+class Imported(NamedTuple):
+    """What ``write_rows`` stored for a row: its change sequence number (its version) and
+    its slug (suffixed when it was taken and the row allows that)."""
+
+    seq: int
+    slug: str
+
+
+encode_rows = msgspec.msgpack.Encoder().encode
+"""Rows (and whatever holds them) as MessagePack, the cheapest way across processes."""
+
+
+def import_rows(items: Iterable[tuple[Commentary, bool]]) -> list[ImportRow]:
+    """The ``ImportRow`` of each (commentary, unique_slug) pair, built as ``add_commentary``
+    would write it (version 0: the document gets its version when written)."""
+    pairs = list(items)
+    # The titles' words (for the related keys) in one tokenizer pass, not one a title.
+    words.shared().prime(item.title for item, _ in pairs)
+    return [_import_row(item, unique_slug) for item, unique_slug in pairs]
+
+
+def _import_row(item: Commentary, unique_slug: bool) -> ImportRow:
+    if item.version != 0:
+        item = msgspec.structs.replace(item, version=0)
+    doc = _encode(item)
+    at = doc.index(_VERSION_0) + len(_VERSION_0) - 1
+    # The same values, computed the same way, as _insert_row and _insert_related_keys bind.
+    tags = {t.casefold(): t for t in item.tags}
+    authors = {a.name.casefold(): a.name for a in item.authors}
+    return ImportRow(
+        id=item.id, lang=item.lang, slug=item.slug, unique_slug=unique_slug, category=item.category,
+        status=item.status, translation_key=item.translation_key, trend=item.trend,
+        pub_us=to_us(item.published_at), pub_date=item.published_at.date().isoformat(),
+        updated_us=to_us(item.updated_at),
+        period_start=item.period.start.isoformat() if item.period else None,
+        period_end=item.period.end.isoformat() if item.period else None,
+        doc_head=doc[:at], doc_tail=doc[at + 1 :],
+        tags=[(t, k) for k, t in tags.items()],
+        authors=[(n, k) for k, n in authors.items()],
+        related_keys=related.stored_keys(item),
+        fts=(
+            item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
+            " ".join(a.name for a in item.authors),
+        ),
+    )
+
+
+def write_rows(
+    conn: Any, rows: Sequence[ImportRow], categories: set[str], now: datetime
+) -> list[Imported | FeedsvcError]:
+    """Store ``rows`` in the open write transaction of ``conn`` (a ``sqlite3.Connection``),
+    each as ``add_commentary`` would at ``now``; a row that breaks a rule gets the error
+    ``add_commentary`` raises instead, and nothing of it is written.
+
+    Raises:
+        sqlite3.IntegrityError: the database refused a row (see the module docstring); part
+            of the batch may be written, so the caller rolls the transaction back.
+    """
+    taken_ids = {
+        r[0] for r in conn.execute(
+            "SELECT id FROM commentaries WHERE id IN (SELECT value FROM json_each(?))",
+            (_encode([r.id for r in rows]).decode(),),
+        )
+    }
+    taken_slugs: set[tuple[str, str]] = set(conn.execute(
+        "SELECT lang, slug FROM commentaries WHERE (lang, slug) IN"
+        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        (_encode([(r.lang, r.slug) for r in rows]).decode(),),
+    ))
+    # What the next INSERTs would take: the rowid after the largest, and AUTOINCREMENT's
+    # next number (above both its counter and the largest seq).
+    cid = conn.execute("SELECT coalesce(max(rowid), 0) FROM commentaries").fetchone()[0]
+    seq = conn.execute(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),"
+        " coalesce((SELECT max(seq) FROM changes), 0))"
+    ).fetchone()[0]
+    now_us = to_us(now)
+    results: list[Imported | FeedsvcError] = []
+    commentaries: list[tuple[Any, ...]] = []
+    changes: list[tuple[Any, ...]] = []
+    tags: list[tuple[Any, ...]] = []
+    authors: list[tuple[Any, ...]] = []
+    keys: list[tuple[Any, ...]] = []
+    fts: list[tuple[Any, ...]] = []
+    for row in rows:
+        # In the order add_commentary (and the import before it) checks them.
+        if row.category not in categories:
+            results.append(InvalidInputError(f"unknown category {row.category!r}", field="category"))
+            continue
+        if row.id in taken_ids:
+            results.append(ConflictError(f"a commentary with id {row.id} exists", field="id"))
+            continue
+        slug = row.slug
+        if (row.lang, slug) in taken_slugs:
+            if not row.unique_slug:
+                results.append(ConflictError(f"slug {slug!r} is taken in {row.lang}", field="slug"))
+                continue
+            slug = _free_slug(conn, row, taken_slugs)
+        taken_ids.add(row.id)
+        taken_slugs.add((row.lang, slug))
+        cid += 1
+        seq += 1
+        public = row.status == "published" and row.pub_us <= now_us
+        if slug == row.slug:
+            doc = row.document(seq)
+        else:
+            doc = _encode(msgspec.structs.replace(row.commentary(), slug=slug, version=seq))
+        results.append(Imported(seq, slug))
+        changes.append((seq, "commentary", row.id, "created", "created" if public else None, now_us,
+                        doc if public else None))
+        commentaries.append((
+            cid, row.id, row.lang, slug, row.translation_key, row.category, row.status, row.trend,
+            row.pub_us, row.pub_date, row.updated_us, row.period_start, row.period_end, seq, int(public), doc,
+        ))
+        tags += [(cid, tag, key) for tag, key in row.tags]
+        authors += [(cid, name, key) for name, key in row.authors]
+        if public:
+            keys += [(row.lang, key, row.pub_us, row.id, row.translation_key, cid) for key in row.related_keys]
+        fts.append((cid, *row.fts))
+    # Key order for the tables without rowid: each statement walks its b-tree once.
+    tags.sort(key=lambda r: (r[2], r[0]))
+    authors.sort(key=lambda r: (r[2], r[0]))
+    keys.sort(key=lambda r: r[:4])
+    conn.executemany(
+        "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)", changes
+    )
+    conn.executemany(
+        "INSERT INTO commentaries (rowid, id, lang, slug, translation_key, category, status, trend,"
+        " pub_us, pub_date, updated_us, period_start, period_end, version, public, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        commentaries,
+    )
+    conn.executemany("INSERT INTO commentary_tags (cid, tag, tag_key) VALUES (?, ?, ?)", tags)
+    conn.executemany("INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)", authors)
+    conn.executemany(
+        "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)", keys
+    )
+    conn.executemany(
+        "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)", fts
+    )
+    return results
+
+
+def _free_slug(conn: Any, row: ImportRow, taken: set[tuple[str, str]]) -> str:
+    """The slug ``_settle_slug`` would give ``row``: suffixed -2, -3, ... until free, in the
+    database and among the rows of this batch written before it."""
+    base, n, slug = row.slug, 1, row.slug
+    while (row.lang, slug) in taken or conn.execute(
+        "SELECT 1 FROM commentaries WHERE lang = ? AND slug = ?", (row.lang, slug)
+    ).fetchone():
+        n += 1
+        suffix = f"-{n}"
+        slug = base[: 120 - len(suffix)] + suffix
+    return slug
