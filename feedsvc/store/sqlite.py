@@ -230,7 +230,7 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
         self._secret: bytes | None = None
         self._watch = SqliteWatch(path, busy_timeout_ms=busy_timeout_ms)
-        self._import_conn: sqlite3.Connection | None = None
+        self._import_conn: sqlite_import.Connection | None = None
         self._expansions = search.Expansions()
 
     # --- connections ----------------------------------------------------------------------
@@ -879,6 +879,10 @@ class SqliteStore:
     index pages all over the file (ids, slugs, times and related keys arrive in no order),
     and a bigger cache kept across batches reads them far less often. Memory only; how
     writes reach the disk (WAL, synchronous=FULL, one commit a batch) is unchanged."""
+    IMPORT_WAL_PAGES = 65536
+    """Pages (256 MiB) the WAL may hold before an import batch waits for the checkpoint
+    behind it (sqlite_import.Connection): about three batches, so the WAL peaks near half a
+    gigabyte during an import."""
 
     async def import_commentaries(
         self, items: Sequence[tuple[Commentary, bool]], *, now: datetime
@@ -921,14 +925,13 @@ class SqliteStore:
         """Write one batch on the import connection (runs in a worker thread, inside the
         write lock, so one batch at a time uses it): all of it in one go, or, when the
         database refused a record, record by record (see feedsvc.store.sqlite_import)."""
-        conn = self._import_conn
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute(f"PRAGMA cache_size = -{self.IMPORT_CACHE_KIB}")
-            self._import_conn = conn
+        if self._import_conn is None:
+            self._import_conn = sqlite_import.Connection(
+                self.path, busy_timeout_ms=self.busy_timeout_ms, cache_kib=self.IMPORT_CACHE_KIB,
+                max_wal_pages=self.IMPORT_WAL_PAGES,
+            )
+        conn = self._import_conn.conn
+        self._import_conn.before_batch()
         conn.execute("BEGIN IMMEDIATE")
         try:
             categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}
@@ -939,11 +942,12 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 results = self._import_isolated(conn, rows, categories, now)
             conn.execute("COMMIT")
-            return results
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._import_conn.after_commit()
+        return results
 
     @staticmethod
     def _import_isolated(

@@ -25,7 +25,9 @@ each in a savepoint, so that the record fails alone.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -202,10 +204,6 @@ def write_rows(
         if public:
             keys += [(row.lang, key, row.pub_us, row.id, row.translation_key, cid) for key in row.related_keys]
         fts.append((cid, *row.fts))
-    # Key order for the tables without rowid: each statement walks its b-tree once.
-    tags.sort(key=lambda r: (r[2], r[0]))
-    authors.sort(key=lambda r: (r[2], r[0]))
-    keys.sort(key=lambda r: r[:4])
     conn.executemany(
         "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)", changes
     )
@@ -237,3 +235,72 @@ def _free_slug(conn: Any, row: ImportRow, taken: set[tuple[str, str]]) -> str:
         suffix = f"-{n}"
         slug = base[: 120 - len(suffix)] + suffix
     return slug
+
+
+class Connection:
+    """The import's own connection to the database, and a thread that checkpoints behind it.
+
+    With SQLite's autocheckpoint, the commit of a batch also copied every page the batch
+    wrote from the WAL into the database file and fsynced that: 0.1 ms a commentary, a
+    fifth of the writer's time, with nothing written meanwhile. Here the checkpoint runs in
+    a thread of its own, on a connection of its own, while the next batch is written. How a
+    batch reaches the disk is unchanged: its commit is in the WAL and the WAL fsynced
+    (synchronous=FULL) when ``write_rows``' transaction returns; the checkpoint only moves it
+    on into the database file, as autocheckpoint did, just later. The WAL can start over
+    from its beginning only once a checkpoint has copied all of it, so once it holds more
+    than ``max_wal_pages``, the next batch waits for the checkpoint before it begins.
+    """
+
+    def __init__(self, path: str, *, busy_timeout_ms: int, cache_kib: int, max_wal_pages: int) -> None:
+        self.conn = self._connect(path, busy_timeout_ms)
+        self.conn.execute(f"PRAGMA cache_size = -{cache_kib}")
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = self._connect(path, busy_timeout_ms)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="feedsvc-import-checkpoint")
+        self._checkpointing: Future[int | None] | None = None
+        self._max_wal_pages = max_wal_pages
+        self._wal_pages = 0
+        """Pages in the WAL when the last checkpoint ran."""
+
+    @staticmethod
+    def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def before_batch(self) -> None:
+        """Wait for the checkpoint if the WAL has grown too long (see the class docstring)."""
+        if self._wal_pages > self._max_wal_pages:
+            self._wait()
+            self._wal_pages = 0  # copied whole: the next commit starts it over
+
+    def after_commit(self) -> None:
+        """Have what the batch wrote copied into the database file, in the background."""
+        self._wait()  # one checkpoint at a time
+        self._checkpointing = self._thread.submit(self._checkpoint)
+
+    def _checkpoint(self) -> int | None:
+        try:
+            pages: int = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        except sqlite3.Error:
+            # Nothing is lost: the batches are in the WAL and the next checkpoint copies
+            # them; a database that cannot be written fails the next batch itself.
+            return None
+        return pages
+
+    def _wait(self) -> None:
+        if self._checkpointing is not None:
+            pages, self._checkpointing = self._checkpointing.result(), None
+            if pages is not None:
+                self._wal_pages = pages
+
+    def close(self) -> None:
+        """Wait for the checkpoint, then close both connections."""
+        try:
+            self._wait()
+        finally:
+            self._thread.shutdown()
+            self._checkpointer.close()
+            self.conn.close()
