@@ -32,6 +32,8 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -367,6 +369,19 @@ def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime) -> bytes:
     return encode_rows(prepare_rows(_service_in_worker(), lines, now))
 
 
+def _end_with(parent: int) -> None:
+    """Make a worker process end when the import does, even when the import was killed: a
+    worker outliving it would wait forever to hand back its last chunk (every worker holds
+    both ends of the result pipe, so nobody reading it is never noticed)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="feedsvc-import-parent-watch", daemon=True).start()
+
+
 def default_workers(records: int) -> int:
     """Worker processes worth starting for about ``records`` commentaries (0: build here)."""
     cpus = os.cpu_count() or 1
@@ -574,7 +589,9 @@ async def import_files(
     result = ImportResult()
     total = sum(count_records(f) for f in files)
     workers = default_workers(total) if workers is None else workers
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with, initargs=(os.getpid(),)
+    ) if workers else None
     try:
         with tqdm(total=total, unit="rec", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
             importer = Importer(service, result, bar, pool, workers)
