@@ -383,12 +383,15 @@ CHUNK = 2000
 
 
 def _build_chunk(seed: int, start: int, stop: int) -> bytes:
-    """Records [start, stop) as the Commentary objects the service would store (msgspec JSON).
+    """Records [start, stop) as the rows SqliteStore's bulk import stores (MessagePack of
+    ``sqlite_import.ImportRow``), each commentary built as the service would store it.
 
-    Runs in a worker process: generating and sanitising cost more than writing.
+    Runs in a worker process, as ``feedsvc import`` builds its rows: generating, sanitising
+    and building rows cost about as much as writing them.
     """
     from feedsvc.model import Commentary
     from feedsvc.service import ImportedCommentary, Service
+    from feedsvc.store.sqlite_import import encode_rows, import_rows
 
     service = Service(_NoStore(), base_url="http://127.0.0.1")  # type: ignore[arg-type]
     first, last = start // BLOCK, (stop - 1) // BLOCK
@@ -398,7 +401,7 @@ def _build_chunk(seed: int, start: int, stop: int) -> bytes:
             if start <= i < stop:
                 rec = msgspec.convert(record, ImportedCommentary)
                 out.append(_prepare(service, rec))
-    return msgspec.json.encode(out)
+    return encode_rows(import_rows((item, True) for item in out))
 
 
 class _NoStore:
@@ -412,11 +415,13 @@ def _prepare(service: Any, rec: Any) -> Any:
 
 
 async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None) -> dict[str, float]:
-    from feedsvc.model import CategoryIn, Commentary
+    from feedsvc.errors import FeedsvcError
+    from feedsvc.model import CategoryIn
     from feedsvc.service import Service
     from feedsvc.store.sqlite import SqliteStore
+    from feedsvc.store.sqlite_import import ImportRow
 
-    decode = msgspec.json.Decoder(list[Commentary]).decode
+    decode = msgspec.msgpack.Decoder(list[ImportRow]).decode
     stats = {"waiting for records": 0.0, "writing": 0.0}
     started, done = time.perf_counter(), 0
     store = SqliteStore(path)
@@ -425,8 +430,8 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
         service = Service(store, base_url="http://127.0.0.1")
         for slug, (names, descriptions) in CATEGORIES.items():
             await service.put_category(slug, CategoryIn(names=names, descriptions=descriptions))
-        if not hasattr(store, "import_commentaries"):
-            raise SystemExit("bench.generate needs SqliteStore.import_commentaries (the bulk import)")
+        if not hasattr(store, "import_rows"):
+            raise SystemExit("bench.generate needs SqliteStore.import_rows (the bulk import)")
         loop = asyncio.get_running_loop()
         # spawn: the parent has aiosqlite threads running, which fork must not copy.
         context = multiprocessing.get_context("spawn")
@@ -447,13 +452,13 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
                 submit()
                 stats["waiting for records"] += time.perf_counter() - t
                 t = time.perf_counter()
-                results = await store.import_commentaries([(c, True) for c in items], now=service.clock())
+                results = await store.import_rows(items, now=service.clock())
                 stats["writing"] += time.perf_counter() - t
                 done += len(items)
                 if log is not None and done % 50_000 < len(items):
                     took = time.perf_counter() - started
                     log(f"  {done:,} of {n:,} commentaries written, {done / took:,.0f}/s")
-                failed = [r for r in results if not isinstance(r, Commentary)]
+                failed = [r for r in results if isinstance(r, FeedsvcError)]
                 if failed:
                     raise SystemExit(f"bench.generate: {len(failed)} records failed, first: {failed[0]!r}")
     finally:
