@@ -101,19 +101,17 @@ class CachedFeeds:
         if found is None:
             return None
         accept_encoding = if_none_match = if_modified_since = None
-        seen: set[bytes] = set()
         for name, value in headers:
             if name in _WATCHED:
-                if name in _DECLINE or name in seen:
-                    return None
-                seen.add(name)
                 text = value.decode("latin-1")
-                if name == _ACCEPT_ENCODING:
+                if name == _ACCEPT_ENCODING and accept_encoding is None:
                     accept_encoding = text
-                elif name == _IF_NONE_MATCH:
+                elif name == _IF_NONE_MATCH and if_none_match is None:
                     if_none_match = text
-                else:
+                elif name == _IF_MODIFIED_SINCE and if_modified_since is None:
                     if_modified_since = text
+                else:  # a header that asks for more, or one sent twice
+                    return None
         doc, fmt, template = found
         encoding = pick_encoding(accept_encoding)
         prepared = self._prepared
