@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -297,6 +298,43 @@ async def test_a_store_knows_its_state_until_anyone_commits(tmp_path: Path) -> N
         await second.close()
         await first.close()
     assert first.known_state() is None  # closed: nothing is known
+
+
+# What another process sees of the WAL index's "in use" lock (a shared fcntl() lock on byte
+# 128 of the -shm file, SQLite's DMS slot): "held" while any process has the index open.
+_PROBE_DMS_LOCK = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)
+answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+print("free" if struct.unpack("hhqqi", answer)[0] == fcntl.F_UNLCK else "held")
+"""
+
+
+def dms_lock(path: str) -> str:
+    probe = subprocess.run([sys.executable, "-c", _PROBE_DMS_LOCK, f"{path}-shm"], capture_output=True, text=True, check=True)
+    return probe.stdout.strip()
+
+
+async def test_watching_the_wal_index_keeps_sqlite_s_own_locks_on_it(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every fcntl() lock the process holds on it.
+    Had the watch (feedsvc.store.watch) closed one of the -shm file, the next process to
+    open the database would think the WAL index unused and rebuild it under this one: a
+    crash (SIGBUS) or a corrupt database."""
+    path = str(tmp_path / "locks.db")
+    first, second = open_store(f"sqlite:///{path}"), open_store(f"sqlite:///{path}")
+    await first.open()
+    try:
+        await first.get_state()
+        assert dms_lock(path) == "held"
+        await second.open()  # a second watch of the same file, in the same process
+        await second.get_state()
+        await second.close()
+        assert dms_lock(path) == "held"
+        state = await first.get_state()
+        assert first.known_state() == state  # still watched through the shared mapping
+    finally:
+        await first.close()
 
 
 async def test_without_its_listener_a_node_reads_the_state_every_time(

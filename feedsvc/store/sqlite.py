@@ -262,7 +262,6 @@ class SqliteStore:
             raise StorageError(f"cannot open SQLite database {self.path}: {e}") from e
 
     async def close(self) -> None:
-        self._watch.close()
         async with self._write_lock:
             for conn in self._reader_list:
                 await conn.close()
@@ -274,6 +273,9 @@ class SqliteStore:
             if self._import_conn is not None:
                 self._import_conn.close()
                 self._import_conn = None
+        # Last: closing the watch's handle on the -shm file drops this process's locks on it
+        # (feedsvc.store.watch, "POSIX locks"), which no connection may hold by then.
+        self._watch.close()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
+import os
 import sqlite3
 import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from feedsvc.store import StoreState
 
@@ -80,6 +81,7 @@ class SqliteWatch:
         # thread of its own); one statement at a time on this connection.
         self._lock = threading.Lock()
         self._known: _SqliteKnown | None = None
+        self._wal_index: _WalIndexMap | None = None
         self._shm: mmap.mmap | None = None
 
     def open(self) -> None:
@@ -89,20 +91,21 @@ class SqliteWatch:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA query_only = ON")
-        shm = _map_wal_index(self.path)
+        wal_index = _WalIndexMap.acquire(self.path)
         with self._lock:
             self._conn = conn
-            self._shm = shm
+            self._wal_index = wal_index
+            self._shm = wal_index.shm if wal_index is not None else None
             self._known = None
 
     def close(self) -> None:
         with self._lock:
             conn, self._conn, self._known = self._conn, None, None
-            shm, self._shm = self._shm, None
-        if shm is not None:
-            shm.close()
+            wal_index, self._wal_index, self._shm = self._wal_index, None, None
         if conn is not None:
             conn.close()
+        if wal_index is not None:
+            wal_index.release()
 
     def _header(self) -> bytes | None:
         shm = self._shm
@@ -146,19 +149,63 @@ class SqliteWatch:
         return known.state
 
 
-def _map_wal_index(path: str) -> mmap.mmap | None:
-    """The WAL index of the database at ``path``, mapped read-only, if it is in the format
-    this module knows; None otherwise (``data_version`` alone is then asked every time)."""
-    try:
-        with open(f"{path}-shm", "rb") as f:
-            shm = mmap.mmap(f.fileno(), WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    version, _, _, initialized = struct.unpack_from("=IIIB", shm, 0)
-    if version != WAL_INDEX_VERSION or initialized != 1:
-        shm.close()
-        return None
-    return shm
+class _WalIndexMap:
+    """One read-only mapping of a ``-shm`` file per process, shared by every watch of it.
+
+    **POSIX locks.** SQLite locks the ``-shm`` file with fcntl() locks, which belong to the
+    process and the file: closing *any* descriptor of that file drops every lock the
+    process holds on it, SQLite's included (SQLite shares its own descriptors per file to
+    avoid exactly this). To the next process that opens the database, a process that lost
+    its lock looks as if it had not the WAL index open: that process rebuilds the index
+    under the first one's feet (SIGBUS, or a corrupt database). So the descriptors here (ours
+    and the duplicate ``mmap`` keeps) are opened once per file and closed only when the last
+    watch of the file in this process closes, after its store closed every connection
+    (SqliteStore.close closes its watch last) — even when the mapping turns out unusable.
+    """
+
+    _open: ClassVar[dict[str, _WalIndexMap]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, key: str, fd: int, mapping: mmap.mmap | None, usable: bool) -> None:
+        self.key = key
+        self.fd = fd
+        self.mapping = mapping
+        self.shm = mapping if usable else None
+        """None when the WAL index is not in the format this module knows."""
+        self.users = 0
+
+    @classmethod
+    def acquire(cls, path: str) -> _WalIndexMap | None:
+        """The mapping of the WAL index of the database at ``path`` (None without a file)."""
+        key = os.path.realpath(f"{path}-shm")
+        with cls._lock:
+            found = cls._open.get(key)
+            if found is None:
+                try:
+                    fd = os.open(key, os.O_RDONLY)
+                except OSError:
+                    return None
+                mapping: mmap.mmap | None
+                try:
+                    mapping = mmap.mmap(fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    mapping = None  # too short: not initialised yet
+                usable = False
+                if mapping is not None:
+                    version, _, _, initialized = struct.unpack_from("=IIIB", mapping, 0)
+                    usable = version == WAL_INDEX_VERSION and initialized == 1
+                found = cls._open[key] = _WalIndexMap(key, fd, mapping, usable)
+            found.users += 1
+            return found
+
+    def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            if self.users == 0:
+                del self._open[self.key]
+                if self.mapping is not None:
+                    self.mapping.close()
+                os.close(self.fd)
 
 
 class PostgresWatch:
