@@ -264,7 +264,7 @@ class WebhookSender:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 if self.refresh is not None:
@@ -274,8 +274,12 @@ class WebhookSender:
                 log.warning("webhook sender cannot read the outbox: %s", e)
             except Exception:  # a bug must not stop every later delivery; the next look retries
                 log.exception("webhook sender failed; it looks again after the poll interval")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that lands while it cancels its own waiter (gh-86296), and stop() then waited
+            # forever on a sender polling with no pause (seen in CI, a retry due at once).
             try:
-                await asyncio.wait_for(self._wake.wait(), self._pause())
+                async with asyncio.timeout(self._pause()):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
