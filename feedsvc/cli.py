@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -23,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
 from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
-from feedsvc.errors import FeedsvcError, InvalidInputError
+from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
 from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import TokenInfo
 from feedsvc.service import SCOPES, Service
-from feedsvc.store import Store, open_store
+from feedsvc.store import Store, open_store, sqlite_backup
+from feedsvc.store.migrations.sqlite import VERSION
 from feedsvc.store.sqlite import SqliteStore
 from feedsvc.transfer import ImportResult, collect_files, export_jsonl, export_to_path, import_files
 
@@ -198,9 +198,18 @@ def _when(value: datetime | None) -> str:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    """Revoke a token by id; it stops working at once."""
+    """Revoke a token by id; it stops working at once. The revocation is read back, by the
+    service and then once more through a store opened afresh, so that success is printed
+    only for what the database kept (StorageError otherwise)."""
     async with opened(settings) as service:
         info = await service.revoke_token(args.id)
+    async with opened(settings) as service:
+        again = next((t for t in await service.list_tokens() if t.id == info.id), None)
+    if again is None or again.revoked_at is None:
+        raise StorageError(
+            f"token {info.id} still reads as not revoked after the revocation: the database did not keep it"
+            " and the token still works (look for triggers in the database; `feedsvc backup` lists them)"
+        )
     print(f"revoked token {info.id} {info.name!r} at {_when(info.revoked_at)}")
     return 0
 
@@ -215,7 +224,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    """A consistent copy of a live SQLite database, written under a temporary name first."""
+    """A consistent copy of a live SQLite database, checked as a restore will check it."""
     path = sqlite_path(settings)
     if path is None:
         print("feedsvc: backup only copies SQLite databases; use pg_dump for PostgreSQL", file=sys.stderr)
@@ -224,140 +233,42 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.path)
     if target.exists() and os.path.samefile(target, path):
         raise InvalidInputError("the backup target is the database itself")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
     async with opened(settings) as service:
         if not isinstance(service.store, SqliteStore):
             raise InvalidInputError("this database backend has no backup")
-        try:
-            await service.store.backup(str(tmp))
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        checked = await sqlite_backup.backup(service.store.backup, Path(path), target)
     print(f"backup written to {target} ({target.stat().st_size} bytes)")
+    if checked.left_out:
+        print(
+            "feedsvc: the database holds what feedsvc's migrations do not make, which a restore of"
+            f" this backup leaves out: {', '.join(checked.left_out)}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    """Replace the SQLite database with a backup, after checking the backup: it opens as
-    SQLite, passes ``PRAGMA integrity_check``, is a feedsvc database and its schema is not
-    newer than this feedsvc's. Refused while anything has the database open; the previous
-    database is kept beside it as ``NAME.pre-restore``."""
+    """Replace the SQLite database with the rows of a backup, copied into a database made
+    by feedsvc's own migrations (feedsvc.store.sqlite_backup). Refused while anything has
+    the database open; the previous database is kept beside it as ``NAME.pre-restore``."""
     path = sqlite_path(settings)
     if path is None:
         print("feedsvc: restore only replaces SQLite databases; use pg_restore or psql for PostgreSQL", file=sys.stderr)
         return 1
     source, target = Path(args.path), Path(path)
-    if not source.is_file():
-        raise InvalidInputError(f"no backup file at {source}")
-    if target.exists() and os.path.samefile(source, target):
-        raise InvalidInputError("the backup is the database itself")
-    wal = Path(f"{source}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        raise InvalidInputError(f"{source} has a write-ahead log beside it, so it is a live database: copy it with `feedsvc backup`")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.restore")
-    try:
-        version = _copy_checked(source, tmp)
-        kept = _swap_in(tmp, target)
-    finally:
-        for leftover in (tmp, *(Path(f"{tmp}{suffix}") for suffix in ("-journal", "-wal", "-shm"))):
-            leftover.unlink(missing_ok=True)
-    from feedsvc.store.migrations.sqlite import VERSION
-
-    pending = f"; `feedsvc serve` or `feedsvc migrate` brings it to {VERSION}" if version < VERSION else ""
-    print(f"restored {target} from {source} (schema {version}{pending})")
-    if kept is not None:
-        print(f"the previous database is kept as {kept}")
+    restored = sqlite_backup.restore(source, target)
+    if restored.damaged is not None:
+        print(f"feedsvc: the database replaced was damaged ({restored.damaged})", file=sys.stderr)
+    if restored.left_out:
+        print(
+            f"feedsvc: left out of the restore, as feedsvc's migrations do not make them: {', '.join(restored.left_out)}",
+            file=sys.stderr,
+        )
+    migrated = f", migrated to {VERSION}" if restored.version < VERSION else ""
+    print(f"restored {target} from {source} (schema {restored.version}{migrated})")
+    if restored.kept is not None:
+        print(f"the previous database is kept as {restored.kept}")
     return 0
-
-
-def _copy_checked(source: Path, tmp: Path) -> int:
-    """Copy ``source`` to ``tmp`` (SQLite backup API), check the copy, sync it to disk;
-    return its schema version. InvalidInputError says what is wrong with the backup."""
-    from feedsvc.store.migrations.sqlite import VERSION
-
-    tmp.unlink(missing_ok=True)
-    try:
-        # immutable: a backup file is read as it is, without creating -wal/-shm beside it.
-        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
-        try:
-            dst = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                src.backup(dst)
-                dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file until served
-                problems = [row[0] for row in dst.execute("PRAGMA integrity_check(20)")]
-                version = int(dst.execute("PRAGMA user_version").fetchone()[0])
-                tables = {row[0] for row in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            finally:
-                dst.close()
-        finally:
-            src.close()
-    except sqlite3.DatabaseError as e:
-        raise InvalidInputError(f"{source} is not a readable SQLite database: {e}") from None
-    if problems != ["ok"]:
-        raise InvalidInputError(f"{source} fails the integrity check: {'; '.join(problems[:3])}")
-    if version < 1 or not {"commentaries", "changes", "categories"} <= tables:
-        raise InvalidInputError(f"{source} is an SQLite database but not a feedsvc one")
-    if version > VERSION:
-        raise InvalidInputError(f"{source} has schema {version}, newer than this feedsvc ({VERSION}): upgrade feedsvc first")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    return version
-
-
-def _swap_in(tmp: Path, target: Path) -> Path | None:
-    """Rename ``tmp`` over ``target`` once nothing else has ``target`` open; return where
-    the previous database was kept (None if there was none)."""
-    if not target.exists():
-        os.replace(tmp, target)
-        _sync_directory(target.parent)
-        return None
-    # Locking the old database exclusively fails while any other connection (a running
-    # feedsvc) has it open. Then its WAL is folded in and, as the last connection closes,
-    # removed: a stale -wal beside the new file would be replayed into it.
-    damaged = False
-    conn = sqlite3.connect(target, timeout=1.0, isolation_level=None)
-    try:
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        conn.execute("BEGIN EXCLUSIVE")
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.DatabaseError as e:
-        if e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise InvalidInputError(f"{target} is in use ({e}): stop the service first") from None
-        damaged = True  # unreadable: replacing it is the cure; it is kept as it is
-        print(f"feedsvc: the database being replaced is damaged ({e})", file=sys.stderr)
-    finally:
-        conn.close()
-    kept = target.with_name(f"{target.name}.pre-restore")
-    for suffix in ("-wal", "-shm"):
-        companion = Path(f"{target}{suffix}")
-        if damaged and companion.exists():
-            os.replace(companion, f"{kept}{suffix}")  # what it had in flight stays with it
-        elif suffix == "-wal" and companion.exists() and companion.stat().st_size > 0:
-            raise InvalidInputError(f"{target} was opened during the restore: stop the service first")
-        else:
-            companion.unlink(missing_ok=True)
-    kept.unlink(missing_ok=True)
-    try:
-        os.link(target, kept)
-    except OSError:  # a file system without hard links: nothing is kept
-        os.replace(tmp, target)
-        _sync_directory(target.parent)
-        return None
-    os.replace(tmp, target)
-    _sync_directory(target.parent)
-    return kept
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,6 +27,7 @@ from feedsvc.errors import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionRequiredError,
+    StorageError,
 )
 from feedsvc.model import (
     Author,
@@ -575,7 +576,17 @@ class Service:
         return await self.store.get_tokens()
 
     async def revoke_token(self, id: str) -> TokenInfo:
-        return await self.store.revoke_token(id, now=self.clock())
+        """Revoke a token and read it back: NotFoundError if unknown; StorageError if the
+        database does not show it revoked afterwards (something in it undid the write), as
+        a revocation reported done while the token still works is worse than a failure."""
+        await self.store.revoke_token(id, now=self.clock())
+        info = (await self.store.get_token(id)).info
+        if info.revoked_at is None:
+            raise StorageError(
+                f"token {id} still reads as not revoked after the revocation: the database did not keep it"
+                " and the token still works"
+            )
+        return info
 
     # --- cursors --------------------------------------------------------------------------
     # Cursors are opaque and signed with a key kept in the database, so every node accepts
