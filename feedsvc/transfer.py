@@ -47,6 +47,7 @@ import yaml
 from tqdm import tqdm
 
 from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
+from feedsvc.files import open_private
 from feedsvc.model import CategoryIn, Commentary, Slug
 from feedsvc.service import ImportedCommentary, Service
 from feedsvc.store import Store
@@ -667,7 +668,8 @@ async def export_to_path(store: Store, path: Path) -> tuple[int, int]:
     """``export_jsonl`` into ``path``, replaced only once the export is complete."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with tmp.open("wb") as out:
+        # Drafts and scheduled commentaries are in it: readable by the owner only.
+        with os.fdopen(open_private(tmp), "wb") as out:
             counts = await export_jsonl(store, out)
         os.replace(tmp, path)
     finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import secrets
 import sqlite3
@@ -39,6 +40,7 @@ from feedsvc.errors import (
     StorageBusyError,
     StorageError,
 )
+from feedsvc.files import create_private, readable_by_others
 from feedsvc.model import (
     Category,
     CategoryIn,
@@ -218,6 +220,9 @@ def _related_sql(probes: Sequence[related.Probe]) -> Iterator[tuple[int, str, li
         yield start, _related_statement(slots), params
 
 
+_log = logging.getLogger(__name__)
+
+
 class SqliteStore:
     """The Store protocol on one SQLite file (see the module docstring for the choices)."""
 
@@ -249,6 +254,7 @@ class SqliteStore:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
+            self._create_private()
             self._writer = await self._connect(readonly=False)
             await self._writer.execute("PRAGMA journal_mode = WAL")
             await self.migrate()
@@ -260,6 +266,20 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as e:
             await self.close()
             raise StorageError(f"cannot open SQLite database {self.path}: {e}") from e
+
+    def _create_private(self) -> None:
+        """Create the database file 0600 before SQLite does (it would make it 0644 under
+        the usual umask); SQLite gives the -wal and -shm files it creates the database
+        file's mode. An existing file keeps its mode (feedsvc.files.create_private says
+        why); one that others may read is logged, once per open, with the fix."""
+        if self.path in ("", ":memory:") or self.path.startswith("file:"):
+            return
+        if not create_private(self.path) and readable_by_others(self.path):
+            _log.warning(
+                "%s is readable by other users and holds the cursor key, webhook secrets and"
+                " token hashes: chmod 600 it (and its -wal and -shm files)",
+                self.path,
+            )
 
     async def close(self) -> None:
         async with self._write_lock:
