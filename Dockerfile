@@ -6,7 +6,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/feedsvc
 WORKDIR /src
 COPY requirements.lock ./
-RUN /opt/feedsvc/bin/pip install --no-deps -r requirements.lock
+# Hash-checked: every file must match the lock. --no-deps: the lock is the whole set.
+RUN /opt/feedsvc/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY feedsvc ./feedsvc
 RUN /opt/feedsvc/bin/pip install --no-deps .

@@ -48,9 +48,12 @@ def test_the_image_is_multi_stage_on_a_slim_python() -> None:
 
 def test_dependencies_come_from_the_pinned_lock() -> None:
     runs = " ".join(args for word, args in instructions() if word == "RUN")
-    assert "pip install --no-deps -r requirements.lock" in runs
-    lock = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")]
-    assert lock and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^\s]+", line) for line in lock)
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in runs
+    text = re.sub(r"\\\n", " ", (ROOT / "requirements.lock").read_text())
+    lock = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    lock = [line for line in lock if line]
+    pin = r"[A-Za-z0-9_.\-]+==[^\s]+(?:\s+--hash=sha256:[0-9a-f]{64})+"
+    assert lock and all(re.fullmatch(pin, line) for line in lock)
     locked = {re.split("==", line)[0].lower().replace("_", "-") for line in lock}
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for requirement in declared:
@@ -97,7 +100,7 @@ def test_the_entry_point_serves_from_a_virtualenv_built_like_the_image(tmp_path:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
-    subprocess.run([*pip, "-r", str(ROOT / "requirements.lock")], check=True, timeout=600)
+    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements.lock")], check=True, timeout=600)
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
