@@ -353,3 +353,12 @@ async def test_the_service_verifies_a_revocation_on_both_stores(settings: Settin
         assert (await service.authenticate(secret, "write")).id == info.id  # why it must not pass silently
     finally:
         await store.close()
+
+
+def test_names_from_the_backup_are_printed_escaped(deployment: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trigger named with terminal control sequences cannot erase its own line."""
+    tamper(deployment.backup, 'CREATE VIEW "x\x1b[2K\rok" AS SELECT 1')
+    capsys.readouterr()
+    assert cli("restore", str(deployment.backup), db=deployment.db) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "view 'x\\x1b[2K\\rok'" in err

@@ -219,7 +219,7 @@ def _compare(conn: sqlite3.Connection, source: Path) -> list[str]:
     left_out: list[str] = []
     missing: list[str] = []
     for kind, name in sorted(found.keys() - expected.keys()):
-        left_out.append(f"{kind} {name}")
+        left_out.append(f"{_shown(kind)} {_shown(name)}")
     for kind, name in sorted(expected.keys() & found.keys()):
         if found[kind, name] != expected[kind, name]:
             left_out.append(f"{kind} {name} (declared otherwise)")
@@ -229,12 +229,18 @@ def _compare(conn: sqlite3.Connection, source: Path) -> list[str]:
             continue
         mine, theirs = _columns(conn, "main", table), _columns(conn, ALIAS, table)
         missing += [f"column {table}.{c}" for c in mine if c not in theirs]
-        left_out += [f"column {table}.{c}" for c in theirs if c not in mine]
+        left_out += [f"column {table}.{_shown(c)}" for c in theirs if c not in mine]
     if missing:
         raise InvalidInputError(
             f"{source} lacks what feedsvc's schema {_version(conn)} has: {', '.join(missing)}"
         )
     return left_out
+
+
+def _shown(name: str) -> str:
+    """A name from the backup as it may be printed: escaped unless plainly printable, so
+    that a name made of terminal control sequences cannot hide itself or what follows."""
+    return name if name.isascii() and name.isprintable() else ascii(name)
 
 
 def _version(conn: sqlite3.Connection) -> int:
