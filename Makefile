@@ -26,8 +26,10 @@ lock: $(STAMP)  ## re-resolve both locks to the newest versions pyproject.toml a
 	$(BIN)/uv pip compile pyproject.toml --quiet --upgrade --extra test --extra dev -c requirements.lock \
 		$(LOCK_FLAGS) -o requirements-dev.lock
 
+# --strict: a package it could not look up fails the audit (offline it would skip them all
+# and still print "No known vulnerabilities found").
 audit: $(STAMP)  ## known vulnerabilities in the runtime lock (needs the network: not part of CI)
-	$(BIN)/pip-audit --require-hashes --disable-pip -r requirements.lock
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements.lock
 
 run: $(STAMP)  ## serve the demo (sample data in data/, SQLite under data/) on http://127.0.0.1:8000
 	$(BIN)/feedsvc demo
