@@ -24,8 +24,8 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
 from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
 from feedsvc.logs import configure_logging, resolve_level
-from feedsvc.model import TokenInfo
-from feedsvc.service import SCOPES, Service
+from feedsvc.model import SCOPES, TokenInfo
+from feedsvc.service import Service
 from feedsvc.store import Store, open_store, sqlite_backup
 from feedsvc.store.migrations.sqlite import VERSION
 from feedsvc.store.sqlite import SqliteStore
@@ -362,9 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("token", help="create, list and revoke API tokens")
     tokens = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    t = tokens.add_parser("create", parents=[db], help="create a token and print it once")
+    t = tokens.add_parser(
+        "create", parents=[db], help="create a token and print it once",
+        description="Create a token allowed what its scopes name (give --scope once per scope) and print it "
+        "alone on the last line, once. Scopes: " + "; ".join(f"{name}: {what}" for name, what in SCOPES.items()) + ".",
+    )
     t.add_argument("--name", required=True)
-    t.add_argument("--scope", action="append", required=True, choices=SCOPES)
+    t.add_argument("--scope", action="append", required=True, choices=list(SCOPES), metavar="SCOPE",
+                   help="one of " + ", ".join(SCOPES) + " (repeatable)")
     t.add_argument("--expires-days", type=int, metavar="N")
     t.set_defaults(command=run_async(cmd_token_create))
     t = tokens.add_parser("list", parents=[db], help="list tokens")

@@ -45,7 +45,9 @@ AwareDatetime = Annotated[datetime, Meta(tz=True, examples=["2026-03-07T10:00:00
 
 Trend = Literal["improved", "worsened", "unchanged"]
 Status = Literal["draft", "published"]
-Scope = Literal["write", "admin"]
+Scope = Literal[
+    "commentaries:write", "categories:write", "webhooks:manage", "subscribers:read", "metrics:read", "admin", "write"
+]
 ChangeOp = Literal["created", "updated", "deleted"]
 
 TRENDS: tuple[Trend, ...] = ("improved", "worsened", "unchanged")
@@ -325,6 +327,33 @@ class ChangePage(Struct):
     """Pass as ``since`` to continue; it is returned even when ``items`` is empty."""
 
 
+# --- token scopes: what a token may do (least privilege) ---------------------------------
+
+COMMENTARIES_WRITE: Scope = "commentaries:write"
+CATEGORIES_WRITE: Scope = "categories:write"
+WEBHOOKS_MANAGE: Scope = "webhooks:manage"
+SUBSCRIBERS_READ: Scope = "subscribers:read"
+METRICS_READ: Scope = "metrics:read"
+ADMIN: Scope = "admin"
+LEGACY_WRITE: Scope = "write"
+
+SCOPES: dict[Scope, str] = {
+    COMMENTARIES_WRITE: "publish, replace, patch and delete commentaries; read drafts and scheduled items",
+    CATEGORIES_WRITE: "create and replace categories",
+    WEBHOOKS_MANAGE: "subscribe, list, read and delete webhook subscriptions (who is told about changes, and where)",
+    SUBSCRIBERS_READ: "read newsletter subscribers (personal data; kept apart from every other scope)",
+    METRICS_READ: "scrape /metrics",
+    ADMIN: "everything above",
+    LEGACY_WRITE: "the scope tokens had before scopes were split: commentaries:write and categories:write",
+}
+"""Every scope a token can carry, with what it allows (``feedsvc token create --help``)."""
+
+# Tokens made before the split carry "write", which then allowed every write route. It keeps
+# allowing what editors need; webhook subscriptions (who is told about changes, and where)
+# now need their own scope, so a leaked editor token can no longer list or delete them.
+SCOPE_ALIASES: dict[str, frozenset[str]] = {LEGACY_WRITE: frozenset({COMMENTARIES_WRITE, CATEGORIES_WRITE})}
+
+
 class TokenInfo(Struct, kw_only=True):
     id: str
     name: str
@@ -334,7 +363,12 @@ class TokenInfo(Struct, kw_only=True):
     revoked_at: datetime | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        """Whether this token may do what ``scope`` names: it carries the scope, ``admin``,
+        or an alias that includes it (``write``). Unknown stored scopes allow nothing."""
+        for held in self.scopes:
+            if held == scope or held == ADMIN or scope in SCOPE_ALIASES.get(held, ()):
+                return True
+        return False
 
 
 # --- webhooks (issue 4, part 6) -----------------------------------------------------------

@@ -30,6 +30,7 @@ from feedsvc.errors import (
     StorageError,
 )
 from feedsvc.model import (
+    SCOPES,
     Author,
     Category,
     CategoryIn,
@@ -67,7 +68,6 @@ Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
 scheduled items turning public). Runs after the write is stored; its errors are logged
 and never reach the writer."""
 log = logging.getLogger("feedsvc.service")
-SCOPES = ("write", "admin")
 TOKEN_PREFIX = "fsv"
 ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -534,7 +534,9 @@ class Service:
     async def create_token(
         self, name: str, scopes: list[str], *, expires_in: timedelta | None = None
     ) -> tuple[str, TokenInfo]:
-        """Make a token; return its secret form (shown once, never stored) and its record."""
+        """Make a token with ``scopes`` (names from ``feedsvc.model.SCOPES``); return its secret
+        form (shown once, never stored) and its record. InvalidInputError for no scope, an
+        unknown one, or no name."""
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise InvalidInputError(f"scopes must be among {', '.join(SCOPES)}", field="scope")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from feedsvc.cli import app_from_env, main
-from feedsvc.errors import AuthenticationError
+from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.service import Service
 from feedsvc.store import open_store
 from feedsvc.store.sqlite import SqliteStore
@@ -184,6 +184,20 @@ def test_token_create_prints_the_token_alone_last_and_it_authenticates(run: Run,
         with_service(cli_db, lambda s: s.authenticate(token, "write"))
     code, out, _ = run("token", "list")
     assert "-" not in out.strip().splitlines()[1].split()[-2:]
+
+
+def test_token_create_takes_each_scope_once_per_flag_and_the_token_allows_only_those(run: Run, cli_db: Path) -> None:
+    code, out, _ = run("token", "create", "--name", "ops", "--scope", "webhooks:manage", "--scope", "metrics:read")
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    assert token.startswith("fsv_") and " " not in token
+    info = with_service(cli_db, lambda s: s.authenticate(token, "metrics:read"))
+    assert info.scopes == ["metrics:read", "webhooks:manage"]
+    assert with_service(cli_db, lambda s: s.authenticate(token, "webhooks:manage")).id == info.id
+    with pytest.raises(PermissionDeniedError, match="commentaries:write"):
+        with_service(cli_db, lambda s: s.authenticate(token, "commentaries:write"))
+    code, out, _ = run("token", "create", "--help")
+    assert code == 0 and all(scope in out for scope in ("commentaries:write", "categories:write", "subscribers:read", "admin"))
 
 
 def test_token_errors(run: Run) -> None:

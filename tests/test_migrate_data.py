@@ -265,8 +265,9 @@ async def test_webhook_subscriptions_move_with_their_keys_and_delivery_cursors(
     sqlite_url: str, pg_database_url: str
 ) -> None:
     async with node(sqlite_url) as old:
-        history = await write_history(old)
-        auth = {"Authorization": f"Bearer {history.writer_token}"}
+        await write_history(old)
+        hooks_token, _ = await service_of(old).create_token("hooks", ["webhooks:manage"])
+        auth = {"Authorization": f"Bearer {hooks_token}"}
         made = []
         for body in (
             {"url": "https://93.184.215.14/hooks/a", "events": ["created"], "categories": ["economy"],

@@ -41,8 +41,16 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+async def metrics_auth(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    """Prometheus' credentials: a token with the metrics:read scope, made once per app."""
+    state = client.app.state
+    if "metrics_token" not in state:
+        state["metrics_token"], _ = await state.service.create_token("prometheus", ["metrics:read"])
+    return {"Authorization": f"Bearer {state['metrics_token']}"}
+
+
 async def scrape(client: AsyncTestClient[Litestar]) -> Samples:
-    r = await client.get("/metrics")
+    r = await client.get("/metrics", headers=await metrics_auth(client))
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples: Samples = {}

@@ -58,6 +58,13 @@ def rows(settings_rows: Any) -> Any:
     return settings_rows
 
 
+@pytest.fixture
+async def token(service: Any) -> str:
+    """An editor who also manages webhooks: webhook routes need their own scope."""
+    secret, _ = await service.create_token("tests", ["write", "webhooks:manage"])
+    return str(secret)
+
+
 # --- a receiver on 127.0.0.1 -------------------------------------------------------------------
 
 
@@ -212,7 +219,7 @@ async def running(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]
 
 
 async def node_with_token(client: Any) -> dict[str, str]:
-    secret, _ = await client.app.state.service.create_token("webhooks", ["write"])
+    secret, _ = await client.app.state.service.create_token("webhooks", ["write", "webhooks:manage"])
     return {"Authorization": f"Bearer {secret}"}
 
 

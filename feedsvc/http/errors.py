@@ -83,7 +83,9 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
     if status == 401:
         headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="invalid_token", error_description="{exc.message}"'
     if status == 403:
-        headers["WWW-Authenticate"] = 'Bearer realm="feedsvc", error="insufficient_scope", scope="write"'
+        # RFC 6750 section 3: the scope that would have allowed the request.
+        scope = str(extra.get("required_scope", ""))
+        headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="insufficient_scope", scope="{scope}"'
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if status >= 500:

@@ -13,7 +13,9 @@ microseconds: no Litestar request object, no dependency injection. Per request i
   path, so the number of series stays bounded; ``unmatched`` when no route answered: a
   404, a 405, or a refusal before routing such as a 429), method and status, and times it.
 
-``GET /metrics`` serves ``Metrics.registry`` in the Prometheus text format. Each app has a
+``GET /metrics`` serves ``Metrics.registry`` in the Prometheus text format to a bearer token
+with the ``metrics:read`` scope (or ``admin``): route names, error rates and store timings
+tell an attacker what hurts, so they are not public. Each app has a
 registry of its own, so tests build many apps; with several server workers each process
 counts its own requests and a scrape reaches one of them (README: "Metrics").
 """
@@ -46,7 +48,10 @@ from prometheus_client.registry import Collector
 
 from feedsvc import __version__
 from feedsvc.errors import FeedsvcError
+from feedsvc.http.guards import guards, security
+from feedsvc.http.read import responses
 from feedsvc.logs import REQUEST_ID, redact
+from feedsvc.model import METRICS_READ
 from feedsvc.store import Store
 
 if TYPE_CHECKING:
@@ -327,8 +332,9 @@ def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASG
 
 
 @get(
-    "/metrics", summary="Prometheus metrics of this server process", tags=["operations"],
-    media_type=CONTENT_TYPE,
+    "/metrics", summary="Prometheus metrics of this server process (a token with the metrics:read scope)",
+    tags=["operations"], media_type=CONTENT_TYPE, guards=guards(METRICS_READ), security=security(METRICS_READ),
+    responses=responses(401, 403),
 )
 async def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics: Metrics = request.app.state.metrics

@@ -16,7 +16,17 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import Category, ChangePage, Commentary, Count, Page, Query, RelatedCommentary, Trend
+from feedsvc.model import (
+    COMMENTARIES_WRITE,
+    Category,
+    ChangePage,
+    Commentary,
+    Count,
+    Page,
+    Query,
+    RelatedCommentary,
+    Trend,
+)
 from feedsvc.service import RELATED_LIMIT, RELATED_MAX, Service
 
 API = "/api/v1"
@@ -210,7 +220,7 @@ async def get_commentary(
     if token is not None:
         # Writers see drafts and scheduled items, so they can fetch the ETag to update them.
         try:
-            await service.authenticate(token, "write")
+            await service.authenticate(token, COMMENTARIES_WRITE)
             include_hidden = True
         except PermissionDeniedError:
             pass  # a valid token without write scope reads what everyone reads

@@ -1,4 +1,4 @@
-"""Write handlers behind the bearer-token guard."""
+"""Write handlers, each behind a bearer-token guard for its scope (feedsvc.http.guards)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,32 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, delete, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, SerializationException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 
-from feedsvc.errors import AuthenticationError, InvalidInputError
-from feedsvc.http.read import API, JSON, ServiceDep, bearer_token, make_etag, responses
-from feedsvc.model import SLUG_PATTERN, Category, CategoryIn, Commentary, CommentaryPatch, NewCommentary, TokenInfo
+from feedsvc.errors import InvalidInputError
+from feedsvc.http.guards import guards, security
+from feedsvc.http.read import API, JSON, ServiceDep, make_etag, responses
+from feedsvc.model import (
+    CATEGORIES_WRITE,
+    COMMENTARIES_WRITE,
+    SLUG_PATTERN,
+    Category,
+    CategoryIn,
+    Commentary,
+    CommentaryPatch,
+    NewCommentary,
+    TokenInfo,
+)
 from feedsvc.service import Service
 
 _encode = msgspec.json.Encoder().encode
-
-# Query parameters that look like credentials: refused outright, since URLs end up in logs,
-# browser histories and referrers.
-CREDENTIAL_PARAMS = {"access_token", "token", "api_key", "apikey", "key", "auth"}
 
 IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="The ETag from a GET of this commentary, or `*`.", required=False),
 ]
-
-
-async def require_write_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a valid, unrevoked, unexpired token with the ``write`` scope."""
-    if CREDENTIAL_PARAMS & set(connection.query_params.keys()):
-        raise AuthenticationError("tokens are accepted only in the Authorization header, never in the URL")
-    token = bearer_token(connection)  # type: ignore[arg-type]
-    if token is None:
-        raise AuthenticationError("this endpoint needs Authorization: Bearer TOKEN")
-    service: Service = connection.app.state.service
-    connection.state.token = await service.authenticate(token, "write")
 
 
 _AT_PATH = re.compile(r" - at `\$\.?(.*)`$")
@@ -155,8 +149,10 @@ def parse_idempotency_key(header: str) -> str:
     return value
 
 
-WRITE_GUARDS = [require_write_token]
-WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+WRITE_GUARDS = guards(COMMENTARIES_WRITE)
+WRITE_SECURITY = security(COMMENTARIES_WRITE)
+CATEGORY_GUARDS = guards(CATEGORIES_WRITE)
+CATEGORY_SECURITY = security(CATEGORIES_WRITE)
 
 
 def _item_response(
@@ -200,7 +196,7 @@ async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: If
     await service.retract(id, if_match=if_match)
 
 
-@put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=WRITE_GUARDS, request_class=WriteRequest, security=WRITE_SECURITY, responses=responses(400, 401, 403, 413, 415, 503))
+@put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=CATEGORY_GUARDS, request_class=WriteRequest, security=CATEGORY_SECURITY, responses=responses(400, 401, 403, 413, 415, 503))
 async def put_category(request: Request[Any, Any, Any], slug: Annotated[str, PathParameter(pattern=SLUG_PATTERN)], data: JSONBody[CategoryIn], service: ServiceDep) -> Response[Category]:
     category, created = await service.put_category(slug, await strict_body(request, CategoryIn))
     headers = {"Location": f"{service.base_url}{API}/categories/{slug}"} if created else {}
