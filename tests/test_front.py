@@ -148,6 +148,18 @@ async def test_polls_get_the_apps_own_answers_without_reaching_it(server: Served
                     assert comparable(front) == comparable(app), (path, encoding, conditional)
 
 
+async def test_front_answers_carry_cors_headers_and_a_complete_vary(server: Served, http: httpx.AsyncClient) -> None:
+    for path, vary in (("/feed.rss", "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"), ("/en/feed.json", "Accept-Encoding")):
+        first = (await http.get(path)).headers["etag"]
+        for headers in ({}, {"If-None-Match": first}):
+            before = server.calls
+            r = await http.get(path, headers=headers)
+            assert server.calls == before, "answered by the front"
+            assert r.headers["access-control-allow-origin"] == "*"
+            assert "etag" in r.headers["access-control-expose-headers"].lower()
+            assert r.headers["vary"] == vary
+
+
 async def test_what_the_front_leaves_to_the_app(server: Served, http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     assert (await http.get("/feed.atom")).status_code == 200
     for method, path, headers in (

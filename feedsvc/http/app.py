@@ -4,7 +4,7 @@ import-time state, so tests build as many apps as they like, each with its own s
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -103,6 +103,7 @@ def host_allowed(header: str | None, allowed: tuple[str, ...]) -> bool:
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
 _UNKNOWN_HOST = ErrorBody(
     status_code=400,
     detail="unknown host: this server answers only for the hosts in FEEDSVC_ALLOWED_HOSTS",
@@ -110,17 +111,27 @@ _UNKNOWN_HOST = ErrorBody(
 )
 
 
-def harden(app: ASGIApp, allowed_hosts: tuple[str, ...]) -> ASGIApp:
+def harden(app: ASGIApp, allowed_hosts: tuple[str, ...], cors_headers: Sequence[tuple[bytes, bytes]] = ()) -> ASGIApp:
     """Issue 7, outside routing: refuse requests for hosts not in ``allowed_hosts`` (when it
     is not empty) with a JSON 400 in the one error shape; send ``nosniff`` on every
-    response; and keep CORS headers off the answers to writes, so that CORS grants reads
-    only (preflights for writes already fail)."""
+    response; keep CORS headers off the answers to writes, so that CORS grants reads only
+    (preflights for writes already fail); and put ``cors_headers`` on every answer to a GET
+    or HEAD, whether or not it carries ``Origin``.
+
+    A read's answer must not depend on ``Origin``: a shared cache that stored the answer to
+    a request without it would otherwise serve partner sites an answer their browsers
+    refuse (``embed.js`` broken by one priming request). With ``Access-Control-Allow-Origin:
+    *`` on every read there is nothing to vary on, so no ``Vary: Origin``. Litestar's CORS
+    middleware still answers preflights; on a read that carries a ``Cookie`` it would echo
+    the origin and replace ``Vary`` with ``Origin`` (dropping ``Accept-Encoding``), so reads
+    reach the app without cookies, which feedsvc never uses."""
     refusal = msgspec.json.encode(_UNKNOWN_HOST)
     refusal_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(refusal)).encode()),
         (b"x-content-type-options", b"nosniff"),
     ]
+    cors = list(cors_headers)
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -133,14 +144,20 @@ def harden(app: ASGIApp, allowed_hosts: tuple[str, ...]) -> ASGIApp:
                 body = b"" if scope["method"] == "HEAD" else refusal
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
-        write = scope["method"] not in _SAFE_METHODS
+        method = scope["method"]
+        write = method not in _SAFE_METHODS
+        read = method in _READ_METHODS
+        if read and any(k == b"cookie" for k, _ in scope["headers"]):
+            scope = cast(Scope, {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"cookie"]})
 
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
                     (k, v) for k, v in message.get("headers", [])
-                    if not (write and k.lower().startswith(b"access-control-"))
+                    if not ((write or read) and k.lower().startswith(b"access-control-"))
                 ]
+                if read:
+                    headers += cors
                 if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
                     headers.append((b"x-content-type-options", b"nosniff"))
                 message = cast(Message, {**message, "headers": headers})  # a copy: the sender may reuse its own
@@ -284,13 +301,15 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     cached_feeds = fastpath.CachedFeeds(publisher, settings)
     app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, cached_feeds)))
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
-    app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts)
+    cors = [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
+    app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
     # The same answers once more, below ASGI, for `feedsvc serve`'s protocol (feedsvc.http.front).
     app.state["front"] = front.Front(
         cached_feeds, limiter, metrics,
         allowed_hosts=settings.allowed_hosts, host_allowed=host_allowed, log_requests=settings.access_log,
+        cors_headers=cors,
     )
     return app
 

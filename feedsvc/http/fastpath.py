@@ -14,8 +14,9 @@ other request; it sets ``path_template`` as routing would, for the metrics.
 
 Anything else goes on to the app: other paths, query strings, methods other than GET
 (HEAD arrives here as GET), a document not yet served or no longer current, and requests
-whose answer would differ from the plain one: cross-origin requests (``Origin``: CORS
-headers) and browsers (``Sec-Fetch-Dest``: the HTML page), or a header sent twice.
+that need more: cross-origin requests (``Origin``, left to Litestar's CORS middleware;
+their answer is the plain one, since ``harden`` puts the same CORS headers on every read)
+and browsers (``Sec-Fetch-Dest``: the HTML page), or a header sent twice.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class _Prepared:
 
     def __init__(self, doc: Rendered, fmt: FeedFormat, encoding: Encoding, settings: Settings) -> None:
         body, etag = doc.variant(encoding)
-        common = [(k.lower().encode(), v.encode("latin-1")) for k, v in validators(doc, etag, settings).items()]
+        common = [(k.lower().encode(), v.encode("latin-1")) for k, v in validators(doc, etag, settings, fmt).items()]
         ok = list(common)
         if encoding != "identity":
             ok.append((b"content-encoding", encoding.encode()))

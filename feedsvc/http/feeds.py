@@ -51,11 +51,21 @@ def is_browser_navigation(request: Request[Any, Any, Any]) -> bool:
     )
 
 
-def validators(doc: Rendered, etag: str, settings: Settings) -> dict[str, str]:
-    """The headers of every answer about a feed document, 200 and 304 alike."""
+# Every request header a feed's answer depends on, for caches (RFC 9110 section 12.5.5): the
+# coding (Accept-Encoding), and for RSS and Atom whether a browser navigates to it, which
+# shows the HTML page (is_browser_navigation reads all three). A JSON Feed is never a page.
+# CORS headers are the same on every read (feedsvc.http.app.harden): no Origin here.
+_NAVIGATION = "Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"
+VARY: dict[FeedFormat, str] = {
+    fmt: "Accept-Encoding" if fmt == "json" else f"Accept-Encoding, {_NAVIGATION}" for fmt in FORMATS
+}
+
+
+def validators(doc: Rendered, etag: str, settings: Settings, fmt: FeedFormat) -> dict[str, str]:
+    """The headers of every answer about a feed document in ``fmt``, 200 and 304 alike."""
     headers = {
         "ETag": etag,
-        "Vary": "Accept-Encoding, Sec-Fetch-Dest",
+        "Vary": VARY[fmt],
         "Cache-Control": f"public, max-age={settings.cache_max_age}, "
         f"stale-while-revalidate={settings.stale_while_revalidate}",
     }
@@ -81,7 +91,7 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
     encoding = pick_encoding(request.headers.get("accept-encoding"))
     page = fmt != "json" and is_browser_navigation(request)
     body, etag = doc.variant(encoding, "page" if page else "feed")
-    headers = validators(doc, etag, settings)
+    headers = validators(doc, etag, settings, fmt)
     if is_fresh(doc, request.headers.get("if-none-match"), request.headers.get("if-modified-since"), page=page):
         return Response(content=b"", status_code=304, headers=headers)
     if encoding != "identity":

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ class Front:
         allowed_hosts: tuple[str, ...],
         host_allowed: Callable[[str | None, tuple[str, ...]], bool],
         log_requests: bool,
+        cors_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self.feeds = feeds
         self.host_allowed = host_allowed  # feedsvc.http.app's, which imports this module
@@ -76,6 +77,8 @@ class Front:
         self.metrics = metrics
         self.allowed_hosts = allowed_hosts
         self.log_requests = log_requests
+        # harden's CORS headers and nosniff, after the answer's own and the rate limiter's.
+        self._hardened = header_lines(list(cors_headers)) + _NOSNIFF
         self._server_headers: list[tuple[bytes, bytes]] | None = None
         self._server_lines = b""
 
@@ -99,8 +102,8 @@ class Front:
         self.feeds.hit()
         request_id = request_id_from(headers)
         # In the order the middleware layers add them: the answer's, the rate limiter's,
-        # harden's nosniff, observe's request id.
-        lines = b"%s%s%s%s\r\n" % (found.lines, header_lines(limits) if limits else b"", _NOSNIFF, request_id.encode("ascii"))
+        # harden's CORS and nosniff, observe's request id.
+        lines = b"%s%s%s%s\r\n" % (found.lines, header_lines(limits) if limits else b"", self._hardened, request_id.encode("ascii"))
         body = b"" if method == "HEAD" else found.body
         elapsed = perf_counter() - started
         self.metrics.record(found.route, method, found.status, elapsed)

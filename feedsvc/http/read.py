@@ -229,7 +229,8 @@ async def get_commentary(
     cache = "private, no-store" if include_hidden else "public, max-age=0, must-revalidate"
     return conditional(
         request, body, etag=make_etag(body, item.version), last_modified=item.updated_at, cache_control=cache,
-        headers={"Link": f'<{item.url}>; rel="alternate"; type="text/html"'},
+        # With a token a writer sees drafts: the answer depends on Authorization.
+        headers={"Link": f'<{item.url}>; rel="alternate"; type="text/html"', "Vary": "Authorization"},
     )
 
 
