@@ -357,3 +357,44 @@ async def test_answers_to_writes_carry_no_cors_grant(
     assert [a.status_code for a in answers] == [201, 401, 415, 200, 204, 200]
     for a in answers:
         assert not [h for h in a.headers if h.lower().startswith("access-control-")], dict(a.headers)
+
+
+# --- nothing loaded from elsewhere --------------------------------------------------------
+
+API_UIS = ["/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc", "/schema/scalar",
+           "/schema/stoplight", "/schema/oauth2-redirect.html"]
+
+
+async def test_no_api_reference_ui_is_served_only_the_schema(client: AsyncTestClient[Litestar], subtests: Any) -> None:
+    # Those UIs loaded unpinned scripts from CDNs on the origin where editors paste tokens.
+    for path in API_UIS:
+        with subtests.test(path):
+            r = await client.get(path)
+            assert r.status_code == 404, (path, r.text[:200])
+            assert "<script" not in r.text
+    for path in ("/schema", "/schema/openapi.json", "/schema/openapi.yaml"):
+        with subtests.test(path):
+            r = await client.get(path)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.oai.openapi")
+            assert "<script" not in r.text
+    assert (await client.get("/schema/openapi.json")).json()["openapi"].startswith("3.")
+
+
+async def test_no_page_loads_a_script_or_style_from_another_origin(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any, subtests: Any
+) -> None:
+    item_id = (await client.post(API, json=commentary(), headers=auth)).json()["id"]
+    for path, headers in every_resource(item_id):
+        with subtests.test(path, **headers):
+            r = await client.get(path, headers=headers)
+            assert r.status_code == 200, (path, r.text[:200])
+            html = r.headers["content-type"].startswith(("text/html", "application/xhtml"))
+            for tag in re.findall(r"<(?:script|link)\b[^>]*>", r.text if html else "", flags=re.IGNORECASE):
+                for url in re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", tag, flags=re.IGNORECASE):
+                    loaded = not tag.lower().startswith("<link") or re.search(r"rel\s*=\s*[\"']?(stylesheet|preload|modulepreload|icon)", tag, re.IGNORECASE)
+                    assert not loaded or url.startswith(PUBLIC_URL), (path, tag)
+            # Where a page may take code and styles from: never from another origin.
+            for directive in filter(str.strip, r.headers.get("content-security-policy", "").split(";")):
+                name, *sources = directive.split()
+                if name in ("default-src", "script-src", "script-src-elem", "style-src", "style-src-elem", "connect-src"):
+                    assert all(source.startswith("'") or source == "data:" for source in sources), (path, directive)

@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -284,6 +285,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 }
             ),
             path="/schema",
+            # The schema only: no documentation UI. Litestar's UIs load unpinned scripts from
+            # CDNs, and this origin is where editors paste write tokens; a UI run locally can
+            # read /schema/openapi.json (it allows any origin).
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
