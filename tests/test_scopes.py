@@ -66,6 +66,15 @@ def test_every_guarded_route_and_every_scope_is_in_the_tables() -> None:
     assert {scope for scopes, _ in TOKENS for scope in scopes} == set(SCOPES)
 
 
+async def test_every_guarded_route_without_a_token_is_401_metrics_included(client: Any, subtests: Any) -> None:
+    for name, method, path, body, _ in ROUTES:
+        with subtests.test(name):
+            r = await client.request(method, path, json=body, headers={"If-Match": "*"})
+            assert_error(r, 401)
+            assert r.headers["www-authenticate"].startswith('Bearer realm="feedsvc"')
+            assert "feedsvc_http_requests_total" not in r.text
+
+
 async def test_each_token_may_use_exactly_the_routes_its_scopes_name(
     client: Any, service: Any, categories: Any, stored_counts: Any, rows: Any, subtests: Any
 ) -> None:
