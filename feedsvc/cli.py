@@ -168,6 +168,9 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     expires = timedelta(days=args.expires_days) if args.expires_days else None
     async with opened(settings) as service:
         secret, info = await service.create_token(args.name, args.scope, expires_in=expires)
+    if "write" in info.scopes:
+        print("note: 'write' is the scope of tokens made before scopes were split; it allows commentaries:write "
+              "and categories:write, not webhooks (webhooks:manage)", file=sys.stderr)
     until = f"expires {_when(info.expires_at)}" if info.expires_at else "never expires"
     print(f"token {info.id} {info.name!r}, scopes {','.join(info.scopes)}, {until}; shown only now:")
     print(secret)
