@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck bench clean lock audit
+.PHONY: run test lint typecheck docs bench clean lock audit
 
 # Every dependency comes from the hash-checked locks (requirements-dev.lock holds the runtime
 # lock's pins plus the test and dev tools); the project itself goes on top without deps.
@@ -46,8 +46,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The manual (docs/, mkdocs.yml) into site/; strict, so a broken link or a page left out of
+# the navigation is an error. tests/test_docs.py runs the same build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache site

@@ -1,6 +1,6 @@
 """Settings, read once from ``FEEDSVC_*`` environment variables and passed down.
 
-Every field is documented in the README's configuration table; a test keeps the two in step.
+Every field is in the manual's configuration table (docs/configuration.md); tests/test_docs.py keeps the two in step.
 """
 
 from __future__ import annotations
