@@ -384,14 +384,14 @@ CHUNK = 2000
 
 def _build_chunk(seed: int, start: int, stop: int) -> bytes:
     """Records [start, stop) as the rows SqliteStore's bulk import stores (MessagePack of
-    ``sqlite_import.ImportRow``), each commentary built as the service would store it.
+    ``bulk_rows.ImportRow``), each commentary built as the service would store it.
 
     Runs in a worker process, as ``feedsvc import`` builds its rows: generating, sanitising
     and building rows cost about as much as writing them.
     """
     from feedsvc.model import Commentary
     from feedsvc.service import ImportedCommentary, Service
-    from feedsvc.store.sqlite_import import encode_rows, import_rows
+    from feedsvc.store.bulk_rows import encode_rows, import_rows
 
     service = Service(_NoStore(), base_url="http://127.0.0.1")  # type: ignore[arg-type]
     first, last = start // BLOCK, (stop - 1) // BLOCK
@@ -418,8 +418,8 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
     from feedsvc.errors import FeedsvcError
     from feedsvc.model import CategoryIn
     from feedsvc.service import Service
+    from feedsvc.store.bulk_rows import ImportRow
     from feedsvc.store.sqlite import SqliteStore
-    from feedsvc.store.sqlite_import import ImportRow
 
     decode = msgspec.msgpack.Decoder(list[ImportRow]).decode
     stats = {"waiting for records": 0.0, "writing": 0.0}

@@ -16,7 +16,7 @@ batches of ``BATCH_SIZE``, one write transaction each, a failing record rolling 
 A failing record never stops the import: it is reported as ``file:line: reason``. Large
 imports build commentaries (Markdown, sanitising) in worker processes while the store
 writes, so a second core is used; for a SQLite store the workers also build the rows the
-commentaries will be stored as (feedsvc.store.sqlite_import: the document, the full-text
+commentaries will be stored as (feedsvc.store.bulk_rows: the document, the full-text
 index's text, the related keys), which leaves the one writer thread only SQLite's own work.
 
 Re-running an import is safe. A record whose ``id`` is already stored is skipped. A record
@@ -50,9 +50,8 @@ from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
 from feedsvc.files import open_private
 from feedsvc.model import CategoryIn, Commentary, Slug
 from feedsvc.service import ImportedCommentary, Service
-from feedsvc.store import Store
-from feedsvc.store.sqlite import SqliteStore
-from feedsvc.store.sqlite_import import Imported, ImportRow, encode_rows, import_rows
+from feedsvc.store import RowImport, Store
+from feedsvc.store.bulk_rows import Imported, ImportRow, encode_rows, import_rows
 
 BATCH_SIZE = 2500
 """Commentaries written per transaction: each commit costs a flush of the full-text index,
@@ -339,7 +338,7 @@ it cannot be imported."""
 
 
 def prepare_rows(service: Service, lines: Sequence[bytes], now: datetime) -> list[RowOutcome]:
-    """``prepare_lines``, each commentary turned into the row a SqliteStore will store."""
+    """``prepare_lines``, each commentary turned into the row a ``RowImport`` store will store."""
     outcomes = prepare_lines(service, lines, now)
     rows = iter(import_rows((o[0], o[2]) for o in outcomes if not isinstance(o, str)))
     return [o if isinstance(o, str) else (next(rows), o[1]) for o in outcomes]
@@ -408,8 +407,8 @@ class Importer:
     """Feeds records to the store: categories one by one, commentaries in batches.
 
     Commentaries are built in chunks, here or in worker processes; while one batch is
-    written in the store's worker thread, the next ones are being built. For a SqliteStore
-    they are built into its rows (``SqliteStore.import_rows``).
+    written in the store's worker thread, the next ones are being built. For a store with
+    the ``RowImport`` capability they are built into its rows (``import_rows``).
     """
 
     def __init__(
@@ -421,7 +420,8 @@ class Importer:
         self.pool = pool
         self._max_preparing = PREPARING_PER_WORKER * max(workers, 1)
         self._lines: list[tuple[str, bytes]] = []
-        self._sqlite = service.store if isinstance(service.store, SqliteStore) else None
+        # A store that takes rows built beforehand gets them built in the workers too.
+        self._rows = service.store if isinstance(service.store, RowImport) else None
         self._preparing: deque[tuple[list[str], asyncio.Future[PreparedChunk]]] = deque()
         self._batch: list[_Pending] = []
         self._in_flight: tuple[list[_Pending], asyncio.Task[Sequence[Outcome]]] | None = None
@@ -481,12 +481,12 @@ class Importer:
         self._lines = []
         now = self.service.clock()
         if self.pool is None:
-            built = prepare_lines(self.service, lines, now) if self._sqlite is None else prepare_rows(
+            built = prepare_lines(self.service, lines, now) if self._rows is None else prepare_rows(
                 self.service, lines, now
             )
             await self._take(wheres, built)
             return
-        job = prepare_in_worker if self._sqlite is None else prepare_rows_in_worker
+        job = prepare_in_worker if self._rows is None else prepare_rows_in_worker
         future: asyncio.Future[PreparedChunk] = asyncio.get_running_loop().run_in_executor(
             self.pool, job, lines, now
         )
@@ -532,8 +532,8 @@ class Importer:
         await asyncio.sleep(0)
 
     async def _write(self, batch: list[_Pending], now: datetime) -> Sequence[Outcome]:
-        if self._sqlite is not None:
-            return await self._sqlite.import_rows([cast(ImportRow, p.item) for p in batch], now=now)
+        if self._rows is not None:
+            return await self._rows.import_rows([cast(ImportRow, p.item) for p in batch], now=now)
         pairs = [(cast(Commentary, p.item), p.unique_slug) for p in batch]
         return await self.service.store.import_commentaries(pairs, now=now)
 

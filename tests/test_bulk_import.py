@@ -23,8 +23,8 @@ from bench.generate import CATEGORIES, generate
 from feedsvc.errors import FeedsvcError
 from feedsvc.model import CategoryIn, Commentary
 from feedsvc.service import ImportedCommentary, Service
+from feedsvc.store.bulk_rows import import_rows
 from feedsvc.store.sqlite import SqliteStore
-from feedsvc.store.sqlite_import import import_rows
 from feedsvc.store.words import Words
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -70,9 +70,14 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import (
-    STORED_WEBHOOK_COLUMNS,
-    WEBHOOK_COLUMNS,
+from feedsvc.store import related
+from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.records import (
+    STORED_WEBHOOK,
+    TOKEN,
+    TOKEN_INFO,
+    WEBHOOK,
+    WEBHOOK_WITH_SECRET,
     CopyBatch,
     DigestMark,
     DigestRecord,
@@ -85,16 +90,19 @@ from feedsvc.store import (
     TokenRecord,
     ViewStamp,
     WebhookRecord,
+    category,
     digest_records,
     log_entry,
-    related,
     stored_category,
     stored_webhook,
-    upsert_webhook_sql,
+    token_info,
+    token_record,
+    token_values,
     webhook_from_row,
-    webhook_row,
+    webhook_record,
+    webhook_values,
 )
-from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.sql.copy import upsert_webhook_sql
 from feedsvc.store.watch import PostgresWatch
 from feedsvc.store.words import Words as _Words
 from feedsvc.text import html_to_text
@@ -598,21 +606,21 @@ class PostgresStore:
     async def get_categories(self) -> list[Category]:
         rows = await self._fetch(
             "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
-            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public)"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public) AS count"
             " FROM categories k ORDER BY k.slug"
         )
-        return [_category(r) for r in rows]
+        return [category(r) for r in rows]
 
     async def get_category(self, slug: str) -> Category:
         row = await self._fetchrow(
             "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
-            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public)"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public) AS count"
             " FROM categories k WHERE k.slug = $1",
             slug,
         )
         if row is None:
             raise NotFoundError(f"no category {slug}")
-        return _category(row)
+        return category(row)
 
     async def put_category(self, slug: str, data: CategoryIn, *, now: datetime) -> tuple[Category, bool]:
         async with self._write() as tx:
@@ -642,28 +650,28 @@ class PostgresStore:
 
     async def get_token(self, id: str) -> TokenRecord:
         row = await self._fetchrow(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens WHERE id = $1", id
+            f"SELECT {TOKEN.sql} FROM tokens WHERE id = $1", id
         )
         if row is None:
             raise NotFoundError(f"no token {id}")
-        return TokenRecord(info=_token_info(row), salt=bytes(row[6]), digest=bytes(row[7]))
+        return token_record(row)
 
     async def get_tokens(self) -> list[TokenInfo]:
         rows = await self._fetch(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us FROM tokens ORDER BY created_us DESC, id DESC"
+            f"SELECT {TOKEN_INFO.sql} FROM tokens ORDER BY created_us DESC, id DESC"
         )
-        return [_token_info(r) for r in rows]
+        return [token_info(r) for r in rows]
 
     async def revoke_token(self, id: str, *, now: datetime) -> TokenInfo:
         async with self._write() as tx:
             row = await tx.conn.fetchrow(
                 "UPDATE tokens SET revoked_us = coalesce(revoked_us, $1) WHERE id = $2"
-                " RETURNING id, name, scopes, created_us, expires_us, revoked_us",
+                f" RETURNING {TOKEN_INFO.sql}",
                 to_us(now), id,
             )
         if row is None:
             raise NotFoundError(f"no token {id}")
-        return _token_info(row)
+        return token_info(row)
 
     async def get_secret(self) -> bytes:
         if self._secret is None:
@@ -696,11 +704,11 @@ class PostgresStore:
         return await self.get_webhook(hook.id)
 
     async def get_webhooks(self) -> list[Webhook]:
-        rows = await self._fetch(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_us, id")
+        rows = await self._fetch(f"SELECT {WEBHOOK.sql} FROM webhooks ORDER BY created_us, id")
         return [webhook_from_row(r) for r in rows]
 
     async def get_webhook(self, id: str) -> Webhook:
-        row = await self._fetchrow(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1", id)
+        row = await self._fetchrow(f"SELECT {WEBHOOK.sql} FROM webhooks WHERE id = $1", id)
         if row is None:
             raise NotFoundError(f"no webhook {id}")
         return webhook_from_row(row)
@@ -720,10 +728,10 @@ class PostgresStore:
             " (SELECT id FROM webhooks WHERE state = 'active' AND next_attempt_us <= $3 AND lease_until_us < $3"
             "  AND cursor < (SELECT coalesce(max(seq), 0) FROM changes)"
             "  ORDER BY next_attempt_us, id LIMIT $4 FOR UPDATE SKIP LOCKED)"
-            f" RETURNING {WEBHOOK_COLUMNS}, secret",
+            f" RETURNING {WEBHOOK_WITH_SECRET.sql}",
             owner, to_us(lease_until), to_us(now), limit,
         )
-        return [WebhookRecord(webhook=webhook_from_row(r), secret=bytes(r[17])) for r in rows]
+        return [webhook_record(r) for r in rows]
 
     async def advance_webhook(
         self, id: str, *, owner: str, position: int, delivered_at: datetime | None, lease_until: datetime
@@ -853,16 +861,16 @@ class PostgresStore:
 
     async def get_token_records(self) -> list[TokenRecord]:
         rows = await self._fetch(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens ORDER BY id"
+            f"SELECT {TOKEN.sql} FROM tokens ORDER BY id"
         )
-        return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
+        return [token_record(r) for r in rows]
 
     async def get_digest_marks(self) -> list[DigestMark]:
         rows = await self._fetch("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
         return [DigestMark(lang=r[0], period_start=r[1], left_us=r[2]) for r in rows]
 
     async def get_stored_webhooks(self) -> list[StoredWebhook]:
-        rows = await self._fetch(f"SELECT {STORED_WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")
+        rows = await self._fetch(f"SELECT {STORED_WEBHOOK.sql} FROM webhooks ORDER BY id")
         return [stored_webhook(r) for r in rows]
 
     async def load_copy(self, batch: CopyBatch) -> None:
@@ -898,12 +906,12 @@ class PostgresStore:
                 )
             if batch.tokens:
                 await conn.executemany(
-                    "INSERT INTO tokens (id, name, scopes, salt, digest, created_us, expires_us, revoked_us)"
+                    f"INSERT INTO tokens ({TOKEN.sql})"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
                     " scopes = excluded.scopes, salt = excluded.salt, digest = excluded.digest,"
                     " created_us = excluded.created_us, expires_us = excluded.expires_us,"
                     " revoked_us = excluded.revoked_us",
-                    [_token_row(t) for t in batch.tokens],
+                    [token_values(t) for t in batch.tokens],
                 )
             if batch.digest_marks:
                 await conn.executemany(
@@ -915,7 +923,7 @@ class PostgresStore:
                 if batch.webhooks:
                     await conn.executemany(
                         upsert_webhook_sql([f"${n}" for n in range(1, 20)]),
-                        [webhook_row(h, _encode) for h in batch.webhooks],
+                        [webhook_values(h) for h in batch.webhooks],
                     )
                 await conn.execute(
                     "DELETE FROM webhooks WHERE NOT (id = ANY($1::text[]))", [h.id for h in batch.webhooks]
@@ -1088,28 +1096,7 @@ async def _settle_slug(conn: asyncpg.Connection, item: Commentary, *, unique_slu
     return item if slug == item.slug else msgspec.structs.replace(item, slug=slug)
 
 
-def _category(row: Any) -> Category:
-    return Category(
-        slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
-        updated_at=from_us(row[3]), count=row[4],
-    )
 
-
-def _token_row(record: TokenRecord) -> tuple[Any, ...]:
-    """(id, name, scopes, salt, digest, created_us, expires_us, revoked_us) of a token."""
-    info = record.info
-    return (
-        info.id, info.name, _encode(info.scopes), record.salt, record.digest, to_us(info.created_at),
-        to_us(info.expires_at) if info.expires_at else None, to_us(info.revoked_at) if info.revoked_at else None,
-    )
-
-
-def _token_info(row: Any) -> TokenInfo:
-    return TokenInfo(
-        id=row[0], name=row[1], scopes=_decode_str_list(row[2]), created_at=from_us(row[3]),
-        expires_at=from_us(row[4]) if row[4] is not None else None,
-        revoked_at=from_us(row[5]) if row[5] is not None else None,
-    )
 
 
 def _quote_ident(name: str) -> str:

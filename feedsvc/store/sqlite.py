@@ -55,9 +55,15 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import (
-    STORED_WEBHOOK_COLUMNS,
-    WEBHOOK_COLUMNS,
+from feedsvc.store import bulk_rows, related, sqlite_import, words
+from feedsvc.store import sqlite_search as search
+from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.records import (
+    STORED_WEBHOOK,
+    TOKEN,
+    TOKEN_INFO,
+    WEBHOOK,
+    WEBHOOK_WITH_SECRET,
     CopyBatch,
     DigestMark,
     DigestRecord,
@@ -70,19 +76,19 @@ from feedsvc.store import (
     TokenRecord,
     ViewStamp,
     WebhookRecord,
+    category,
     digest_records,
     log_entry,
-    related,
-    sqlite_import,
     stored_category,
     stored_webhook,
-    upsert_webhook_sql,
+    token_info,
+    token_record,
+    token_values,
     webhook_from_row,
-    webhook_row,
-    words,
+    webhook_record,
+    webhook_values,
 )
-from feedsvc.store import sqlite_search as search
-from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.sql.copy import upsert_webhook_sql
 from feedsvc.store.sqlite_search import fts_query
 from feedsvc.store.watch import SqliteWatch
 from feedsvc.text import html_to_text
@@ -697,21 +703,21 @@ class SqliteStore:
     async def get_categories(self) -> list[Category]:
         rows = await self._fetchall(
             "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
-            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1)"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1) AS count"
             " FROM categories k ORDER BY k.slug"
         )
-        return [_category(r) for r in rows]
+        return [category(r) for r in rows]
 
     async def get_category(self, slug: str) -> Category:
         row = await self._fetchone(
             "SELECT k.slug, k.names, k.descriptions, k.updated_us,"
-            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1)"
+            " (SELECT count(*) FROM commentaries c WHERE c.category = k.slug AND c.public = 1) AS count"
             " FROM categories k WHERE k.slug = ?",
             (slug,),
         )
         if row is None:
             raise NotFoundError(f"no category {slug}")
-        return _category(row)
+        return category(row)
 
     async def put_category(self, slug: str, data: CategoryIn, *, now: datetime) -> tuple[Category, bool]:
         async with self._write() as conn:
@@ -742,18 +748,18 @@ class SqliteStore:
 
     async def get_token(self, id: str) -> TokenRecord:
         row = await self._fetchone(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens WHERE id = ?",
+            f"SELECT {TOKEN.sql} FROM tokens WHERE id = ?",
             (id,),
         )
         if row is None:
             raise NotFoundError(f"no token {id}")
-        return TokenRecord(info=_token_info(row), salt=bytes(row[6]), digest=bytes(row[7]))
+        return token_record(row)
 
     async def get_tokens(self) -> list[TokenInfo]:
         rows = await self._fetchall(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us FROM tokens ORDER BY created_us DESC, id DESC"
+            f"SELECT {TOKEN_INFO.sql} FROM tokens ORDER BY created_us DESC, id DESC"
         )
-        return [_token_info(r) for r in rows]
+        return [token_info(r) for r in rows]
 
     async def revoke_token(self, id: str, *, now: datetime) -> TokenInfo:
         async with self._write() as conn:
@@ -793,11 +799,11 @@ class SqliteStore:
         return await self.get_webhook(hook.id)
 
     async def get_webhooks(self) -> list[Webhook]:
-        rows = await self._fetchall(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_us, id")
+        rows = await self._fetchall(f"SELECT {WEBHOOK.sql} FROM webhooks ORDER BY created_us, id")
         return [webhook_from_row(r) for r in rows]
 
     async def get_webhook(self, id: str) -> Webhook:
-        row = await self._fetchone(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (id,))
+        row = await self._fetchone(f"SELECT {WEBHOOK.sql} FROM webhooks WHERE id = ?", (id,))
         if row is None:
             raise NotFoundError(f"no webhook {id}")
         return webhook_from_row(row)
@@ -822,11 +828,11 @@ class SqliteStore:
         async with self._write() as conn, conn.execute(
             f"UPDATE webhooks SET lease_owner = ?, lease_until_us = ? WHERE id IN"
             f" (SELECT id FROM webhooks WHERE {due} ORDER BY next_attempt_us, id LIMIT ?)"
-            f" RETURNING {WEBHOOK_COLUMNS}, secret",
+            f" RETURNING {WEBHOOK_WITH_SECRET.sql}",
             (owner, to_us(lease_until), now_us, now_us, limit),
         ) as cur:
             rows = list(await cur.fetchall())
-        return [WebhookRecord(webhook=webhook_from_row(r), secret=bytes(r[17])) for r in rows]
+        return [webhook_record(r) for r in rows]
 
     async def advance_webhook(
         self, id: str, *, owner: str, position: int, delivered_at: datetime | None, lease_until: datetime
@@ -914,7 +920,7 @@ class SqliteStore:
         pairs = list(items)
 
         def write() -> list[Commentary | FeedsvcError]:
-            outcomes = self._import_batch(sqlite_import.import_rows(pairs), now)
+            outcomes = self._import_batch(bulk_rows.import_rows(pairs), now)
             return [
                 outcome if isinstance(outcome, FeedsvcError)
                 else msgspec.structs.replace(item, slug=outcome.slug, version=outcome.seq)
@@ -924,9 +930,9 @@ class SqliteStore:
         return await self._in_import_thread(write)
 
     async def import_rows(
-        self, rows: Sequence[sqlite_import.ImportRow], *, now: datetime
-    ) -> list[sqlite_import.Imported | FeedsvcError]:
-        """``import_commentaries`` for rows built by ``sqlite_import.import_rows`` (by
+        self, rows: Sequence[bulk_rows.ImportRow], *, now: datetime
+    ) -> list[bulk_rows.Imported | FeedsvcError]:
+        """``import_commentaries`` for rows built by ``bulk_rows.import_rows`` (by
         ``feedsvc import``'s worker processes): the stored rows' sequence numbers and slugs."""
         if not rows:
             return []
@@ -942,8 +948,8 @@ class SqliteStore:
                 raise _wrap(e) from e
 
     def _import_batch(
-        self, rows: list[sqlite_import.ImportRow], now: datetime
-    ) -> list[sqlite_import.Imported | FeedsvcError]:
+        self, rows: list[bulk_rows.ImportRow], now: datetime
+    ) -> list[bulk_rows.Imported | FeedsvcError]:
         """Write one batch on the import connection (runs in a worker thread, inside the
         write lock, so one batch at a time uses it): all of it in one go, or, when the
         database refused a record, record by record (see feedsvc.store.sqlite_import)."""
@@ -973,16 +979,16 @@ class SqliteStore:
 
     @staticmethod
     def _import_isolated(
-        conn: sqlite3.Connection, rows: list[sqlite_import.ImportRow], categories: set[str], now: datetime
-    ) -> list[sqlite_import.Imported | FeedsvcError]:
+        conn: sqlite3.Connection, rows: list[bulk_rows.ImportRow], categories: set[str], now: datetime
+    ) -> list[bulk_rows.Imported | FeedsvcError]:
         """The batch record by record, each in a SAVEPOINT and through the very helpers
         add_commentary uses, so a record the database refuses fails alone."""
         items = [row.commentary() for row in rows]
         words.shared().prime(item.title for item in items)  # for the related keys
-        results: list[sqlite_import.Imported | FeedsvcError] = []
+        results: list[bulk_rows.Imported | FeedsvcError] = []
         for row, item in zip(rows, items, strict=True):
             outcome = SqliteStore._import_one(conn, item, row.unique_slug, categories, now)
-            results.append(outcome if isinstance(outcome, FeedsvcError) else sqlite_import.Imported(outcome.version, outcome.slug))
+            results.append(outcome if isinstance(outcome, FeedsvcError) else bulk_rows.Imported(outcome.version, outcome.slug))
         return results
 
     @staticmethod
@@ -1108,16 +1114,16 @@ class SqliteStore:
 
     async def get_token_records(self) -> list[TokenRecord]:
         rows = await self._fetchall(
-            "SELECT id, name, scopes, created_us, expires_us, revoked_us, salt, digest FROM tokens ORDER BY id"
+            f"SELECT {TOKEN.sql} FROM tokens ORDER BY id"
         )
-        return [TokenRecord(info=_token_info(r), salt=bytes(r[6]), digest=bytes(r[7])) for r in rows]
+        return [token_record(r) for r in rows]
 
     async def get_digest_marks(self) -> list[DigestMark]:
         rows = await self._fetchall("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
         return [DigestMark(lang=r[0], period_start=date.fromisoformat(r[1]), left_us=r[2]) for r in rows]
 
     async def get_stored_webhooks(self) -> list[StoredWebhook]:
-        rows = await self._fetchall(f"SELECT {STORED_WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")
+        rows = await self._fetchall(f"SELECT {STORED_WEBHOOK.sql} FROM webhooks ORDER BY id")
         return [stored_webhook(r) for r in rows]
 
     async def load_copy(self, batch: CopyBatch) -> None:
@@ -1149,12 +1155,12 @@ class SqliteStore:
                 [(e.seq, e.kind, e.ref, e.op, e.public_op, e.at_us, e.doc) for e in batch.log],
             )
             await conn.executemany(
-                "INSERT INTO tokens (id, name, scopes, salt, digest, created_us, expires_us, revoked_us)"
+                f"INSERT INTO tokens ({TOKEN.sql})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
                 " scopes = excluded.scopes, salt = excluded.salt, digest = excluded.digest,"
                 " created_us = excluded.created_us, expires_us = excluded.expires_us,"
                 " revoked_us = excluded.revoked_us",
-                [_token_row(t) for t in batch.tokens],
+                [token_values(t) for t in batch.tokens],
             )
             await conn.executemany(
                 "INSERT INTO digest_marks (lang, period_start, left_us) VALUES (?, ?, ?)"
@@ -1163,7 +1169,7 @@ class SqliteStore:
             )
             if batch.webhooks is not None:
                 await conn.executemany(
-                    upsert_webhook_sql(["?"] * 19), [webhook_row(h, _encode) for h in batch.webhooks]
+                    upsert_webhook_sql(["?"] * 19), [webhook_values(h) for h in batch.webhooks]
                 )
                 keep = [h.id for h in batch.webhooks]
                 await conn.execute(f"DELETE FROM webhooks WHERE id NOT IN ({','.join('?' * len(keep))})", keep)
@@ -1315,25 +1321,4 @@ async def _delete_row(conn: aiosqlite.Connection, rowid: int) -> None:
     await conn.execute("DELETE FROM commentaries WHERE rowid = ?", (rowid,))
 
 
-def _category(row: Any) -> Category:
-    return Category(
-        slug=row[0], names=_decode_str_dict(row[1]), descriptions=_decode_str_dict(row[2]),
-        updated_at=from_us(row[3]), count=row[4],
-    )
 
-
-def _token_row(record: TokenRecord) -> tuple[Any, ...]:
-    """(id, name, scopes, salt, digest, created_us, expires_us, revoked_us) of a token."""
-    info = record.info
-    return (
-        info.id, info.name, _encode(info.scopes), record.salt, record.digest, to_us(info.created_at),
-        to_us(info.expires_at) if info.expires_at else None, to_us(info.revoked_at) if info.revoked_at else None,
-    )
-
-
-def _token_info(row: Any) -> TokenInfo:
-    return TokenInfo(
-        id=row[0], name=row[1], scopes=_decode_str_list(row[2]), created_at=from_us(row[3]),
-        expires_at=from_us(row[4]) if row[4] is not None else None,
-        revoked_at=from_us(row[5]) if row[5] is not None else None,
-    )

@@ -26,110 +26,18 @@ each in a savepoint, so that the record fails alone.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
-from feedsvc.model import Commentary, to_us
-from feedsvc.store import related, words
-from feedsvc.text import html_to_text
+from feedsvc.model import to_us
+from feedsvc.store.bulk_rows import Imported, ImportRow
 
 _encode = msgspec.json.Encoder().encode
-_decode_commentary = msgspec.json.Decoder(Commentary).decode
-_VERSION_0 = b'"version":0'
-"""Where the document of a commentary built with version 0 holds its version. Only a key
-can read like this: inside a JSON string every '"' is escaped."""
-
-
-class ImportRow(msgspec.Struct, array_like=True, frozen=True):
-    """A commentary as ``write_rows`` stores it, built by ``import_rows`` (see the module
-    docstring). The document is split around its version, which the transaction decides."""
-
-    id: str
-    lang: str
-    slug: str
-    unique_slug: bool
-    """Whether the slug may be suffixed to be unique (``add_commentary``'s ``unique_slug``)."""
-    category: str
-    status: str
-    translation_key: str | None
-    trend: str | None
-    pub_us: int
-    pub_date: str
-    updated_us: int
-    period_start: str | None
-    period_end: str | None
-    doc_head: bytes
-    """The document (the Commentary as JSON) up to its version number, ..."""
-    doc_tail: bytes
-    """... and after it."""
-    tags: list[tuple[str, str]]
-    """(tag, tag_key) rows of commentary_tags."""
-    authors: list[tuple[str, str]]
-    """(name, name_key) rows of commentary_authors."""
-    related_keys: list[str]
-    """Its keys in related_keys (stored only while it is public)."""
-    fts: tuple[str, str, str, str, str]
-    """Its row of the full-text index: title, summary, body text, tags, authors."""
-
-    def document(self, version: int) -> bytes:
-        """The commentary as JSON with ``version``: what ``_encode(item)`` gives once stored."""
-        return b"%b%d%b" % (self.doc_head, version, self.doc_tail)
-
-    def commentary(self) -> Commentary:
-        """The commentary itself (version 0), for the slow path."""
-        return _decode_commentary(self.document(0))
-
-
-class Imported(NamedTuple):
-    """What ``write_rows`` stored for a row: its change sequence number (its version) and
-    its slug (suffixed when it was taken and the row allows that)."""
-
-    seq: int
-    slug: str
-
-
-encode_rows = msgspec.msgpack.Encoder().encode
-"""Rows (and whatever holds them) as MessagePack, the cheapest way across processes."""
-
-
-def import_rows(items: Iterable[tuple[Commentary, bool]]) -> list[ImportRow]:
-    """The ``ImportRow`` of each (commentary, unique_slug) pair, built as ``add_commentary``
-    would write it (version 0: the document gets its version when written)."""
-    pairs = list(items)
-    # The titles' words (for the related keys) in one tokenizer pass, not one a title.
-    words.shared().prime(item.title for item, _ in pairs)
-    return [_import_row(item, unique_slug) for item, unique_slug in pairs]
-
-
-def _import_row(item: Commentary, unique_slug: bool) -> ImportRow:
-    if item.version != 0:
-        item = msgspec.structs.replace(item, version=0)
-    doc = _encode(item)
-    at = doc.index(_VERSION_0) + len(_VERSION_0) - 1
-    # The same values, computed the same way, as _insert_row and _insert_related_keys bind.
-    tags = {t.casefold(): t for t in item.tags}
-    authors = {a.name.casefold(): a.name for a in item.authors}
-    return ImportRow(
-        id=item.id, lang=item.lang, slug=item.slug, unique_slug=unique_slug, category=item.category,
-        status=item.status, translation_key=item.translation_key, trend=item.trend,
-        pub_us=to_us(item.published_at), pub_date=item.published_at.date().isoformat(),
-        updated_us=to_us(item.updated_at),
-        period_start=item.period.start.isoformat() if item.period else None,
-        period_end=item.period.end.isoformat() if item.period else None,
-        doc_head=doc[:at], doc_tail=doc[at + 1 :],
-        tags=[(t, k) for k, t in tags.items()],
-        authors=[(n, k) for k, n in authors.items()],
-        related_keys=related.stored_keys(item),
-        fts=(
-            item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
-            " ".join(a.name for a in item.authors),
-        ),
-    )
 
 
 def write_rows(

@@ -1,0 +1,32 @@
+"""The choice of engine: ``open_store(url)``, the one place that names them."""
+
+from __future__ import annotations
+
+from feedsvc.errors import InvalidInputError
+from feedsvc.store.protocol import Store
+
+
+def open_store(url: str) -> Store:
+    """Return an unopened Store for ``url``: ``sqlite:///path``, a path, or ``postgresql://``.
+
+    Raises:
+        InvalidInputError: an unknown scheme, a malformed SQLite URL, or a PostgreSQL URL
+            without asyncpg installed (the message says what to install).
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from feedsvc.store.postgres import PostgresStore
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            raise InvalidInputError(
+                "a postgresql:// database needs asyncpg: pip install 'feedsvc[postgres]'"
+            ) from e
+        return PostgresStore(url)
+    from feedsvc.store.sqlite import SqliteStore
+
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url[len("sqlite:///") :])
+    if url.startswith("sqlite:"):
+        raise InvalidInputError("SQLite URLs look like sqlite:///relative/path or sqlite:////abs/path")
+    if "://" in url:
+        raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
+    return SqliteStore(url)
