@@ -418,20 +418,20 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
     from feedsvc.errors import FeedsvcError
     from feedsvc.model import CategoryIn
     from feedsvc.service import Service
+    from feedsvc.store import RowImport, open_store
     from feedsvc.store.bulk_rows import ImportRow
-    from feedsvc.store.sqlite import SqliteStore
 
     decode = msgspec.msgpack.Decoder(list[ImportRow]).decode
     stats = {"waiting for records": 0.0, "writing": 0.0}
     started, done = time.perf_counter(), 0
-    store = SqliteStore(path)
+    store = open_store(path)
     await store.open()
     try:
         service = Service(store, base_url="http://127.0.0.1")
         for slug, (names, descriptions) in CATEGORIES.items():
             await service.put_category(slug, CategoryIn(names=names, descriptions=descriptions))
-        if not hasattr(store, "import_rows"):
-            raise SystemExit("bench.generate needs SqliteStore.import_rows (the bulk import)")
+        if not isinstance(store, RowImport):
+            raise SystemExit("bench.generate needs a store with RowImport (SQLite's bulk import)")
         loop = asyncio.get_running_loop()
         # spawn: the parent has aiosqlite threads running, which fork must not copy.
         context = multiprocessing.get_context("spawn")

@@ -289,7 +289,7 @@ class FeedPublisher:
     def cached(self, path: str) -> tuple[Rendered, FeedFormat, str] | None:
         """The document of the canonical view last served at ``path``, its format and route
         template, if it is current: the store knows without a query that nothing changed
-        since it was made (feedsvc.store.watch), and no scheduled commentary is due."""
+        since it was made (feedsvc.store.sqlite.watch and feedsvc.store.postgres.watch), and no scheduled commentary is due."""
         found = self._addresses.get(path)
         if found is None:
             return None

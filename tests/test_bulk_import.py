@@ -1,7 +1,7 @@
 """The bulk import writes exactly what one write at a time does.
 
 ``SqliteStore.import_commentaries`` (``feedsvc import``) takes shortcuts for speed: rows built
-before the transaction (feedsvc.store.sqlite_import), a batch checked in Python and written
+before the transaction (feedsvc.store.sqlite.bulk), a batch checked in Python and written
 with one statement a table, rowids and change numbers assigned ahead, the titles of a batch
 split into words in one pass, the fast text extraction for the full-text index. None of it
 may show: the same commentaries stored one by one through ``add_commentary`` leave every

@@ -1,4 +1,4 @@
-"""Full-text pages on SQLite come from one of three plans (feedsvc.store.sqlite_search),
+"""Full-text pages on SQLite come from one of three plans (feedsvc.store.sqlite.search),
 chosen by how many commentaries match, with the last word's prefix spelled out as the terms
 the index holds. Whatever the plan, a page is exactly what the plain query gives: the same
 commentaries, in the same order, for every kind of word and filter tested here."""
@@ -13,8 +13,7 @@ import msgspec
 import pytest
 
 from feedsvc.model import Author, CategoryIn, Commentary, Query
-from feedsvc.store import sqlite_search as search
-from feedsvc.store.sqlite import SqliteStore, build_where, source_of
+from feedsvc.store.sqlite import SqliteStore, build_where, search, source_of
 
 N = 1000
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -3,7 +3,7 @@
 Most requests a feed server sees are readers polling the same few URLs: ``/feed.rss``, a
 category's or a language's feed, with ``If-None-Match`` from the last poll. When the
 document for such a path is cached and the store knows without a query that nothing was
-committed since it was made (``FeedPublisher.cached``, feedsvc.store.watch), this layer
+committed since it was made (``FeedPublisher.cached``, feedsvc.store.sqlite.watch and feedsvc.store.postgres.watch), this layer
 answers at once: no routing, no dependency injection, no Response object. What it sends
 is what the handlers in feedsvc.http.feeds send (the same ``validators`` and ``is_fresh``;
 tests/test_fastpath.py compares them header by header).

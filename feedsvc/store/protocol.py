@@ -183,7 +183,7 @@ class ChangeLog(Protocol):
     def known_state(self) -> StoreState | None:
         """What ``get_state`` would answer, when the store knows without a query that no
         commit (by any process or node) happened since it last read it; else None.
-        Microseconds: feedsvc.store.watch."""
+        Microseconds: feedsvc.store.sqlite.watch and feedsvc.store.postgres.watch."""
 
     async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
         """Public changes with a sequence number above ``since``, oldest first, and the

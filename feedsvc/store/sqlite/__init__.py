@@ -55,8 +55,7 @@ from feedsvc.model import (
     from_us,
     to_us,
 )
-from feedsvc.store import bulk_rows, related, sqlite_import, words
-from feedsvc.store import sqlite_search as search
+from feedsvc.store import bulk_rows, related, words
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.store.records import (
     STORED_WEBHOOK,
@@ -89,8 +88,10 @@ from feedsvc.store.records import (
     webhook_values,
 )
 from feedsvc.store.sql.copy import upsert_webhook_sql
-from feedsvc.store.sqlite_search import fts_query
-from feedsvc.store.watch import SqliteWatch
+from feedsvc.store.sqlite import bulk as sqlite_import
+from feedsvc.store.sqlite import search
+from feedsvc.store.sqlite.search import fts_query
+from feedsvc.store.sqlite.watch import SqliteWatch
 from feedsvc.text import html_to_text
 
 READERS = 3
@@ -143,7 +144,7 @@ def source_of(query: Query) -> str:
 def build_where(query: Query, *, members: Sequence[tuple[str, Any]] | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause (public commentaries only) and its parameters for a Query. Its tag,
     author and full text as ``members`` says (condition, parameter: see
-    feedsvc.store.sqlite_search), by default each as a rowid set, the text as ``fts_query``."""
+    feedsvc.store.sqlite.search), by default each as a rowid set, the text as ``fts_query``."""
     clauses = ["c.public = 1"]
     params: list[Any] = []
     if query.categories:
@@ -300,7 +301,7 @@ class SqliteStore:
                 self._import_conn.close()
                 self._import_conn = None
         # Last: closing the watch's handle on the -shm file drops this process's locks on it
-        # (feedsvc.store.watch, "POSIX locks"), which no connection may hold by then.
+        # (feedsvc.store.sqlite.watch, "POSIX locks"), which no connection may hold by then.
         self._watch.close()
 
     @asynccontextmanager
@@ -499,7 +500,7 @@ class SqliteStore:
         self, conn: aiosqlite.Connection, query: Query, columns: str, *, plan: search.Plan | None = None
     ) -> list[Any]:
         """``columns`` (of commentaries ``c``) of a page of ``query``, newest first. With a
-        tag, an author or full text, in the plan feedsvc.store.sqlite_search chooses (or
+        tag, an author or full text, in the plan feedsvc.store.sqlite.search chooses (or
         ``plan``, forced)."""
         order = "ORDER BY c.pub_us DESC, c.id DESC LIMIT ?"
         if not (query.q or query.tag or query.author):
@@ -640,7 +641,7 @@ class SqliteStore:
         return [[(docs[id], score) for id, score in best if id in docs] for best in ranked]
 
     async def get_state(self) -> StoreState:
-        token = self._watch.token()  # before the query: see feedsvc.store.watch
+        token = self._watch.token()  # before the query: see feedsvc.store.sqlite.watch
         row = await self._fetchone(
             "SELECT (SELECT coalesce(max(seq), 0) FROM changes),"
             " (SELECT min(pub_us) FROM commentaries WHERE public = 0 AND status = 'published')"
@@ -897,7 +898,7 @@ class SqliteStore:
     # Kept together at the end of the class. A batch runs in a worker thread on a connection
     # of its own, inside the write lock, so it costs one thread hop instead of about ten per
     # record through aiosqlite. The batch is written as rows built beforehand, one statement
-    # a table (feedsvc.store.sqlite_import); when the database refuses one of them, record
+    # a table (feedsvc.store.sqlite.bulk); when the database refuses one of them, record
     # by record through the very helpers add_commentary uses.
 
     IMPORT_CHUNK = 1000
@@ -952,7 +953,7 @@ class SqliteStore:
     ) -> list[bulk_rows.Imported | FeedsvcError]:
         """Write one batch on the import connection (runs in a worker thread, inside the
         write lock, so one batch at a time uses it): all of it in one go, or, when the
-        database refused a record, record by record (see feedsvc.store.sqlite_import)."""
+        database refused a record, record by record (see feedsvc.store.sqlite.bulk)."""
         if self._import_conn is None:
             self._import_conn = sqlite_import.Connection(
                 self.path, busy_timeout_ms=self.busy_timeout_ms, cache_kib=self.IMPORT_CACHE_KIB,

@@ -126,7 +126,7 @@ class Expansions:
 
     Spelling out a prefix seeks the vocabulary past each of its terms, and past a common
     one FTS5 reads that term's whole doclist (10 ms for "sanctions" at 1M rows). Results are
-    kept under the store's change token (feedsvc.store.watch) read *before* they were
+    kept under the store's change token (feedsvc.store.sqlite.watch) read *before* they were
     computed, and looked up with a token read *after* the reader's snapshot began: equal
     tokens mean no commit in between, so a remembered expansion never lacks a term that
     snapshot holds (a term since deleted only adds an alternative that matches nothing).

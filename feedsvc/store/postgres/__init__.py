@@ -72,6 +72,7 @@ from feedsvc.model import (
 )
 from feedsvc.store import related
 from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.postgres.watch import PostgresWatch
 from feedsvc.store.records import (
     STORED_WEBHOOK,
     TOKEN,
@@ -103,7 +104,6 @@ from feedsvc.store.records import (
     webhook_values,
 )
 from feedsvc.store.sql.copy import upsert_webhook_sql
-from feedsvc.store.watch import PostgresWatch
 from feedsvc.store.words import Words as _Words
 from feedsvc.text import html_to_text
 
@@ -117,7 +117,7 @@ COMMAND_TIMEOUT_S = 60.0
 WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock((x'66656564'::bigint << 32) | 'changes'::regclass::oid::bigint)"
 # Every write transaction also notifies the listeners of the same change log (its channel
 # is named after the log, like the lock); PostgreSQL delivers it only if the transaction
-# commits. Nodes then know nothing moved without asking (feedsvc.store.watch).
+# commits. Nodes then know nothing moved without asking (feedsvc.store.postgres.watch).
 CHANNEL_SQL = "SELECT 'feedsvc_changes_' || 'changes'::regclass::oid::text"
 WRITE_SQL = WRITE_LOCK_SQL + ", pg_notify('feedsvc_changes_' || 'changes'::regclass::oid::text, '')"
 # The migration lock is named after the schema, which may not exist yet.
@@ -542,7 +542,7 @@ class PostgresStore:
         return [[(docs[id], score) for id, score in best if id in docs] for best in ranked]
 
     async def get_state(self) -> StoreState:
-        token = self._watch.token()  # before the query: see feedsvc.store.watch
+        token = self._watch.token()  # before the query: see feedsvc.store.postgres.watch
         row = await self._fetchrow(
             "SELECT (SELECT coalesce(max(seq), 0) FROM changes),"
             " (SELECT min(pub_us) FROM commentaries WHERE NOT public AND status = 'published')"
