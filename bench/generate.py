@@ -418,7 +418,7 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
     from feedsvc.errors import FeedsvcError
     from feedsvc.model import CategoryIn
     from feedsvc.service import Service
-    from feedsvc.store import RowImport, open_store
+    from feedsvc.store import as_row_import, open_store
     from feedsvc.store.bulk_rows import ImportRow
 
     decode = msgspec.msgpack.Decoder(list[ImportRow]).decode
@@ -430,7 +430,8 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
         service = Service(store, base_url="http://127.0.0.1")
         for slug, (names, descriptions) in CATEGORIES.items():
             await service.put_category(slug, CategoryIn(names=names, descriptions=descriptions))
-        if not isinstance(store, RowImport):
+        rows_store = as_row_import(store)
+        if rows_store is None:
             raise SystemExit("bench.generate needs a store with RowImport (SQLite's bulk import)")
         loop = asyncio.get_running_loop()
         # spawn: the parent has aiosqlite threads running, which fork must not copy.
@@ -452,7 +453,7 @@ async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None)
                 submit()
                 stats["waiting for records"] += time.perf_counter() - t
                 t = time.perf_counter()
-                results = await store.import_rows(items, now=service.clock())
+                results = await rows_store.import_rows(items, now=service.clock())
                 stats["writing"] += time.perf_counter() - t
                 done += len(items)
                 if log is not None and done % 50_000 < len(items):

@@ -26,7 +26,7 @@ from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
 from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import SCOPES, TokenInfo
 from feedsvc.service import Service
-from feedsvc.store import Backup, Store, open_store, sqlite_backup
+from feedsvc.store import Store, as_backup, open_store, sqlite_backup
 from feedsvc.store.migrations.sqlite import VERSION
 from feedsvc.transfer import ImportResult, collect_files, export_jsonl, export_to_path, import_files
 
@@ -236,9 +236,10 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if target.exists() and os.path.samefile(target, path):
         raise InvalidInputError("the backup target is the database itself")
     async with opened(settings) as service:
-        if not isinstance(service.store, Backup):
+        store = as_backup(service.store)
+        if store is None:
             raise InvalidInputError("this database backend has no backup")
-        checked = await sqlite_backup.backup(service.store.backup, Path(path), target)
+        checked = await sqlite_backup.backup(store.backup, Path(path), target)
     print(f"backup written to {target} ({target.stat().st_size} bytes)")
     if checked.left_out:
         print(

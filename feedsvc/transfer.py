@@ -50,7 +50,7 @@ from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
 from feedsvc.files import open_private
 from feedsvc.model import CategoryIn, Commentary, Slug
 from feedsvc.service import ImportedCommentary, Service
-from feedsvc.store import RowImport, Store
+from feedsvc.store import Store, as_row_import
 from feedsvc.store.bulk_rows import Imported, ImportRow, encode_rows, import_rows
 
 BATCH_SIZE = 2500
@@ -421,7 +421,7 @@ class Importer:
         self._max_preparing = PREPARING_PER_WORKER * max(workers, 1)
         self._lines: list[tuple[str, bytes]] = []
         # A store that takes rows built beforehand gets them built in the workers too.
-        self._rows = service.store if isinstance(service.store, RowImport) else None
+        self._rows = as_row_import(service.store)
         self._preparing: deque[tuple[list[str], asyncio.Future[PreparedChunk]]] = deque()
         self._batch: list[_Pending] = []
         self._in_flight: tuple[list[_Pending], asyncio.Task[Sequence[Outcome]]] | None = None

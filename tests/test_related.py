@@ -267,7 +267,7 @@ async def test_an_upgraded_database_gets_the_keys_of_its_commentaries(
     if url.startswith("sqlite:///"):
         import sqlite3
 
-        from feedsvc.store.sqlite import _split_sql
+        from feedsvc.store.sqlite import split_sql as _split_sql
 
         conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
         try:
@@ -311,7 +311,7 @@ async def test_feed_lists_agree_with_the_api_item_by_item(
 ) -> None:
     """A feed asks the store for all its items at once (on SQLite, a few per statement: here
     three, so that they spread over several). Each list is what the API gives alone."""
-    from feedsvc.store import sqlite as sqlite_store
+    from feedsvc.store.sqlite import related as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "RELATED_SLOTS", 3)
     doc = check_json_feed((await client.get("/feed.json")).content)

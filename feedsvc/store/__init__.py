@@ -18,6 +18,8 @@ from feedsvc.store.protocol import (
     Store,
     Tokens,
     Writer,
+    as_backup,
+    as_row_import,
 )
 from feedsvc.store.records import (
     CopyBatch,
@@ -58,5 +60,7 @@ __all__ = [
     "ViewStamp",
     "WebhookRecord",
     "Writer",
+    "as_backup",
+    "as_row_import",
     "open_store",
 ]

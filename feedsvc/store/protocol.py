@@ -345,3 +345,17 @@ class Backup(Protocol):
 
     async def backup(self, target: str) -> None:
         """Write a consistent copy of the live database to ``target``."""
+
+
+
+# A caller asks for a capability instead of asking which engine a store is.
+
+
+def as_row_import(store: object) -> RowImport | None:
+    """``store`` as a ``RowImport`` when it offers one, else None."""
+    return store if isinstance(store, RowImport) else None
+
+
+def as_backup(store: object) -> Backup | None:
+    """``store`` as a ``Backup`` when it offers one, else None."""
+    return store if isinstance(store, Backup) else None

@@ -1,20 +1,10 @@
-"""Knowing that nothing changed without asking the database (issue 6).
-
-Every feed request and every 304 starts with "did the change sequence move?". Asking the
-store is a query through a connection pool (a thread hop for aiosqlite, a round trip for
-asyncpg): most of the cost of answering a poll that finds nothing new. The watchers here
-remember the ``StoreState`` the store last read together with a *token* of a change
-counter that moves on every commit, by this process or any other. On PostgreSQL:
+"""Knowing that nothing changed on PostgreSQL without asking it (issue 6; the contract is
+feedsvc.store.sql.base.Watch).
 
 ``LISTEN`` on a connection of its own, and every write transaction sends a
 ``NOTIFY`` that is delivered when it commits (feedsvc.store.postgres). The token is the
 number of notifications received; while the listener is not connected there is no
 token, and the state is read every time, as before.
-
-``known()`` returns the remembered state only while the token is the one read *before*
-the state was queried: any commit after that moves the counter, so a remembered state is
-never older than the last commit the counter reports. A state read concurrently with an
-older token can only be discarded early, never kept late.
 """
 
 from __future__ import annotations

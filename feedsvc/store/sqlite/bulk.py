@@ -1,9 +1,9 @@
-"""SqliteStore's bulk import (``feedsvc import``): rows built off the writer, written a batch at a time.
+"""SQLite's bulk import (``feedsvc import``): rows built off the writer, written a batch at a time.
 
 Writing a commentary through ``add_commentary`` costs ten statements and as many
 encodings and text extractions on the one writer thread. A bulk import splits that work:
 
-* ``import_rows`` turns each commentary into an ``ImportRow``: every value its rows hold
+* ``import_rows`` (feedsvc.store.bulk_rows) turns each commentary into an ``ImportRow``: every value its rows hold
   except the three only the transaction knows (its rowid, its change sequence number and
   whether it is public at the moment of writing), with the document encoded, the full-text
   index's text extracted and the related keys found. It is pure, so ``feedsvc import`` runs
@@ -19,8 +19,8 @@ encodings and text extractions on the one writer thread. A bulk import splits th
 
 A rule only the database knows (a trigger, a constraint added later) surfaces as
 ``sqlite3.IntegrityError`` from a statement that holds the whole batch; the caller then rolls
-back and writes the batch again a record at a time through the ``add_commentary`` helpers,
-each in a savepoint, so that the record fails alone.
+back and writes the batch again a record at a time through ``writes.add`` (what
+``add_commentary`` runs), each in a savepoint, so that the record fails alone.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ from typing import Any
 
 import msgspec
 
-from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError
+from feedsvc.errors import FeedsvcError
 from feedsvc.model import to_us
+from feedsvc.store import words
 from feedsvc.store.bulk_rows import Imported, ImportRow
+from feedsvc.store.sql import rules
+from feedsvc.store.sqlite import writes
 
 _encode = msgspec.json.Encoder().encode
 
@@ -80,15 +83,15 @@ def write_rows(
     for row in rows:
         # In the order add_commentary (and the import before it) checks them.
         if row.category not in categories:
-            results.append(InvalidInputError(f"unknown category {row.category!r}", field="category"))
+            results.append(rules.unknown_category(row.category))
             continue
         if row.id in taken_ids:
-            results.append(ConflictError(f"a commentary with id {row.id} exists", field="id"))
+            results.append(rules.id_taken(row.id))
             continue
         slug = row.slug
         if (row.lang, slug) in taken_slugs:
             if not row.unique_slug:
-                results.append(ConflictError(f"slug {slug!r} is taken in {row.lang}", field="slug"))
+                results.append(rules.slug_taken(slug, row.lang))
                 continue
             slug = _free_slug(conn, row, taken_slugs)
         taken_ids.add(row.id)
@@ -132,6 +135,33 @@ def write_rows(
     return results
 
 
+def _write_isolated(
+    conn: sqlite3.Connection, rows: list[ImportRow], categories: set[str], now: datetime
+) -> list[Imported | FeedsvcError]:
+    """The batch record by record, each in a SAVEPOINT and through ``writes.add``, the
+    function add_commentary runs, so a record the database refuses fails alone."""
+    items = [row.commentary() for row in rows]
+    words.shared().prime(item.title for item in items)  # for the related keys
+    results: list[Imported | FeedsvcError] = []
+    for row, item in zip(rows, items, strict=True):
+        if item.category not in categories:
+            results.append(rules.unknown_category(item.category))
+            continue
+        conn.execute("SAVEPOINT import_record")
+        try:
+            stored = writes.add(conn, item, unique_slug=row.unique_slug, now=now)
+        except (FeedsvcError, sqlite3.IntegrityError) as e:
+            conn.execute("ROLLBACK TO import_record")
+            conn.execute("RELEASE import_record")
+            error = writes.wrap(e) if isinstance(e, sqlite3.IntegrityError) else e
+            assert isinstance(error, FeedsvcError)
+            results.append(error)
+            continue
+        conn.execute("RELEASE import_record")
+        results.append(Imported(stored.version, stored.slug))
+    return results
+
+
 def _free_slug(conn: Any, row: ImportRow, taken: set[tuple[str, str]]) -> str:
     """The slug ``_settle_slug`` would give ``row``: suffixed -2, -3, ... until free, in the
     database and among the rows of this batch written before it."""
@@ -140,9 +170,17 @@ def _free_slug(conn: Any, row: ImportRow, taken: set[tuple[str, str]]) -> str:
         "SELECT 1 FROM commentaries WHERE lang = ? AND slug = ?", (row.lang, slug)
     ).fetchone():
         n += 1
-        suffix = f"-{n}"
-        slug = base[: 120 - len(suffix)] + suffix
+        slug = rules.next_slug(base, n)
     return slug
+
+
+def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection for writes, usable from the thread that runs them."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
 
 
 class Connection:
@@ -160,23 +198,38 @@ class Connection:
     """
 
     def __init__(self, path: str, *, busy_timeout_ms: int, cache_kib: int, max_wal_pages: int) -> None:
-        self.conn = self._connect(path, busy_timeout_ms)
+        self.conn = connect(path, busy_timeout_ms)
         self.conn.execute(f"PRAGMA cache_size = -{cache_kib}")
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = self._connect(path, busy_timeout_ms)
+        self._checkpointer = connect(path, busy_timeout_ms)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="feedsvc-import-checkpoint")
         self._checkpointing: Future[int | None] | None = None
         self._max_wal_pages = max_wal_pages
         self._wal_pages = 0
         """Pages in the WAL when the last checkpoint ran."""
 
-    @staticmethod
-    def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = FULL")
-        return conn
+    def write_batch(self, rows: list[ImportRow], now: datetime) -> list[Imported | FeedsvcError]:
+        """Write one batch (on the writer thread, inside the store's write lock, so one
+        batch at a time uses this connection): all of it in one go, or, when the database
+        refused a record, record by record (see the module docstring)."""
+        conn = self.conn
+        self.before_batch()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}
+            try:
+                results = write_rows(conn, rows, categories, now)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                results = _write_isolated(conn, rows, categories, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.after_commit()
+        return results
 
     def before_batch(self) -> None:
         """Wait for the checkpoint if the WAL has grown too long (see the class docstring)."""

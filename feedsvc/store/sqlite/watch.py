@@ -1,10 +1,5 @@
-"""Knowing that nothing changed without asking the database (issue 6).
-
-Every feed request and every 304 starts with "did the change sequence move?". Asking the
-store is a query through a connection pool (a thread hop for aiosqlite, a round trip for
-asyncpg): most of the cost of answering a poll that finds nothing new. The watchers here
-remember the ``StoreState`` the store last read together with a *token* of a change
-counter that moves on every commit, by this process or any other. On SQLite:
+"""Knowing that nothing changed on SQLite without asking it (issue 6; the contract is
+feedsvc.store.sql.base.Watch).
 
 ``PRAGMA data_version`` on a connection of its own. SQLite increments it when
 another connection (of this process or another one) has committed to the file since this
@@ -14,11 +9,6 @@ of the ``-shm`` file, which every commit rewrites (its ``iChange`` counter, fram
 and checksums; https://www.sqlite.org/walformat.html) before the commit returns. The
 header read when the state was read, unchanged: nothing was committed since (0.2 µs). A
 changed header (a commit, or only a checkpoint) falls back to ``data_version``.
-
-``known()`` returns the remembered state only while the token is the one read *before*
-the state was queried: any commit after that moves the counter, so a remembered state is
-never older than the last commit the counter reports. A state read concurrently with an
-older token can only be discarded early, never kept late.
 """
 
 from __future__ import annotations

@@ -1,0 +1,400 @@
+"""PostgresStore: the Store protocol on PostgreSQL through asyncpg, for several nodes.
+
+Any number of feedsvc nodes may share one database; each keeps nothing but a connection
+pool, so a write acknowledged by one node is what every node reads next. The choices:
+
+* **Writes are serialised.** Every write transaction starts by taking a transaction-level
+  advisory lock (``pg_advisory_xact_lock``) shared by every node on the same schema, and
+  numbers its changes ``max(seq) + 1``. The lock is released only once the commit is
+  visible, so change numbers are handed out in commit order: a mirror that has read
+  everything up to ``seq`` will never see a lower number appear later (with a sequence,
+  a transaction that drew 41 could commit after one that drew 42, and a reader of
+  ``seq > 41`` would skip it for good). Numbers also have no gaps, as in SQLite, so both
+  stores give a commentary the same version for the same history. Writes are rare next to
+  reads; one at a time is plenty, and reads never wait for the lock.
+* **Reads are single statements** (or a read-only snapshot), so each sees one consistent
+  state.
+* **Full-text search matches what SQLite matches** (feedsvc.store.postgres.text).
+* **A schema of its own** when asked (``schema=`` or ``?schema=NAME`` in the URL): it is
+  created if missing and made the connection's ``search_path`` as a startup setting, which
+  survives the pool's ``RESET ALL`` between uses (a ``SET`` in ``init`` would not).
+
+Driver errors stop here (``wrap``): a unique violation is a ConflictError, a foreign key
+violation an unknown category, connection trouble, timeouts, full disks and lock waits a
+StorageBusyError, and anything else a StorageError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError, StorageBusyError, StorageError
+from feedsvc.model import Commentary, Query
+from feedsvc.store import related
+from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.postgres import writes
+from feedsvc.store.postgres.text import search_member
+from feedsvc.store.postgres.watch import PostgresWatch
+from feedsvc.store.postgres.writes import Tx
+from feedsvc.store.sql import rules
+from feedsvc.store.sql.base import Rows
+from feedsvc.store.sql.changes import ChangeReads
+from feedsvc.store.sql.commentaries import CommentaryReads
+from feedsvc.store.sql.copy import CopyReads
+from feedsvc.store.sql.dialect import POSTGRES, Dialect
+from feedsvc.store.sql.digests import DigestReads
+from feedsvc.store.sql.query import PAGE_ORDER, build_where
+from feedsvc.store.sql.tokens import TokenStore
+from feedsvc.store.sql.webhooks import WebhookStore
+from feedsvc.store.sql.writes import CommentaryWrites, WriteFunctions
+from feedsvc.store.words import Words
+
+POOL_MIN, POOL_MAX = 1, 10
+LOCK_TIMEOUT_MS = 10_000
+"""How long a write waits for the write lock (or any row lock) before StorageBusyError."""
+COMMAND_TIMEOUT_S = 60.0
+# Advisory lock keys. The write lock is named after the change log it guards (the oid of
+# this schema's `changes` table), so every node writing to that log takes the same lock,
+# however its search_path was spelled, and stores on other schemas (test runs) never wait.
+WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock((x'66656564'::bigint << 32) | 'changes'::regclass::oid::bigint)"
+# Every write transaction also notifies the listeners of the same change log (its channel
+# is named after the log, like the lock); PostgreSQL delivers it only if the transaction
+# commits. Nodes then know nothing moved without asking (feedsvc.store.postgres.watch).
+CHANNEL_SQL = "SELECT 'feedsvc_changes_' || 'changes'::regclass::oid::text"
+WRITE_SQL = WRITE_LOCK_SQL + ", pg_notify('feedsvc_changes_' || 'changes'::regclass::oid::text, '')"
+# The migration lock is named after the schema, which may not exist yet.
+MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(x'6d696772'::int, hashtext(coalesce($1::text, current_schema(), '')))"
+
+
+# Driver errors that mean "the database is unavailable right now; retrying may work".
+_BUSY = (
+    asyncpg.exceptions.InsufficientResourcesError,  # disk full, out of memory, too many connections
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # statement timeout, shutdown, starting up
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.exceptions.PostgresSystemError,  # I/O errors
+    OSError,  # refused, reset, and TimeoutError (pool acquire, connect)
+)
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class PostgresStore(
+    CommentaryReads, CommentaryWrites, ChangeReads, TokenStore, WebhookStore, DigestReads, CopyReads
+):
+    """The Store protocol on PostgreSQL (see the module docstring for the choices)."""
+
+    dialect: ClassVar[Dialect] = POSTGRES
+    writes: ClassVar[WriteFunctions] = writes
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    _watch: PostgresWatch
+
+    def __init__(self, dsn: str, *, schema: str | None = None, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
+        self.dsn, url_schema = _split_schema(dsn)
+        self.schema = schema or url_schema
+        self.lock_timeout_ms = lock_timeout_ms
+        # asyncpg connections belong to the event loop that made them. A store used from
+        # another loop too (aiosqlite allows it; the test client runs the app in a thread of
+        # its own while tests call the service directly) gets a pool for that loop.
+        self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
+        self._is_open = False
+        self._words: Words | None = None
+        self._secret: bytes | None = None
+        self._watch = PostgresWatch(self._connect_listener, CHANNEL_SQL)
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self._words = Words()
+        except sqlite3.Error as e:  # pragma: no cover - depends on how Python was built
+            raise StorageError(f"full-text search needs SQLite with FTS5 in this Python: {e}") from e
+        self._is_open = True
+        self._watch = PostgresWatch(self._connect_listener, CHANNEL_SQL)
+        try:
+            await self.migrate()
+        except FeedsvcError:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        self._is_open = False
+        await self._watch.close()
+        pools, self._pools = self._pools, {}
+        current = asyncio.get_running_loop()
+        for loop, pool in pools.items():
+            if loop is current:
+                try:
+                    await pool.close()
+                except _DRIVER_ERRORS:
+                    pool.terminate()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(pool.terminate)
+        if self._words is not None:
+            self._words.close()
+            self._words = None
+
+    async def _pool(self) -> asyncpg.Pool:
+        """The connection pool of the running event loop, made on first use."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        if not self._is_open:
+            raise StorageError("the store is not open")
+        for gone in [other for other in self._pools if other.is_closed()]:
+            del self._pools[gone]  # its connections died with it
+        settings = {"lock_timeout": str(self.lock_timeout_ms)}
+        if self.schema:
+            settings["search_path"] = _quote_ident(self.schema)
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=POOL_MIN, max_size=POOL_MAX, command_timeout=COMMAND_TIMEOUT_S, server_settings=settings
+        )
+        if loop in self._pools or not self._is_open:  # made meanwhile, or closed meanwhile
+            await pool.close()
+            return await self._pool()
+        self._pools[loop] = pool
+        return pool
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with (await self._pool()).acquire() as conn:
+                yield conn
+        except _DRIVER_ERRORS as e:
+            raise wrap(e) from e
+
+    async def _connect_listener(self) -> asyncpg.Connection:
+        settings = {"search_path": _quote_ident(self.schema)} if self.schema else {}
+        return await asyncpg.connect(self.dsn, server_settings=settings, timeout=10)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Tx]:
+        """One write transaction holding the write lock; rolled back on any error."""
+        try:
+            async with (await self._pool()).acquire() as conn, conn.transaction():
+                await conn.execute(WRITE_SQL)
+                yield Tx(conn, self._tokenizer())
+        except _DRIVER_ERRORS as e:
+            raise wrap(e) from e
+        finally:
+            # This process's own writes are known at once, not when the notification is back.
+            self._watch.changed()
+
+    async def _write_rows(self, sql: str, params: Sequence[Any] = (), *, serial: bool = True) -> list[Any]:
+        if serial:
+            async with self._write() as tx:
+                rows: list[Any] = await tx.conn.fetch(self.dialect.sql(sql), *params)
+                return rows
+        # Bookkeeping on rows of its own: a statement of its own, without the write lock.
+        async with self._read() as conn:
+            return list(await conn.fetch(self.dialect.sql(sql), *params))
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._read() as conn:
+            return list(await conn.fetch(self.dialect.sql(sql), *params))
+
+    @asynccontextmanager
+    async def _snapshot(self, *, strict: bool = True) -> AsyncIterator[Rows]:
+        async with self._read() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+
+            async def rows(sql: str, params: Sequence[Any] = ()) -> list[Any]:
+                return list(await conn.fetch(self.dialect.sql(sql), *params))
+
+            yield rows
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._read() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self._read() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    def _tokenizer(self) -> Words:
+        if self._words is None:
+            raise StorageError("the store is not open")
+        return self._words
+
+    # --- schema ---------------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        try:
+            async with (await self._pool()).acquire() as conn, conn.transaction():
+                # Wait as long as another node's migration takes.
+                await conn.execute("SET LOCAL lock_timeout = 0")
+                await conn.execute(MIGRATE_LOCK_SQL, self.schema)
+                if self.schema:
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
+                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+                current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+                if current > schema.VERSION:
+                    raise StorageError(
+                        f"the database is at schema {current}, newer than this feedsvc ({schema.VERSION})"
+                    )
+                for n in range(current + 1, schema.VERSION + 1):
+                    await conn.execute(schema.STEPS[n])
+                if current < schema.VERSION:
+                    await conn.execute("DELETE FROM schema_version")
+                    await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", schema.VERSION)
+        except _DRIVER_ERRORS as e:
+            raise wrap(e) from e
+        return schema.VERSION
+
+    async def schema_status(self) -> tuple[int, int]:
+        row = await self._fetchrow(
+            "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0"
+            " ELSE (SELECT coalesce(max(version), 0) FROM schema_version) END"
+        )
+        assert row is not None
+        return int(row[0]), schema.VERSION
+
+
+    # --- writes (feedsvc.store.postgres.writes, run by sql.writes.CommentaryWrites) --------
+
+    async def _transact(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        async with self._write() as tx:
+            return await fn(tx, **kwargs)
+
+    # --- reads of its own: pages with full text, related windows --------------------------
+
+    async def _page(self, query: Query, columns: str, rows: Rows | None = None) -> list[Any]:
+        members = [
+            (f"c.cid IN (SELECT cid FROM {table} WHERE {key} = ?)", [value.casefold()])
+            for table, key, value in (
+                ("commentary_tags", "tag_key", query.tag), ("commentary_authors", "name_key", query.author)
+            )
+            if value
+        ]
+        if query.q:
+            members.append(search_member(query.q, self._tokenizer()))
+        where, params = build_where(query, self.dialect, members=members)
+        return await (rows or self._rows)(f"SELECT {columns} FROM commentaries c WHERE {where} {PAGE_ORDER}", [*params, query.limit])
+
+    async def _related_windows(self, probes: Sequence[related.Probe]) -> list[list[tuple[str, int, int]]]:
+        keys = [(i, key, n) for i, p in enumerate(probes) for n, key in enumerate(p.keys)]
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                _RELATED,
+                [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                [p.lang for p in probes], [p.pub_us for p in probes], [p.id for p in probes],
+                [p.translation_key for p in probes], related.WINDOW,
+            )
+        found: list[list[tuple[str, int, int]]] = [[] for _ in probes]
+        for i, id, pub_us, n in rows:
+            found[i].append((id, pub_us, n))
+        return found
+
+    # --- bulk import ----------------------------------------------------------------------
+
+    async def import_commentaries(
+        self, items: Sequence[tuple[Commentary, bool]], *, now: datetime
+    ) -> list[Commentary | FeedsvcError]:
+        if not items:
+            return []
+        try:
+            return await self._import_batch(items, now, isolate=False)
+        except _Isolate:
+            # A record failed inside the database, after writing part of itself; run the
+            # batch again with a savepoint per record, so that it fails alone.
+            return await self._import_batch(items, now, isolate=True)
+
+    async def _import_batch(
+        self, items: Sequence[tuple[Commentary, bool]], now: datetime, *, isolate: bool
+    ) -> list[Commentary | FeedsvcError]:
+        """One write transaction for the batch, each record stored as ``add_commentary``
+        stores it. Without ``isolate`` (the fast path) a record that breaks a rule fails
+        before writing anything: id, slug and category are checked first. With it, each
+        record runs in a savepoint, and a database error is that record's alone."""
+        results: list[Commentary | FeedsvcError] = []
+        async with self._write() as tx:
+            categories = {r[0] for r in await tx.conn.fetch("SELECT slug FROM categories")}
+            for item, unique_slug in items:
+                if item.category not in categories:
+                    results.append(rules.unknown_category(item.category))
+                    continue
+                seq = tx.seq
+                try:
+                    if isolate:
+                        async with tx.conn.transaction():
+                            results.append(await writes.add(tx, item, unique_slug=unique_slug, now=now))
+                    else:
+                        results.append(await writes.add(tx, item, unique_slug=unique_slug, now=now))
+                except FeedsvcError as e:
+                    results.append(e)
+                except _BUSY:
+                    raise
+                except _DRIVER_ERRORS as e:
+                    if not isolate:
+                        raise _Isolate() from e
+                    tx.seq = seq
+                    results.append(wrap(e))
+        return results
+
+
+class _Isolate(Exception):
+    """A record of an import batch failed in the database; retry the batch with savepoints."""
+
+
+def wrap(e: BaseException) -> FeedsvcError:
+    """Driver errors stop here: map them onto the feedsvc error tree."""
+    if isinstance(e, asyncpg.UniqueViolationError):
+        fields = {"commentaries_id_key": "id", "commentaries_lang_slug": "slug"}
+        field = fields.get(e.constraint_name or "")
+        return ConflictError(f"conflict: {e}", field=field) if field else ConflictError(f"conflict: {e}")
+    if isinstance(e, asyncpg.ForeignKeyViolationError):
+        return InvalidInputError("unknown category", field="category")
+    if isinstance(e, _BUSY):
+        return StorageBusyError(f"database unavailable: {type(e).__name__}: {e}")
+    return StorageError(f"database error: {type(e).__name__}: {e}")
+
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _split_schema(dsn: str) -> tuple[str, str | None]:
+    """Take ``schema=NAME`` out of the URL's query (asyncpg would send it to the server as
+    a setting, which PostgreSQL refuses); return the URL without it and the name."""
+    parts = urlsplit(dsn)
+    if not parts.query:
+        return dsn, None
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    found = [v for k, v in pairs if k == "schema"]
+    if not found:
+        return dsn, None
+    rest = urlencode([(k, v) for k, v in pairs if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), found[-1] or None
+
+
+# get_related (feedsvc.store.related), for several probes at once: for every probe key (the
+# probe's position, the key, the key's position: $1-$3) of every probe (language, time, id,
+# translation key: $4-$7), its two windows, each the eligible commentaries nearest in time
+# on one side, a range scan of related_keys' primary key (public commentaries only).
+_RELATED = """
+SELECT q.i, w.id, w.pub_us, q.n
+FROM unnest($1::int[], $2::text[], $3::int[]) AS q (i, key, n)
+JOIN unnest($4::text[], $5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY AS a (lang, pub_us, id, tk, pos)
+    ON a.pos = q.i + 1,
+LATERAL (
+    (SELECT k.id, k.pub_us FROM related_keys k
+     WHERE k.lang = a.lang AND k.key = q.key AND (k.pub_us, k.id) < (a.pub_us, a.id COLLATE "C")
+       AND (a.tk IS NULL OR k.translation_key IS DISTINCT FROM a.tk)
+     ORDER BY k.pub_us DESC, k.id DESC LIMIT $8)
+    UNION ALL
+    (SELECT k.id, k.pub_us FROM related_keys k
+     WHERE k.lang = a.lang AND k.key = q.key AND (k.pub_us, k.id) > (a.pub_us, a.id COLLATE "C")
+       AND (a.tk IS NULL OR k.translation_key IS DISTINCT FROM a.tk)
+     ORDER BY k.pub_us, k.id LIMIT $8)
+) AS w
+"""
