@@ -26,8 +26,7 @@ from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
 from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import SCOPES, TokenInfo
 from feedsvc.service import Service
-from feedsvc.store import Store, as_backup, open_store, sqlite_backup
-from feedsvc.store.migrations.sqlite import VERSION
+from feedsvc.store import Store, as_backup, open_store, restore_backup
 from feedsvc.transfer import ImportResult, collect_files, export_jsonl, export_to_path, import_files
 
 if TYPE_CHECKING:
@@ -239,12 +238,12 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         store = as_backup(service.store)
         if store is None:
             raise InvalidInputError("this database backend has no backup")
-        checked = await sqlite_backup.backup(store.backup, Path(path), target)
+        left_out = await store.backup(target)
     print(f"backup written to {target} ({target.stat().st_size} bytes)")
-    if checked.left_out:
+    if left_out:
         print(
             "feedsvc: the database holds what feedsvc's migrations do not make, which a restore of"
-            f" this backup leaves out: {', '.join(checked.left_out)}",
+            f" this backup leaves out: {', '.join(left_out)}",
             file=sys.stderr,
         )
     return 0
@@ -252,14 +251,14 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     """Replace the SQLite database with the rows of a backup, copied into a database made
-    by feedsvc's own migrations (feedsvc.store.sqlite_backup). Refused while anything has
+    by feedsvc's own migrations (feedsvc.store.sqlite.backup). Refused while anything has
     the database open; the previous database is kept beside it as ``NAME.pre-restore``."""
     path = sqlite_path(settings)
     if path is None:
         print("feedsvc: restore only replaces SQLite databases; use pg_restore or psql for PostgreSQL", file=sys.stderr)
         return 1
     source, target = Path(args.path), Path(path)
-    restored = sqlite_backup.restore(source, target)
+    restored, latest = restore_backup(str(target), source)
     if restored.damaged is not None:
         print(f"feedsvc: the database replaced was damaged ({restored.damaged})", file=sys.stderr)
     if restored.left_out:
@@ -267,7 +266,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             f"feedsvc: left out of the restore, as feedsvc's migrations do not make them: {', '.join(restored.left_out)}",
             file=sys.stderr,
         )
-    migrated = f", migrated to {VERSION}" if restored.version < VERSION else ""
+    migrated = f", migrated to {latest}" if restored.version < latest else ""
     print(f"restored {target} from {source} (schema {restored.version}{migrated})")
     if restored.kept is not None:
         print(f"the previous database is kept as {restored.kept}")

@@ -14,12 +14,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "feedsvc"
 
 LAYER_OF_TOP = {
-    "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground",
+    "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
     "cursors": "model",
     "store": "store", "render": "render", "push": "push",
@@ -44,12 +42,6 @@ MAY_IMPORT = {
 ENGINES = {"sqlite": ("sqlite",), "postgres": ("postgres",)}
 """The modules (or packages) under feedsvc.store that belong to one engine."""
 
-KNOWN_ENGINE_IMPORTS: set[tuple[str, str]] = {
-    # `feedsvc restore` still checks a backup's schema itself; the restore code is moving
-    # into the SQLite engine (the backup capability), which ends this import.
-    ("feedsvc.cli", "feedsvc.store.migrations.sqlite"),
-}
-"""Engine imports from outside the store that are known and on their way out."""
 
 
 def _module_name(path: Path) -> str:
@@ -125,7 +117,7 @@ def test_nothing_outside_the_store_names_an_engine() -> None:
     wrong = [
         f"{source} imports {target}"
         for source, target in EDGES
-        if _engine(target) and not source.startswith("feedsvc.store") and (source, target) not in KNOWN_ENGINE_IMPORTS
+        if _engine(target) and not source.startswith("feedsvc.store")
     ]
     assert wrong == []
 
@@ -139,9 +131,3 @@ def test_the_store_core_names_no_engine_and_engines_not_each_other() -> None:
         if _engine(source) != engine:
             wrong.append(f"{source} imports {target}")
     assert wrong == []
-
-
-@pytest.mark.parametrize("allowed", sorted(KNOWN_ENGINE_IMPORTS))
-def test_known_engine_imports_still_exist(allowed: tuple[str, str]) -> None:
-    """An exception nobody needs any more is taken off the list."""
-    assert allowed in EDGES

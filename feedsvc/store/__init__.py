@@ -5,7 +5,7 @@ what it holds, ``factory.open_store`` which engine a URL means. The engines
 (``feedsvc.store.sqlite``, ``feedsvc.store.postgres``) are named nowhere outside this package.
 """
 
-from feedsvc.store.factory import open_store
+from feedsvc.store.factory import open_store, restore_backup
 from feedsvc.store.protocol import (
     Backup,
     BulkImport,
@@ -63,4 +63,5 @@ __all__ = [
     "as_backup",
     "as_row_import",
     "open_store",
+    "restore_backup",
 ]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from feedsvc.errors import InvalidInputError
 from feedsvc.store.protocol import Store
+
+if TYPE_CHECKING:
+    from feedsvc.store.sqlite.backup import Restored
 
 
 def open_store(url: str) -> Store:
@@ -30,3 +36,14 @@ def open_store(url: str) -> Store:
     if "://" in url:
         raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
     return SqliteStore(url)
+
+
+def restore_backup(path: str, source: Path) -> tuple[Restored, int]:
+    """Replace the SQLite database at ``path`` with the rows of the backup ``source``
+    (feedsvc.store.sqlite.backup.restore says how, and what it refuses); return the
+    outcome and the schema version this feedsvc migrates it to. Only SQLite databases are
+    restored here: PostgreSQL has its own tools."""
+    from feedsvc.store.migrations.sqlite import VERSION
+    from feedsvc.store.sqlite.backup import restore
+
+    return restore(source, Path(path)), VERSION

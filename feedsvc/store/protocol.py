@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from feedsvc.errors import FeedsvcError
@@ -343,8 +344,11 @@ class RowImport(Protocol):
 class Backup(Protocol):
     """A consistent copy of a live database into one file (``feedsvc backup``)."""
 
-    async def backup(self, target: str) -> None:
-        """Write a consistent copy of the live database to ``target``."""
+    async def backup(self, target: Path) -> list[str]:
+        """Write a consistent copy of the live database to ``target``, checked as a restore
+        will check it, and return what the database holds that a restore of it leaves out
+        (objects feedsvc's migrations do not make). InvalidInputError when ``target`` is
+        the database itself or the copy fails the check."""
 
 
 

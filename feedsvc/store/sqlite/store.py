@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
@@ -51,6 +52,7 @@ from feedsvc.store.sql.query import build_where as shared_where
 from feedsvc.store.sql.tokens import TokenStore
 from feedsvc.store.sql.webhooks import WebhookStore
 from feedsvc.store.sql.writes import CommentaryWrites, WriteFunctions
+from feedsvc.store.sqlite import backup as sqlite_backup
 from feedsvc.store.sqlite import bulk, search, writes
 from feedsvc.store.sqlite import related as related_sql
 from feedsvc.store.sqlite.watch import SqliteWatch
@@ -390,7 +392,12 @@ class SqliteStore(
 
     # --- capabilities of its own: backup, bulk import -------------------------------------
 
-    async def backup(self, target: str) -> None:
+    async def backup(self, target: Path) -> list[str]:
+        """A checked copy of the live database (feedsvc.store.sqlite.backup)."""
+        checked = await sqlite_backup.backup(self._copy_to, Path(self.path), target)
+        return checked.left_out
+
+    async def _copy_to(self, target: str) -> None:
         """Write a consistent copy of the live database to ``target`` (SQLite backup API)."""
         async with self._read() as conn:
             dest = await aiosqlite.connect(target)
