@@ -81,9 +81,10 @@ MAX_LOGGED_PATH = 2000
 _random_bits = random.getrandbits
 _valid_request_id = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
 STORE_OPERATIONS = tuple(
-    name for name, member in vars(Store).items() if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    name for name, member in inspect.getmembers(Store, inspect.iscoroutinefunction) if not name.startswith("_")
 )
-"""The Store protocol's coroutine methods: what ``Metrics.time_store`` times."""
+"""The Store protocol's coroutine methods, those of every capability it unites: what
+``Metrics.time_store`` times."""
 
 
 class _StatsCollector(Collector):
