@@ -61,7 +61,11 @@ MEDIA_TYPES: dict[FeedFormat, str] = {
 FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 Encoding = Literal["identity", "gzip", "br"]
 MAX_ADDRESSES = 10_000
-"""Request paths remembered for ``FeedPublisher.cached`` (language feeds take any tag)."""
+"""Request paths remembered for ``FeedPublisher.cached``: a backstop, since only the
+canonical path of a view of something the store holds is remembered."""
+ENTRY_OVERHEAD = 1024
+"""Bytes a cached document costs beyond its bodies (key, object, dict slot): counted
+against ``max_bytes``, so that many small documents are bounded too."""
 Kind = Literal["feed", "page"]
 """``page``: the feed as HTML for a browser navigation (see feedsvc.render.browser)."""
 
@@ -91,7 +95,7 @@ class Rendered:
         self.stamp = stamp
         self._variants: dict[str, tuple[bytes, str]] = {"identity": (body, self.etag)}
         # What it may come to hold: the body, its compressed variants and its HTML page.
-        self.weight = 2 * len(body)
+        self.weight = 2 * len(body) + ENTRY_OVERHEAD
 
     def variant(self, encoding: Encoding, kind: Kind = "feed") -> tuple[bytes, str]:
         """The body (or its HTML page) in ``encoding``, with its own strong ETag: RFC 9110
@@ -146,15 +150,19 @@ class FeedPublisher:
         self.max_bytes = max_bytes
         self.stats = FeedStats()
         # Canonical views (a site, category or language feed with no other filter, and no
-        # archive cursor) are few and are what readers poll: they are never evicted.
-        # Anything else is keyed by client-chosen query strings, so it lives in an LRU
-        # bounded in bytes, where no amount of query-string variety can push out the
-        # canonical views or grow the process without bound.
+        # archive cursor) are few and are what readers poll: they are never evicted. They
+        # exist only for what the store holds (a category, a language with a public
+        # commentary: the handlers answer 404 for others, issue 19), so their number is
+        # bounded by the content, which only token holders change. Anything else is keyed
+        # by client-chosen query strings, so it lives in an LRU bounded in bytes, where no
+        # amount of query-string variety can push out the canonical views or grow the
+        # process without bound.
         self._pinned: dict[tuple[object, ...], Rendered] = {}
         self._cache: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
         self._cache_bytes = 0
         self._inflight: dict[tuple[object, ...], asyncio.Future[Rendered]] = {}
         self._categories: tuple[int, dict[str, Category]] = (-1, {})
+        self._languages: tuple[int, frozenset[str]] = (-1, frozenset())
         # Items rendered once serve every document that shows them (render once, reuse).
         self.fragments = Fragments(max_bytes=max(1, max_bytes // 4))
         # Request paths (no query string) where a canonical view was served: its cache key,
@@ -232,7 +240,15 @@ class FeedPublisher:
             query = await self.service.read_cursor(cursor, spec.query)
         key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
         entry = self._pinned.get(key) or self._cache.get(key)
-        if address is not None and cursor is None and len(self._addresses) < MAX_ADDRESSES and is_canonical(spec):
+        if (
+            address is not None
+            and cursor is None
+            and len(self._addresses) < MAX_ADDRESSES
+            and is_canonical(spec)
+            # Only the view's own spelling: /EN/feed.rss and /En/feed.rss are served from the
+            # same document, but each spelling remembered would be an entry a client chose.
+            and address[0].endswith(f"{spec.path}.{fmt}")
+        ):
             self._addresses[address[0]] = (key, fmt, address[1])
         if entry is not None and entry.seq == state.seq:
             if key in self._cache:
@@ -352,6 +368,17 @@ class FeedPublisher:
             categories=await self._category_map(seq),
             xsl_url=f"{base}/feed.xsl" if fmt != "json" else None,
         )
+
+    async def has_language(self, lang: str) -> bool:
+        """Whether the store holds a public commentary in ``lang`` (normalised). Known
+        without a query while the change sequence stands still; language feeds of other
+        tags are 404s, never rendered nor cached (issue 19)."""
+        seq = (await self.service.state()).seq
+        cached_seq, languages = self._languages
+        if cached_seq != seq:
+            languages = frozenset(c.name for c in await self.service.store.get_language_counts())
+            self._languages = (seq, languages)
+        return lang in languages
 
     async def _category_map(self, seq: int | None = None) -> dict[str, Category]:
         """Categories by slug, reloaded when the change sequence moved. ``seq`` is the one the

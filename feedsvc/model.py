@@ -479,18 +479,7 @@ class Query(Struct, frozen=True, kw_only=True):
         limit: int = 20,
     ) -> Query:
         """Validate and normalise raw query-string values; InvalidInputError names the field."""
-        categories: list[str] = []
-        for value in category or []:
-            for slug in value.split(","):
-                slug = slug.strip()
-                if not slug:
-                    continue
-                if not is_slug(slug):
-                    raise InvalidInputError(f"`category` {slug!r} is not a category slug", field="category")
-                if slug not in categories:
-                    categories.append(slug)
-        if len(categories) > MAX_CATEGORIES:
-            raise InvalidInputError(f"`category` takes at most {MAX_CATEGORIES} slugs", field="category")
+        categories = _category_slugs(category or [])
         if lang is not None:
             if re.fullmatch(LANG_PATTERN, lang.strip()) is None:
                 raise InvalidInputError("`lang` must be a BCP 47 language tag such as en or pt-BR", field="lang")
@@ -511,7 +500,7 @@ class Query(Struct, frozen=True, kw_only=True):
         if not 1 <= limit <= 100:
             raise InvalidInputError("`limit` must be between 1 and 100", field="limit")
         return cls(
-            categories=tuple(categories),
+            categories=categories,
             tag=" ".join(tag.split()) or None if tag else None,
             author=" ".join(author.split()) or None if author else None,
             lang=lang,
@@ -534,6 +523,32 @@ class Query(Struct, frozen=True, kw_only=True):
                 self.updated_since, self.q,
             ]
         ).decode()
+
+
+def _category_slugs(values: list[str]) -> tuple[str, ...]:
+    """The distinct slugs of ``category`` values (repeated and/or comma-separated), in order.
+
+    Linear, and bounded before the work: a 64 KB URL of 16,700 distinct slugs once cost
+    1.3 s of CPU here, checked one by one against a list before the limit applied (issue 19).
+    A value is split into at most ``2 * MAX_CATEGORIES`` pieces (room for repeats and empty
+    pieces; more is a 400), and the count is checked as slugs are added.
+    """
+    seen: dict[str, None] = {}  # a set that keeps the order
+    cap = 2 * MAX_CATEGORIES
+    for value in values:
+        pieces = value.split(",", cap)
+        if len(pieces) > cap:
+            raise InvalidInputError(f"`category` takes at most {MAX_CATEGORIES} slugs", field="category")
+        for piece in pieces:
+            slug = piece.strip()
+            if not slug or slug in seen:
+                continue
+            if len(seen) == MAX_CATEGORIES:
+                raise InvalidInputError(f"`category` takes at most {MAX_CATEGORIES} slugs", field="category")
+            if not is_slug(slug):
+                raise InvalidInputError(f"`category` {slug[:130]!r} is not a category slug", field="category")
+            seen[slug] = None
+    return tuple(seen)
 
 
 def parse_date_or_datetime(raw: str, name: str) -> date | datetime:

@@ -25,7 +25,7 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
-from feedsvc.http import digests, embed, fastpath, feeds, front, observe, pages, read, write
+from feedsvc.http import cost, digests, embed, fastpath, feeds, front, observe, pages, read, write
 from feedsvc.http import webhooks as webhook_routes
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.ratelimit import RateLimiter
@@ -305,6 +305,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     # must see them (feedsvc.http.fastpath).
     cached_feeds = fastpath.CachedFeeds(publisher, settings)
     app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, cached_feeds)))
+    # URLs beyond the bounds are refused before any work, rate limits included; the same
+    # pass decides each request's cost class (issue 19, feedsvc.http.cost).
+    app.asgi_handler = cost.gate(app.asgi_handler, cors_headers=limiter.cors_headers)
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     cors = [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)

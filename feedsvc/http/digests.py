@@ -117,8 +117,10 @@ def _feed_handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings],
         language: FromPath[str],
     ) -> Response[bytes]:
-        if re.fullmatch(LANG_PATTERN, language) is None:
-            raise NotFoundError(f"no feed at /{language}/digest.{fmt}: {language!r} is not a language tag")
+        # Any language tag has a digest feed, empty where nothing is published; an empty
+        # one is kept only in the bounded cache (FeedPublisher.digest_document).
+        if len(language) > 35 or re.fullmatch(LANG_PATTERN, language) is None:
+            raise NotFoundError(f"no feed at /{language[:40]}/digest.{fmt}: {language[:40]!r} is not a language tag")
         return feed_response(request, await publisher.digest_document(fmt, normalize_lang(language)), fmt, settings)
 
     return [digest_feed, lang_digest_feed]

@@ -102,6 +102,18 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
     return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
 
 
+async def known_language(publisher: FeedPublisher, language: str, path: str) -> str:
+    """The normalised language tag of a language feed's path; NotFoundError, before any
+    rendering, unless the store holds a public commentary in it (issue 19: each made-up
+    tag was a feed rendered and kept for good)."""
+    if len(language) > 35 or re.fullmatch(LANG_PATTERN, language) is None:
+        raise NotFoundError(f"no feed at {path[:80]}: {language[:40]!r} is not a language tag")
+    lang = normalize_lang(language)
+    if not await publisher.has_language(lang):
+        raise NotFoundError(f"no feed at {path}: no commentary is published in {lang!r}", language=lang)
+    return lang
+
+
 def _address(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
     """Where a view without parameters was asked for: its path and route template."""
     scope = request.scope
@@ -150,9 +162,8 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         cursor: Cursor = None,
     ) -> Response[bytes]:
         # The path names the language; a `lang` query parameter cannot override it.
-        if re.fullmatch(LANG_PATTERN, language) is None:
-            raise NotFoundError(f"no feed at /{language}/feed.{fmt}: {language!r} is not a language tag")
-        spec = publisher.lang_spec(normalize_lang(language), _limited(request, filters, publisher))
+        lang = await known_language(publisher, language, f"/{language}/feed.{fmt}")
+        spec = publisher.lang_spec(lang, _limited(request, filters, publisher))
         return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
 
     return [site_feed, category_feed, lang_feed]

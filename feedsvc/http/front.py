@@ -11,7 +11,7 @@ headers are parsed and nothing else is in flight on the connection, it asks ``Fr
 whether this is such a poll, and if so writes the whole answer at once, in the same
 callback, with no task. ``Front`` does synchronously what the middleware stack does for
 these requests, through the same functions: ``CachedFeeds.answer`` (the fast path's own
-decision), ``host_allowed``, ``RateLimiter.charge_poll_now``, ``request_id_from``,
+decision), ``host_allowed``, ``feedsvc.http.cost.classify`` and ``RateLimiter.charge_poll_now``, ``request_id_from``,
 ``Metrics.record`` and ``log_access``; its headers come in the order the layers add them.
 tests/test_front.py compares both ways byte for byte over real connections.
 
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from feedsvc.http.cost import classify
 from feedsvc.http.fastpath import header_lines
 from feedsvc.http.observe import Metrics, log_access, request_id_from
 
@@ -96,7 +97,8 @@ class Front:
         found = self.feeds.answer(path, headers)
         if found is None:
             return None
-        limits = self.limiter.charge_poll_now(client)
+        # The class every layer agrees on (feedsvc.http.cost): a poll, unless that changes.
+        limits = self.limiter.charge_poll_now(classify(method, path, []), client)
         if limits is None:
             return None
         self.feeds.hit()

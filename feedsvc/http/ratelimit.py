@@ -1,12 +1,19 @@
 """Polite polling: per-client rate limits, as pure ASGI middleware (issue 4, part 5).
 
-Every request belongs to one cost class, and each (client, class) pair has a bucket:
+Every request has a cost (feedsvc.http.cost decides it, once, from the decoded URL): a
+bucket it is charged to and a weight, the tokens it takes. Each (client, bucket) pair has
+a bucket:
 
     feeds    feeds, HTML pages, the embed views, static files, /healthz, /schema, CORS
-             preflights, and every answer that is a 304
+             preflights, and every answer that is a 304. A poll of a feed at its own
+             address takes 1 token; a page, an embed view or a feed with filters or an
+             archive cursor (a render, usually) takes ``RENDER_WEIGHT``
     read     the JSON API (/api/...)
-    search   any GET with a non-empty ``q`` (full-text search), API or feed
+    search   any GET with a non-empty ``q`` (full-text search), API or feed; ``?%71=`` is ``q=``
     write    every method other than GET, HEAD and OPTIONS
+
+The RateLimit headers count tokens (the draft's "quota units"), so they stay exact when a
+request takes several.
 
 The buckets follow GCRA (the generic cell rate algorithm): a token bucket of ``burst``
 tokens refilled at ``count`` per period, kept as one number per bucket, the "theoretical
@@ -44,13 +51,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import parse_qsl
 
 import msgspec
 from litestar.enums import ScopeType
 
 from feedsvc.config import Settings
 from feedsvc.errors import InvalidInputError
+from feedsvc.http.cost import FEEDS, POLL, READ, SEARCH, WRITE, Cost, cost_of
 from feedsvc.http.errors import ErrorBody
 
 if TYPE_CHECKING:
@@ -58,8 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("feedsvc.ratelimit")
 
-FEEDS, READ, SEARCH, WRITE, AUTH = "feeds", "read", "search", "write", "auth"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AUTH = "auth"
 
 MAX_BUCKETS = 100_000
 """In-memory buckets kept at most; beyond it the least recently used (nearly full) go."""
@@ -125,6 +131,8 @@ class Op(NamedTuple):
     key: str
     rate: Rate
     mode: int
+    weight: int = 1
+    """Tokens the operation takes (or checks are there)."""
 
 
 class Verdict(NamedTuple):
@@ -144,22 +152,24 @@ class BucketStore(Protocol):
     async def close(self) -> None: ...
 
 
-def _gcra(tat: float, now: float, rate: Rate, mode: int) -> tuple[float, Verdict]:
-    """One bucket step; ``tat`` is when the bucket is full again. Returns the new tat."""
+def _gcra(tat: float, now: float, rate: Rate, mode: int, weight: int = 1) -> tuple[float, Verdict]:
+    """One bucket step of ``weight`` tokens; ``tat`` is when the bucket is full again.
+    Returns the new tat."""
     interval = rate.interval
+    cost = weight * interval
     cap = rate.burst * interval
     tat = max(tat, now)
     new, allowed = tat, True
     if mode == TAKE:
-        new = tat + interval
+        new = tat + cost
         if new - now > cap + 1e-9:
             new, allowed = tat, False
     elif mode == CHECK:
-        allowed = tat + interval - now <= cap + 1e-9
+        allowed = tat + cost - now <= cap + 1e-9
     else:
-        new = min(tat + interval, now + cap)
+        new = min(tat + cost, now + cap)
     remaining = math.floor((cap - (new - now)) / interval + 1e-9)
-    retry = 0.0 if allowed else tat + interval - now - cap
+    retry = 0.0 if allowed else tat + cost - now - cap
     return new, Verdict(allowed, max(0, remaining), new - now, retry)
 
 
@@ -180,7 +190,7 @@ class MemoryBuckets:
         now = self.clock()
         if now >= self._next_sweep:
             self.sweep(now)
-        steps = [_gcra(self.tats.get(op.key, now), now, op.rate, op.mode) for op in ops]
+        steps = [_gcra(self.tats.get(op.key, now), now, op.rate, op.mode, op.weight) for op in ops]
         ok = all(v.allowed for _, v in steps)
         for op, (new, _) in zip(ops, steps):
             if op.mode == FORCE or (ok and op.mode == TAKE):
@@ -201,7 +211,7 @@ class MemoryBuckets:
 
 
 # GCRA over several buckets at once, on Redis' own clock (microseconds), so that every node
-# agrees. ARGV holds (interval_us, burst, mode) per key; returns (allowed, remaining,
+# agrees. ARGV holds (interval_us, burst, mode, weight) per key; returns (allowed, remaining,
 # reset_us, retry_us) per key. Numbers are written with %.0f: Lua's default formatting
 # keeps 14 digits, too few for microseconds since 1970.
 LUA_GCRA = """
@@ -209,28 +219,29 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ok, news, out = true, {}, {}
 for i = 1, #KEYS do
-  local interval, burst, mode = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local interval, burst, mode = tonumber(ARGV[4*i-3]), tonumber(ARGV[4*i-2]), tonumber(ARGV[4*i-1])
+  local cost = interval * tonumber(ARGV[4*i])
   local tat = tonumber(redis.call('GET', KEYS[i])) or now
   if tat < now then tat = now end
   local cap = burst * interval
   local new, allowed = tat, 1
   if mode == 0 then
-    new = tat + interval
+    new = tat + cost
     if new - now > cap then new, allowed = tat, 0 end
   elseif mode == 1 then
-    if tat + interval - now > cap then allowed = 0 end
+    if tat + cost - now > cap then allowed = 0 end
   else
-    new = math.min(tat + interval, now + cap)
+    new = math.min(tat + cost, now + cap)
   end
   if allowed == 0 then ok = false end
   news[i] = new
   out[4*i-3] = allowed
   out[4*i-2] = math.floor((cap - (new - now)) / interval)
   out[4*i-1] = new - now
-  out[4*i] = (allowed == 1) and 0 or (tat + interval - now - cap)
+  out[4*i] = (allowed == 1) and 0 or (tat + cost - now - cap)
 end
 for i = 1, #KEYS do
-  local mode = tonumber(ARGV[3*i])
+  local mode = tonumber(ARGV[4*i-1])
   if mode == 2 or (ok and mode == 0) then
     redis.call('SET', KEYS[i], string.format('%.0f', news[i]), 'PX', math.ceil((news[i] - now) / 1000) + 1)
   end
@@ -266,7 +277,7 @@ class RedisBuckets:
             return None
         args: list[Any] = []
         for op in ops:
-            args += [max(1, round(op.rate.interval * 1e6)), op.rate.burst, op.mode]
+            args += [max(1, round(op.rate.interval * 1e6)), op.rate.burst, op.mode, op.weight]
         try:
             raw = await self.script(keys=[self.prefix + op.key for op in ops], args=args)
         except Exception as e:  # noqa: BLE001 - any failure of Redis means "serve unlimited"
@@ -285,17 +296,6 @@ class RedisBuckets:
 
 
 # --- the middleware -----------------------------------------------------------------------
-
-
-def classify(method: str, path: str, query_string: bytes) -> str:
-    """The cost class of a request (see the module docstring)."""
-    if method not in SAFE_METHODS:
-        return WRITE
-    if method == "OPTIONS":
-        return FEEDS
-    if b"q=" in query_string and any(k == "q" and v.strip() for k, v in parse_qsl(query_string.decode("latin-1"))):
-        return SEARCH
-    return READ if path.startswith("/api/") else FEEDS
 
 
 def client_address(scope: Scope) -> str:
@@ -350,19 +350,23 @@ class RateLimiter:
     async def close(self) -> None:
         await self.store.close()
 
-    def charge_poll_now(self, client: tuple[str, int] | None) -> list[tuple[bytes, bytes]] | None:
+    def charge_poll_now(self, cost: Cost, client: tuple[str, int] | None) -> list[tuple[bytes, bytes]] | None:
         """What ``wrap`` does for a GET of a feed that carries no credentials, done without
         awaiting (for feedsvc.http.front): take the client's ``feeds`` token and return the
-        RateLimit headers to add (none when feeds are not limited). None when only ``wrap``
-        can answer: the buckets are shared (Redis), or the token was refused (a refused
-        TAKE changes no bucket, so ``wrap`` then refuses the same request with its 429)."""
+        RateLimit headers to add (none when feeds are not limited). ``cost`` is what
+        feedsvc.http.cost.classify says of the request. None when only ``wrap`` can answer:
+        the request is not a poll, the buckets are shared (Redis), or the token was refused
+        (a refused TAKE changes no bucket, so ``wrap`` then refuses the same request with
+        its 429)."""
+        if cost != POLL:
+            return None
         rate = self.rates[FEEDS]
         if not self.enabled or rate is None:
             return []
         store = self.store
         if not isinstance(store, MemoryBuckets):
             return None
-        op = Op(f"{FEEDS}:a:{address_of(client)}", rate, TAKE)
+        op = Op(f"{FEEDS}:a:{address_of(client)}", rate, TAKE, cost.weight)
         verdict = store.apply_now([op])[0]
         return _headers(op, verdict) if verdict.allowed else None
 
@@ -392,7 +396,8 @@ class RateLimiter:
                 conditional = method in ("GET", "HEAD")
             elif name == b"origin":
                 has_origin = True
-        cls = classify(method, scope["path"], scope.get("query_string", b""))
+        cost = cost_of(scope)
+        cls, weight = cost.bucket, cost.weight
         address = client_address(scope)
         client = f"t:{token_id}" if token_id is not None and token_id in self.verified else f"a:{address}"
         rates = self.rates
@@ -406,7 +411,7 @@ class RateLimiter:
         if deferred and feeds_rate is not None:
             ops.append(Op(f"{FEEDS}:{client}", feeds_rate, TAKE))
         if cls_rate is not None:
-            ops.append(Op(cls_key, cls_rate, CHECK if deferred else TAKE))
+            ops.append(Op(cls_key, cls_rate, CHECK if deferred else TAKE, weight))
         if auth_rate is not None and (has_credentials or cls == WRITE):
             ops.append(Op(auth_key, auth_rate, CHECK))
         if not ops:
@@ -427,7 +432,7 @@ class RateLimiter:
                 status = message["status"]
                 after: list[Op] = []
                 if deferred and status != 304:
-                    after.append(Op(cls_key, cls_rate, FORCE))  # type: ignore[arg-type]
+                    after.append(Op(cls_key, cls_rate, FORCE, weight))  # type: ignore[arg-type]
                 if status in (401, 403) and auth_rate is not None:
                     after.append(Op(auth_key, auth_rate, FORCE))
                 if status == 401 and token_id is not None:

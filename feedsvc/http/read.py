@@ -48,6 +48,7 @@ ERROR_MEANINGS = {
     409: "A unique value (the slug in this language) is taken",
     412: "If-Match names a version that is no longer current",
     413: "The body is larger than the configured limit",
+    414: "The path or the query string is longer than the server answers; `extra` names which",
     415: "The body is not declared as JSON: send Content-Type: application/json",
     422: "Well-formed, but refused: `extra` names the field (a webhook URL into a private network)",
     428: "The write needs If-Match with the ETag from a GET",
@@ -60,8 +61,9 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI declarations of a handler's other responses: 304 (a conditional GET that
     matched, no body) and errors, every one in the ErrorBody shape."""
     out: dict[int, ResponseSpec] = {}
-    # Every route may meet the rate limiter (feedsvc.http.ratelimit).
-    for code in (*codes, 429):
+    # Every route may meet the URL bounds (feedsvc.http.cost) and the rate limiter
+    # (feedsvc.http.ratelimit).
+    for code in (*codes, 414, 429):
         if code == 304:
             out[code] = ResponseSpec(data_container=None, description="Not modified: the validators match")
         else:
