@@ -245,8 +245,8 @@ async def test_the_worst_input_for_each_parameter_costs_little_on_every_route(se
                 route = template.format(id=served.id)
                 url = f"{route}?{case.query}"
                 response, cpu = await cpu_of(served.app, url)
-                check_answer(case, route, response)
                 assert cpu < CPU_BOUND, f"{case.name} on {route}: {cpu * 1000:.0f} ms of CPU"
+                check_answer(case, route, response)
                 worst = max(worst, (cpu, f"{case.name} on {route}"))
         print(f"most CPU for one request: {worst[0] * 1000:.1f} ms ({worst[1]})")
 
@@ -365,17 +365,20 @@ async def test_no_request_blocks_the_event_loop_while_health_is_probed(settings:
                 waits.append(time.perf_counter() - started)
                 await asyncio.sleep(0.002)
 
+        statuses: dict[str, int] = {}
+
         async def load(urls: list[str]) -> None:
             for url in urls:
-                assert (await asgi_get(served.app, url)).status_code < 500, url
+                statuses[url] = (await asgi_get(served.app, url)).status_code
 
         prober = asyncio.create_task(probe())
         await asyncio.gather(*(load(heavy[i::4]) for i in range(4)))
         done.set()
         await prober
         cpu, step = loop_steps[0]
-        assert len(waits) > 20
         assert cpu < LOOP_BOUND, f"a loop step took {cpu * 1000:.0f} ms of CPU: {step}"
+        assert len(waits) > 20
+        assert not [url for url, status in statuses.items() if status >= 500]
         print(f"slowest loop step {cpu * 1000:.1f} ms; /healthz answered {len(waits)} times, slowest {max(waits) * 1000:.1f} ms")
 
 
