@@ -43,7 +43,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Prefix of the rate-limit keys in Redis (one per deployment sharing a server)."""
     rate_limit_feeds: str = "50/s,1000"
     """Budget per client for feeds, pages, embed views, static files and every 304:
-    `COUNT/UNIT[,BURST]` with UNIT `s`, `min` or `h` (burst defaults to COUNT); `0` = none."""
+    `COUNT/UNIT[,BURST]` with UNIT `s`, `min` or `h` (burst defaults to COUNT); `0` = none.
+    Counted in tokens: a poll of a feed at its own address (or a static file) takes 1, a
+    page, an embed view or a feed with filters or an archive cursor takes 4."""
     rate_limit_read: str = "20/s,500"
     """Budget per client for JSON API reads; same form as `rate_limit_feeds`."""
     rate_limit_search: str = "5/s,500"
