@@ -69,7 +69,7 @@ async def get(app: Litestar, path: str, query: bytes = b"") -> int:
     return status
 
 
-async def main(paths: int) -> None:
+async def main(paths: int, kind: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(NO_LIMITS, database_url=f"sqlite:///{tmp}/bench.db", public_url="https://feeds.example.org")
         app = create_app(settings)
@@ -86,14 +86,16 @@ async def main(paths: int) -> None:
             statuses: Counter[int] = Counter()
             started = time.process_time()
             for n in range(paths):
-                statuses[await get(app, f"/zz-{n:08d}/feed.rss")] += 1
+                statuses[await get(app, f"/zz-{n:08d}/{kind}.rss")] += 1
             cpu = time.process_time() - started
             gc.collect()
-            print(f"{paths} made-up language feeds: {dict(statuses)}; resident memory {before:.0f} -> "
+            print(f"{paths} made-up language {kind} feeds: {dict(statuses)}; resident memory {before:.0f} -> "
                   f"{rss_mib():.0f} MiB; {cpu / paths * 1000:.2f} ms of CPU each")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paths", type=int, default=20_000, help="made-up language feeds to ask for")
-    asyncio.run(main(parser.parse_args().paths))
+    parser.add_argument("--kind", choices=("feed", "digest"), default="feed", help="language feeds or digest feeds")
+    args = parser.parse_args()
+    asyncio.run(main(args.paths, args.kind))
