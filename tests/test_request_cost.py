@@ -40,7 +40,9 @@ from feedsvc.config import Settings
 from feedsvc.feeds import FeedPublisher
 from feedsvc.http.app import create_app
 from feedsvc.http.cost import LIMITS, MAX_PARAMS, MAX_PATH_BYTES, MAX_QUERY_BYTES, RENDER_WEIGHT, params_of
+from tests import test_ratelimit
 from tests.conftest import CATEGORIES, assert_error, commentary
+from tests.test_ratelimit import REDIS_URL, needs_redis
 
 CPU_BOUND = 0.1
 """Seconds of CPU one request may cost. A cold render of a 50-item feed takes a few ms;
@@ -52,6 +54,7 @@ NO_RATE_LIMITS = {
     "rate_limit_auth_failures": "0",
 }
 API = "/api/v1/commentaries"
+redis_prefix = test_ratelimit.redis_prefix  # the fixture: a key prefix of the test's own
 
 
 def slugs(total_bytes: int) -> str:
@@ -396,10 +399,14 @@ def policy(response: httpx.Response) -> tuple[str, int]:
     return response.headers["ratelimit-policy"].rsplit('policy="', 1)[1].rstrip('"'), int(response.headers["ratelimit-remaining"])
 
 
-async def test_the_request_class_is_decided_on_decoded_parameters(sqlite_only: Settings) -> None:
+@pytest.mark.parametrize("buckets", ["memory", pytest.param("redis", marks=needs_redis)])
+async def test_the_request_class_is_decided_on_decoded_parameters(sqlite_only: Settings, buckets: str, redis_prefix: str) -> None:
     """``?%71=border`` is a search (it was charged to the read budget); a feed with filters
-    or an archive cursor takes RENDER_WEIGHT tokens of the feeds budget, a poll one."""
-    async with serve(sqlite_only, rate_limit_feeds="1/min,100", rate_limit_search="1/min,10", rate_limit_read="1/min,50") as s:
+    or an archive cursor takes RENDER_WEIGHT tokens of the feeds budget, a poll one; the
+    same in memory and in Redis, where nodes share the buckets."""
+    shared = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix} if buckets == "redis" else {}
+    limits = {"rate_limit_feeds": "1/min,100", "rate_limit_search": "1/min,10", "rate_limit_read": "1/min,50", **shared}
+    async with serve(sqlite_only, **limits) as s:
         http = s.http
         assert policy(await http.get(f"{API}?%71=border")) == ("search", 9)
         assert policy(await http.get("/feed.rss?%71=border")) == ("search", 8)
@@ -412,6 +419,15 @@ async def test_the_request_class_is_decided_on_decoded_parameters(sqlite_only: S
         # A refusal at the URL bounds costs no token.
         assert (await http.get(f"/feed.rss?tag={'t' * 100}")).status_code == 400
         assert policy(await http.get("/feed.rss")) == ("feeds", 96 - 2 * RENDER_WEIGHT)
+        # A render needs all its tokens: with fewer left it is refused, a poll is not.
+        for _ in range((96 - 2 * RENDER_WEIGHT) // RENDER_WEIGHT):
+            assert (await http.get("/feed.atom?tag=border")).status_code == 200
+        left = (96 - 2 * RENDER_WEIGHT) % RENDER_WEIGHT
+        assert 0 < left < RENDER_WEIGHT or left == 0
+        refused = await http.get("/feed.atom?tag=border")
+        assert_error(refused, 429)
+        if left:
+            assert policy(await http.get("/feed.atom")) == ("feeds", left - 1)
 
 
 if __name__ == "__main__":  # the table: python -m tests.test_request_cost
