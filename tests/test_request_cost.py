@@ -254,16 +254,13 @@ async def test_the_worst_input_for_each_parameter_costs_little_on_every_route(se
         print(f"most CPU for one request: {worst[0] * 1000:.1f} ms ({worst[1]})")
 
 
-async def test_an_over_long_path_is_a_414_and_a_nul_a_400_before_routing(settings: Settings) -> None:
+async def test_an_over_long_path_is_a_414_before_routing(settings: Settings) -> None:
     async with serve(settings, **NO_RATE_LIMITS) as served:
         for path in ("/" + "a" * (MAX_PATH_BYTES + 1), "/categories/" + "a" * 5000 + "/feed.rss", "/" + "%41" * 2000 + "/feed.rss"):
             response, cpu = await cpu_of(served.app, path)
             body = assert_error(response, 414)
             assert [e["key"] for e in body["extra"]] == ["path"]
             assert cpu < CPU_BOUND
-        for path in (f"{API}/%00", "/commentaries/a%00b", "/%00/feed.rss"):
-            body = assert_error(await asgi_get(served.app, path), 400)
-            assert [e["key"] for e in body["extra"]] == ["path"]
 
 
 async def test_a_400_names_every_offending_parameter_at_once(settings: Settings) -> None:
