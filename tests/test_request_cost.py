@@ -271,6 +271,9 @@ async def test_a_400_names_every_offending_parameter_at_once(settings: Settings)
             assert sorted(e["key"] for e in body["extra"]) == ["author", "lang", "tag"]
             assert all(e["source"] == "query" for e in body["extra"])
             assert "author" in body["detail"] and "lang" in body["detail"] and "tag" in body["detail"]
+            # A script on a partner's page can read it, as every read.
+            response = await served.http.get(f"{route}?{query}", headers={"Origin": "https://partner.example.net"})
+            assert response.status_code == 400 and response.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize(

@@ -307,7 +307,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     app.asgi_handler = head_as_get(limiter.wrap(fastpath.serve_cached_feeds(app.asgi_handler, cached_feeds)))
     # URLs beyond the bounds are refused before any work, rate limits included; the same
     # pass decides each request's cost class (issue 19, feedsvc.http.cost).
-    app.asgi_handler = cost.gate(app.asgi_handler, cors_headers=limiter.cors_headers)
+    app.asgi_handler = cost.gate(app.asgi_handler)
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     cors = [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)

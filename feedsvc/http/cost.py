@@ -197,12 +197,10 @@ def refusal(status: int, problems: list[Problem]) -> bytes:
     return _encode(ErrorBody(status_code=status, detail=detail, extra=extra))
 
 
-def gate(app: ASGIApp, *, cors_headers: list[tuple[bytes, bytes]] | None = None) -> ASGIApp:
+def gate(app: ASGIApp) -> ASGIApp:
     """Wrap ``app``: refuse URLs beyond the bounds before any work, and leave the request's
-    ``Cost`` in its scope for the rate limiter (see the module docstring). ``cors_headers``
-    go on a refusal of a cross-origin request (it is answered before the app's CORS layer,
-    and a script must be able to read it)."""
-    cors = cors_headers or []
+    ``Cost`` in its scope for the rate limiter (see the module docstring). A refusal gets
+    its CORS headers from ``harden`` around it, as every read does."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -216,8 +214,6 @@ def gate(app: ASGIApp, *, cors_headers: list[tuple[bytes, bytes]] | None = None)
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
             ]
-            if cors and any(name == b"origin" for name, _ in scope["headers"]):
-                headers += cors
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body, "more_body": False})
             return
