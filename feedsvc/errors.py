@@ -11,6 +11,7 @@
     ├── PreconditionRequiredError a write to an existing item came without If-Match
     ├── AuthenticationError      no token, or a token that is unknown, revoked or expired
     ├── PermissionDeniedError    a valid token without the scope the operation needs
+    ├── BusyError                the server has too much of this work under way; retry shortly
     └── StorageError             the database failed; the operation did not happen
         └── StorageBusyError     the database is locked or full; retrying later may work
 
@@ -69,6 +70,10 @@ class AuthenticationError(FeedsvcError):
 
 class PermissionDeniedError(FeedsvcError):
     default_message = "the token lacks the scope this operation needs"
+
+
+class BusyError(FeedsvcError):
+    default_message = "the server is busy; retry shortly"
 
 
 class StorageError(FeedsvcError):

@@ -7,6 +7,7 @@ visibility of drafts and scheduled items, If-Match, signed cursors and token che
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,6 +20,7 @@ from typing import Any
 import msgspec
 from ulid import ULID
 
+from feedsvc.bodies import BodyRenderer, body_of
 from feedsvc.digest import Digest, DigestPage, build_digest
 from feedsvc.errors import (
     AuthenticationError,
@@ -56,8 +58,6 @@ from feedsvc.text import (
     absolutize_urls,
     clean_line,
     derive_summary,
-    render_markdown,
-    sanitize_html,
     slugify,
     strip_invalid_xml,
 )
@@ -106,8 +106,11 @@ class Service:
         base_url: str,
         require_if_match: bool = True,
         clock: Clock = utcnow,
+        bodies: BodyRenderer | None = None,
     ) -> None:
         self.store = store
+        #: Where bodies are sanitised and rendered (threads only unless the app gives a pool).
+        self.bodies = bodies or BodyRenderer()
         self.base_url = base_url.rstrip("/")
         self.require_if_match = require_if_match
         self.clock = clock
@@ -357,7 +360,7 @@ class Service:
     async def publish(self, new: NewCommentary) -> Commentary:
         """Store a new commentary. Its slug is derived (and made unique) when not given."""
         now = self.clock()
-        item = self._build(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
+        item = await self._build_off_loop(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
         await self.notify_changed(None, stored)
         return (await self.present([stored]))[0]
@@ -370,7 +373,7 @@ class Service:
         it; the same key with another body raises ConflictError naming ``Idempotency-Key``.
         """
         now = self.clock()
-        item = self._build(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
+        item = await self._build_off_loop(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
         record = IdempotencyKey(owner=owner, key=key, fingerprint=hashlib.sha256(_encode_new(new)).hexdigest())
         stored, created = await self.store.add_commentary_once(
             item, unique_slug=new.slug is None, now=now, key=record, not_before=now - IDEMPOTENCY_TTL
@@ -391,6 +394,7 @@ class Service:
             raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
         item = self._build(
             rec,
+            body=body_of(rec.body_html, rec.body_markdown),
             id=rec.id or str(ULID.from_datetime(now)),
             created_at=rec.created_at or now,
             updated_at=rec.updated_at or now,
@@ -411,7 +415,7 @@ class Service:
         expected = self._expected_version(if_match)
         current = await self.store.get_commentary(id, public_only=False)
         now = self.clock()
-        item = self._build(new, id=id, created_at=current.created_at, updated_at=now, previous=current)
+        item = await self._build_off_loop(new, id=id, created_at=current.created_at, updated_at=now, previous=current)
         stored = await self.store.update_commentary(
             item, expected_version=expected, unique_slug=False, now=now
         )
@@ -468,10 +472,21 @@ class Service:
             return -1
         return version
 
+    async def _build_off_loop(
+        self, new: NewCommentary, *, id: str, created_at: datetime, updated_at: datetime, previous: Commentary | None
+    ) -> Commentary:
+        """``_build`` with the body sanitised or rendered by ``self.bodies``, all of it off
+        the event loop (a long body's summary and text take milliseconds too)."""
+        body = await self.bodies.render(new.body_html, new.body_markdown)
+        return await asyncio.to_thread(
+            self._build, new, body=body, id=id, created_at=created_at, updated_at=updated_at, previous=previous
+        )
+
     def _build(
         self,
         new: NewCommentary,
         *,
+        body: str,
         id: str,
         created_at: datetime,
         updated_at: datetime,
@@ -480,12 +495,6 @@ class Service:
         title = clean_line(new.title)
         if not title:
             raise InvalidInputError("title must not be blank", field="title")
-        if new.body_html is not None:
-            body = sanitize_html(new.body_html)
-        elif new.body_markdown is not None:
-            body = render_markdown(new.body_markdown)
-        else:
-            raise InvalidInputError("a body is required: body_html or body_markdown", field="body_html")
         summary = clean_line(new.summary) if new.summary else ""
         if not summary:
             summary = derive_summary(body)

@@ -95,7 +95,13 @@ def sanitize_html(html: str) -> str:
 
 def render_markdown(source: str) -> str:
     """Markdown to sanitised HTML (raw HTML inside the Markdown goes through the allow-list)."""
-    return sanitize_html(_markdown.render(strip_invalid_xml(source)))
+    return sanitize_html(markdown_to_html(source))
+
+
+def markdown_to_html(source: str) -> str:
+    """Markdown to HTML as markdown-it writes it, raw HTML included: not yet sanitised."""
+    html: str = _markdown.render(strip_invalid_xml(source))
+    return html
 
 
 def absolutize_urls(html: str, page_url: str) -> str:

@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc import __version__
+from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import FeedPublisher
@@ -37,6 +38,15 @@ from feedsvc.service import Service
 
 # On shutdown, queued hub pings get this long to go out before the process exits.
 SHUTDOWN_DRAIN_SECONDS = 5.0
+# Markdown renders off the event loop in this many processes per server process: writes are
+# rare and rate-limited, and one worker renders even a 900 KB article within seconds.
+MARKDOWN_WORKERS = 1
+# Seconds one Markdown render may run before its worker is killed: a realistic 900 KB
+# article takes about 3 s (so 20 s leaves room on a loaded machine); the worst body within
+# feedsvc.structure's limits takes under 1 s.
+MARKDOWN_TIMEOUT = 20.0
+# Markdown renders queued or running at once per server process; more get a 503.
+MARKDOWN_MAX_WAITING = 8
 from feedsvc.store import Store, open_store
 
 
@@ -173,7 +183,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     """Build the application. The app opens ``store`` on start-up and closes it on shutdown;
     without one it opens the store ``settings.database_url`` names."""
     store = store if store is not None else open_store(settings.database_url)
-    service = Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match)
+    bodies = BodyRenderer(workers=MARKDOWN_WORKERS, timeout=MARKDOWN_TIMEOUT, max_waiting=MARKDOWN_MAX_WAITING)
+    service = Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match, bodies=bodies)
     publisher = FeedPublisher(
         service,
         title=settings.title,
@@ -218,6 +229,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
+        bodies.start()
         if notifier is not None:
             await notifier.start()
         await sender.start()
@@ -227,6 +239,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             await sender.stop()
             if notifier is not None:
                 await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
+            await bodies.close()
             await store.close()
 
     async def provide_service() -> Service:

@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 
 from feedsvc.errors import (
     AuthenticationError,
+    BusyError,
     ConflictError,
     FeedsvcError,
     InvalidInputError,
@@ -41,6 +42,7 @@ STATUS: list[tuple[type[FeedsvcError], int]] = [
     (PreconditionFailedError, 412),
     (PreconditionRequiredError, 428),
     (StorageBusyError, 503),
+    (BusyError, 503),
     (StorageError, 500),
 ]
 
@@ -88,7 +90,7 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="insufficient_scope", scope="{scope}"'
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    if status >= 500:
+    if status >= 500 and not isinstance(exc, BusyError):  # busy is expected under load, not a failure
         log.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message, exc_info=exc)
     return error_response(status, exc.message, extra, headers)
 
