@@ -59,6 +59,7 @@ from feedsvc.text import (
     clean_line,
     derive_summary,
     slugify,
+    strip_bidi_controls,
     strip_invalid_xml,
 )
 
@@ -452,7 +453,9 @@ class Service:
         names = {normalize_lang(k): clean_line(v) for k, v in data.names.items()}
         if not all(names.values()):
             raise InvalidInputError("category names must not be blank", field="names")
-        descriptions = {normalize_lang(k): strip_invalid_xml(v).strip() for k, v in data.descriptions.items()}
+        descriptions = {
+            normalize_lang(k): strip_bidi_controls(strip_invalid_xml(v)).strip() for k, v in data.descriptions.items()
+        }
         result = await self.store.put_category(slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock())
         await self.notify_changed(None, None)
         return result

@@ -33,7 +33,10 @@ ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan", "scope"},
     "ol": {"start"},
+    # Direction belongs in markup, where it ends with its element (raw controls are removed).
+    "*": {"dir"},
 }
+_DIRECTIONS = frozenset({"ltr", "rtl", "auto"})
 URL_SCHEMES = {"http", "https", "mailto"}
 
 # XML 1.0 forbids these code points anywhere in a document; feeds must never carry them.
@@ -52,9 +55,25 @@ def strip_invalid_xml(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
+# Bidirectional embeddings, overrides and isolates (and their terminators). Each opens a
+# state that runs to the end of the paragraph unless closed, so an override in a title or
+# a name reverses what a page or feed reader shows after it ("txt.exe" from "exe.txt") or
+# spoofs an author. The marks U+200E, U+200F and U+061C stay: they open no state, only set
+# the direction of the neutral characters next to them, and right-to-left titles need
+# them to place their punctuation.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_bidi_controls(text: str) -> str:
+    """Remove bidirectional embedding, override and isolate controls (U+202A-U+202E,
+    U+2066-U+2069); direction marks (U+200E, U+200F, U+061C) stay."""
+    return _BIDI_CONTROLS.sub("", text)
+
+
 def clean_line(text: str) -> str:
-    """Plain text for one-line fields: XML-safe, whitespace runs collapsed, trimmed."""
-    return _SPACES.sub(" ", strip_invalid_xml(text)).strip()
+    """Plain text for one-line fields: XML-safe, without bidi controls, whitespace runs
+    collapsed, trimmed. Every single-line field goes through here on write."""
+    return _SPACES.sub(" ", strip_bidi_controls(strip_invalid_xml(text))).strip()
 
 
 # What a browser ignores when it reads a URL's scheme: C0 controls and spaces (and it drops
@@ -74,6 +93,8 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
     # URL too and kept "javascript:…" (issue 7), so every URL attribute is checked here.
     if attribute in ("href", "src", "cite") and not url_allowed(value):
         return None
+    if attribute == "dir" and value.strip().lower() not in _DIRECTIONS:
+        return None
     return value
 
 
@@ -89,8 +110,9 @@ def sanitize_html(html: str) -> str:
         strip_comments=True,
     )
     # Character references decode to characters XML forbids ("&#x1;" becomes U+0001), so
-    # the output is made XML-safe again; that also keeps sanitising idempotent.
-    return strip_invalid_xml(cleaned).strip()
+    # the output is made XML-safe again; that also keeps sanitising idempotent. Raw bidi
+    # controls go too: `dir` says the same and ends with its element.
+    return strip_bidi_controls(strip_invalid_xml(cleaned)).strip()
 
 
 def render_markdown(source: str) -> str:
