@@ -23,7 +23,15 @@ from feedsvc.errors import InvalidInputError, UnprocessableError
 from feedsvc.model import CategoryIn
 from feedsvc.service import Service
 from feedsvc.store.sqlite import SqliteStore
-from feedsvc.structure import MAX_BRACKETS, MAX_DELIMITERS, MAX_DEPTH, MAX_TAG_CHARS, MAX_TAGS, check_html, check_markdown
+from feedsvc.structure import (
+    MAX_BRACKETS,
+    MAX_DELIMITERS,
+    MAX_DEPTH,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    check_html,
+    check_markdown,
+)
 from feedsvc.transfer import import_files
 from tests.conftest import assert_error, commentary
 
