@@ -86,9 +86,10 @@ class LoopProbe:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str, LoopProbe]]:
+def server(tmp_path: Path, any_database_url: str) -> Iterator[tuple[str, str, LoopProbe]]:
+    """The app on each store in turn (PostgreSQL builds search vectors on the write path)."""
     settings = load_settings(
-        {}, database_url=f"sqlite:///{tmp_path / 'loop.db'}", public_url=PUBLIC_URL, media_dir=str(tmp_path),
+        {}, database_url=any_database_url, public_url=PUBLIC_URL, media_dir=str(tmp_path),
         access_log="false", rate_limit_write="0", rate_limit_feeds="0",
     )
 

@@ -7,6 +7,7 @@ handed out by ``Tx`` in commit order (see the store's module docstring).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -231,9 +232,12 @@ async def _settle_slug(tx: Tx, item: Commentary, *, unique_slug: bool) -> Commen
 
 async def _insert(tx: Tx, item: Commentary, public: bool, *, op: str, public_op: str | None, now: datetime) -> None:
     """Insert the row, its tags, authors and search vectors, and its change, in one statement."""
-    await tx.conn.execute(
-        _INSERT_COMMENTARY, *_commentary_args(tx.words, item, public, op=op, public_op=public_op, at_us=to_us(now))
+    # The body's text and search vectors take tens of milliseconds for a long body: built
+    # in a thread, so the event loop serves others meanwhile (the tokenizer has a lock).
+    args = await asyncio.to_thread(
+        _commentary_args, tx.words, item, public, op=op, public_op=public_op, at_us=to_us(now)
     )
+    await tx.conn.execute(_INSERT_COMMENTARY, *args)
 
 
 def _commentary_args(
