@@ -495,6 +495,9 @@ class Service:
         updated_at: datetime,
         previous: Commentary | None,
     ) -> Commentary:
+        """The commentary to store for ``new``, given its ``body`` already sanitised
+        (feedsvc.bodies.body_of). Pure: no store, no I/O, so it runs in a thread or an
+        import worker. Raises InvalidInputError naming the field that breaks a rule."""
         title = clean_line(new.title)
         if not title:
             raise InvalidInputError("title must not be blank", field="title")
