@@ -19,7 +19,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from feedsvc.bodies import BodyRenderer
-from feedsvc.errors import InvalidInputError, UnprocessableError
+from feedsvc.errors import BusyError, InvalidInputError, UnprocessableError
 from feedsvc.model import CategoryIn
 from feedsvc.service import Service
 from feedsvc.store.sqlite import SqliteStore
@@ -150,6 +150,21 @@ async def test_a_markdown_render_past_its_time_is_killed_and_its_worker_replaced
     finally:
         await renderer.close()
     assert not multiprocessing.active_children()
+
+
+async def test_renders_beyond_the_queue_bound_are_refused_busy() -> None:
+    """A 503 for a render that would wait behind ``max_waiting`` others, not an unbounded queue."""
+    renderer = BodyRenderer(workers=1, timeout=30, max_waiting=1)
+    renderer.start()
+    try:
+        slow = asyncio.create_task(renderer.render(None, "## A heading\n\nPlain `words`.\n\n- one\n\n" * 5_000))
+        await asyncio.sleep(0.05)
+        with pytest.raises(BusyError):
+            await renderer.render(None, "waits")
+        assert (await slow).startswith("<h2>A heading</h2>")
+        assert await renderer.render(None, "now") == "<p>now</p>"
+    finally:
+        await renderer.close()
 
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

@@ -45,8 +45,9 @@ MARKDOWN_WORKERS = 1
 # article takes about 3 s (so 20 s leaves room on a loaded machine); the worst body within
 # feedsvc.structure's limits takes under 1 s.
 MARKDOWN_TIMEOUT = 20.0
-# Markdown renders queued or running at once per server process; more get a 503.
-MARKDOWN_MAX_WAITING = 8
+# Markdown renders queued or running at once per server process; more get a 503. A burst of
+# writes waits its turn; the bound caps the bodies held meanwhile (64 x 900 KB at most).
+MARKDOWN_MAX_WAITING = 64
 from feedsvc.store import Store, open_store
 
 
