@@ -411,7 +411,12 @@ class _NoStore:
 def _prepare(service: Any, rec: Any) -> Any:
     """The Commentary ``Service.import_commentary`` would store for ``rec`` (what
     feedsvc.transfer.prepare builds for ``feedsvc import``)."""
-    return service._build(rec, id=rec.id, created_at=rec.created_at, updated_at=rec.updated_at, previous=None)
+    from feedsvc.bodies import body_of
+
+    return service._build(
+        rec, body=body_of(rec.body_html, rec.body_markdown), id=rec.id, created_at=rec.created_at,
+        updated_at=rec.updated_at, previous=None,
+    )
 
 
 async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None) -> dict[str, float]:
