@@ -65,12 +65,18 @@ class BodyRenderer:
             for the command line and tests, where no event loop serves anyone else).
         timeout: seconds one Markdown render may run in its worker before it is killed.
         max_waiting: renders queued or running at most; more get BusyError (503).
+        inline_below: Markdown shorter than this many characters renders in a thread: within
+            the limits it costs a fraction of a second at most, less than starting a
+            worker, and the loop keeps its turns (the GIL changes hands every 5 ms).
     """
 
-    def __init__(self, *, workers: int = 0, timeout: float = 15.0, max_waiting: int = 16) -> None:
+    def __init__(
+        self, *, workers: int = 0, timeout: float = 15.0, max_waiting: int = 16, inline_below: int = 16_384
+    ) -> None:
         self.workers = workers
         self.timeout = timeout
         self.max_waiting = max_waiting
+        self.inline_below = inline_below
         self._pool: ProcessPool | None = None
         self._waiting = 0
 
@@ -97,7 +103,7 @@ class BodyRenderer:
                 its worker died (422 naming ``body_markdown``).
             BusyError: ``max_waiting`` renders are already under way (503).
         """
-        if body_markdown is None or body_html is not None or self._pool is None:
+        if body_markdown is None or body_html is not None or self._pool is None or len(body_markdown) < self.inline_below:
             return await asyncio.to_thread(body_of, body_html, body_markdown)
         # The check first, in a thread: a body refused never takes a worker.
         await asyncio.to_thread(check_markdown, body_markdown, "body_markdown")

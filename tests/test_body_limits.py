@@ -128,7 +128,7 @@ def _alive(pid: int) -> bool:
 async def test_a_markdown_render_past_its_time_is_killed_and_its_worker_replaced() -> None:
     """A 422 naming the field; the worker that ran it is gone, not left rendering; the next
     render works."""
-    renderer = BodyRenderer(workers=1, timeout=0.2)
+    renderer = BodyRenderer(workers=1, timeout=0.2, inline_below=0)
     renderer.start()
     try:
         assert await renderer.render(None, "*warm*") == "<p><em>warm</em></p>"  # the worker started
@@ -154,7 +154,7 @@ async def test_a_markdown_render_past_its_time_is_killed_and_its_worker_replaced
 
 async def test_renders_beyond_the_queue_bound_are_refused_busy() -> None:
     """A 503 for a render that would wait behind ``max_waiting`` others, not an unbounded queue."""
-    renderer = BodyRenderer(workers=1, timeout=30, max_waiting=1)
+    renderer = BodyRenderer(workers=1, timeout=30, max_waiting=1, inline_below=0)
     renderer.start()
     try:
         slow = asyncio.create_task(renderer.render(None, "## A heading\n\nPlain `words`.\n\n- one\n\n" * 5_000))
