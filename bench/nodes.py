@@ -37,8 +37,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from bench.generate import database
-from bench.run import (
+from bench.common import (
     API,
     HOST,
     OUT,
@@ -46,19 +45,16 @@ from bench.run import (
     BenchError,
     QueryResult,
     Server,
-    WrkRun,
-    api_queries,
     deep_page_path,
-    ensure_tools,
     expect,
     feedsvc_argv,
-    fmt,
     free_port,
     log,
     request,
     time_query,
-    wrk,
 )
+from bench.generate import database
+from bench.run import WrkRun, api_queries, ensure_tools, fmt, wrk
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 CATEGORY_QUERY = {"category": "economy-and-energy", "from": "2019-01-01", "to": "2020-12-31"}

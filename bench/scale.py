@@ -56,18 +56,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.generate import (
-    CATEGORIES,
-    COMMON_WORD,
-    GENERATOR_VERSION,
-    LANGUAGES,
-    RARE_NAME,
-    SEED,
-    TAGS,
-    database,
-    write_jsonl,
-)
-from bench.run import (
+from bench.common import (
     API,
     HOST,
     OUT,
@@ -82,6 +71,17 @@ from bench.run import (
     get,
     log,
     time_query,
+)
+from bench.generate import (
+    CATEGORIES,
+    COMMON_WORD,
+    GENERATOR_VERSION,
+    LANGUAGES,
+    RARE_NAME,
+    SEED,
+    TAGS,
+    database,
+    write_jsonl,
 )
 from feedsvc.model import Query, to_us
 from feedsvc.store import open_store

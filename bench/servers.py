@@ -46,20 +46,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import HOST, OUT, ROOT, BenchError, Server, expect, free_port, log
 from bench.generate import database
-from bench.run import (
-    HOST,
-    OUT,
-    ROOT,
-    BenchError,
-    Server,
-    WrkRun,
-    ensure_tools,
-    expect,
-    free_port,
-    log,
-    wrk,
-)
+from bench.run import WrkRun, ensure_tools, wrk
 
 APP = "feedsvc.cli:app_from_env"
 BIN = Path(sys.executable).parent
