@@ -389,34 +389,22 @@ def _build_chunk(seed: int, start: int, stop: int) -> bytes:
     Runs in a worker process, as ``feedsvc import`` builds its rows: generating, sanitising
     and building rows cost about as much as writing them.
     """
+    from feedsvc.commentary import ImportedCommentary, body_of, build_commentary
     from feedsvc.model import Commentary
-    from feedsvc.service import ImportedCommentary, Service
     from feedsvc.store.bulk_rows import encode_rows, import_rows
 
-    service = Service(_NoStore(), base_url="http://127.0.0.1")  # type: ignore[arg-type]
     first, last = start // BLOCK, (stop - 1) // BLOCK
     out: list[Commentary] = []
     for block in range(first, last + 1):
         for i, record in enumerate(make_block(seed, block), block * BLOCK):
             if start <= i < stop:
                 rec = msgspec.convert(record, ImportedCommentary)
-                out.append(_prepare(service, rec))
+                # As Service.import_commentary builds it (feedsvc.commentary.build_imported).
+                out.append(build_commentary(
+                    rec, body=body_of(rec.body_html, rec.body_markdown), id=rec.id, created_at=rec.created_at,
+                    updated_at=rec.updated_at, previous=None,
+                ))
     return encode_rows(import_rows((item, True) for item in out))
-
-
-class _NoStore:
-    """Service._build never touches the store."""
-
-
-def _prepare(service: Any, rec: Any) -> Any:
-    """The Commentary ``Service.import_commentary`` would store for ``rec`` (what
-    feedsvc.transfer.prepare builds for ``feedsvc import``)."""
-    from feedsvc.bodies import body_of
-
-    return service._build(
-        rec, body=body_of(rec.body_html, rec.body_markdown), id=rec.id, created_at=rec.created_at,
-        updated_at=rec.updated_at, previous=None,
-    )
 
 
 async def _populate(path: str, n: int, seed: int, workers: int, log: Any = None) -> dict[str, float]:

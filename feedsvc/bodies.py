@@ -1,6 +1,6 @@
 """Where a commentary's body is checked, sanitised and rendered: never on the event loop.
 
-The rules themselves are pure (feedsvc.structure, feedsvc.text); this module only says
+The rules themselves are pure (feedsvc.commentary, feedsvc.structure); this module only says
 where they run. The structural check and nh3's sanitiser run in a thread: nh3 releases
 the GIL while it parses, and the check is linear and bounded. markdown-it is pure Python
 and holds the GIL, so Markdown renders in a small pool of processes where a render that
@@ -15,24 +15,9 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 
 from pebble import ProcessExpired, ProcessPool
 
+from feedsvc.commentary import body_of, render_body_markdown
 from feedsvc.errors import BusyError, InvalidInputError, UnprocessableError
-from feedsvc.structure import check_html, check_markdown
-from feedsvc.text import markdown_to_html, sanitize_html
-
-
-def clean_body_html(html: str) -> str:
-    """``body_html`` checked against the structural limits, then sanitised."""
-    check_html(html, "body_html")
-    return sanitize_html(html)
-
-
-def render_body_markdown(source: str) -> str:
-    """``body_markdown`` checked against the structural limits, then rendered, the HTML
-    checked again (the depth of the raw HTML in it), then sanitised."""
-    check_markdown(source, "body_markdown")
-    html = markdown_to_html(source)
-    check_html(html, "body_markdown")
-    return sanitize_html(html)
+from feedsvc.structure import check_markdown
 
 
 def _render_in_worker(source: str) -> tuple[bool, str]:
@@ -42,19 +27,6 @@ def _render_in_worker(source: str) -> tuple[bool, str]:
         return True, render_body_markdown(source)
     except InvalidInputError as e:
         return False, e.message
-
-
-def body_of(body_html: str | None, body_markdown: str | None) -> str:
-    """The sanitised body of a commentary from whichever body it was given, here and now.
-
-    Raises:
-        InvalidInputError: no body, or one beyond the structural limits (naming it).
-    """
-    if body_html is not None:
-        return clean_body_html(body_html)
-    if body_markdown is not None:
-        return render_body_markdown(body_markdown)
-    raise InvalidInputError("a body is required: body_html or body_markdown", field="body_html")
 
 
 class BodyRenderer:

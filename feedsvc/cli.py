@@ -23,11 +23,12 @@ from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
 from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
 from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
+from feedsvc.importformats import collect_files
 from feedsvc.logs import configure_logging, resolve_level
 from feedsvc.model import SCOPES, TokenInfo
 from feedsvc.service import Service
 from feedsvc.store import Store, as_backup, open_store, restore_backup
-from feedsvc.transfer import ImportResult, collect_files, export_jsonl, export_to_path, import_files
+from feedsvc.transfer import ImportResult, export_jsonl, export_to_path, import_files
 
 if TYPE_CHECKING:
     from litestar import Litestar

@@ -1,14 +1,14 @@
-"""Use cases: publish, revise, retract, read, list, mirror; tokens and cursors.
+"""Use cases: publish, revise, retract, read, list, mirror; tokens.
 
-The service receives a Store and never builds one. It owns every rule the types alone
-cannot state: sanitising and normalising text on write, deriving slugs and summaries,
-visibility of drafts and scheduled items, If-Match, signed cursors and token checks.
+The service receives a Store and never builds one. It composes the pure rules that build a
+commentary (feedsvc.commentary) and the signed cursors (feedsvc.cursors) with the store,
+and owns what needs both: visibility of drafts and scheduled items, If-Match, idempotent
+writes, links derived at read time and token checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import logging
@@ -20,11 +20,12 @@ from typing import Any
 import msgspec
 from ulid import ULID
 
-from feedsvc.bodies import BodyRenderer, body_of
+from feedsvc import cursors
+from feedsvc.bodies import BodyRenderer
+from feedsvc.commentary import ImportedCommentary, build_commentary, build_imported, looks_like_ulid
 from feedsvc.digest import Digest, DigestPage, build_digest
 from feedsvc.errors import (
     AuthenticationError,
-    InvalidCursorError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -33,7 +34,6 @@ from feedsvc.errors import (
 )
 from feedsvc.model import (
     SCOPES,
-    Author,
     Category,
     CategoryIn,
     ChangePage,
@@ -45,7 +45,6 @@ from feedsvc.model import (
     Page,
     Query,
     RelatedCommentary,
-    Source,
     TokenInfo,
     Translation,
     is_slug,
@@ -53,15 +52,7 @@ from feedsvc.model import (
     to_us,
 )
 from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
-from feedsvc.text import (
-    absolute_url,
-    absolutize_urls,
-    clean_line,
-    derive_summary,
-    slugify,
-    strip_bidi_controls,
-    strip_invalid_xml,
-)
+from feedsvc.text import absolute_url, absolutize_urls, clean_line, strip_bidi_controls, strip_invalid_xml
 
 Clock = Callable[[], datetime]
 Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
@@ -70,11 +61,10 @@ scheduled items turning public). Runs after the write is stored; its errors are 
 and never reach the writer."""
 log = logging.getLogger("feedsvc.service")
 TOKEN_PREFIX = "fsv"
-ULID_CHARS = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 IDEMPOTENCY_TTL = timedelta(hours=24)
+"""How long an Idempotency-Key is remembered (issue 7)."""
 MAX_DIGEST_LANGUAGES = 100
 """Languages one period's digests are looked up in at most."""
-"""How long an Idempotency-Key is remembered (issue 7)."""
 RELATED_LIMIT = 5
 """Related commentaries the API gives by default, and the commentary's page lists."""
 RELATED_MAX = 20
@@ -86,15 +76,6 @@ _encode_new = msgspec.json.Encoder().encode
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class ImportedCommentary(NewCommentary, kw_only=True, forbid_unknown_fields=True):
-    """A commentary as ``feedsvc export`` writes it: with its id and timestamps, so a
-    round trip through export and import gives the same commentaries."""
-
-    id: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class Service:
@@ -145,7 +126,7 @@ class Service:
         await self.state()
         public_only = not include_hidden
         # Slugs are lower case, ids upper case: an id is never a slug, with ?lang= or without.
-        if _looks_like_ulid(id):
+        if looks_like_ulid(id):
             item = await self.store.get_commentary(id, public_only=public_only)
         else:
             if lang is None:
@@ -230,12 +211,12 @@ class Service:
     async def get_changes(self, since: str | None, limit: int) -> ChangePage:
         """Public changes after the cursor ``since`` (from the start when absent)."""
         await self.state()
-        start = await self._read_change_cursor(since) if since else 0
+        start = cursors.read_change_cursor(await self.store.get_secret(), since) if since else 0
         items, resume = await self.store.get_changes(start, limit)
         for change in items:
             if change.commentary is not None:
                 change.commentary = (await self.present([change.commentary], translations=False))[0]
-        return ChangePage(items=items, next_cursor=await self._make_change_cursor(resume))
+        return ChangePage(items=items, next_cursor=cursors.change_cursor(await self.store.get_secret(), resume))
 
     async def get_categories(self) -> list[Category]:
         await self.state()
@@ -266,14 +247,13 @@ class Service:
         """A page of weekly digests, newest period first (ties by language), with the cursor
         of the next page; ``lang`` (normalised) keeps one language."""
         await self.state()
-        after = await self._read_digest_cursor(cursor, lang) if cursor else None
+        after = cursors.read_digest_cursor(await self.store.get_secret(), cursor, lang) if cursor else None
         records = await self.store.get_digests(lang=lang, limit=limit + 1, after=after)
         next_cursor = None
         if len(records) > limit:
             records = records[:limit]
             last = records[-1]
-            payload = ["digests", lang or "", last.start.isoformat(), last.lang]
-            next_cursor = await self._sign(msgspec.json.encode(payload))
+            next_cursor = cursors.digest_cursor(await self.store.get_secret(), lang, last.start, last.lang)
         return DigestPage(items=[self.digest_of(r) for r in records], next_cursor=next_cursor)
 
     async def get_digest(self, start: date, *, lang: str | None = None) -> Digest:
@@ -314,16 +294,6 @@ class Service:
     def digest_url(self, start: date, lang: str) -> str:
         """The readable page feedsvc serves for a digest."""
         return f"{self.base_url}/digests/{start.isoformat()}?lang={lang}"
-
-    async def _read_digest_cursor(self, cursor: str, lang: str | None) -> tuple[date, str]:
-        payload = await self._unsign(cursor, "cursor")
-        try:
-            kind, fp, start, last_lang = msgspec.json.decode(payload, type=tuple[str, str, date, str])
-        except msgspec.DecodeError:
-            raise InvalidCursorError(field="cursor") from None
-        if kind != "digests" or fp != (lang or ""):
-            raise InvalidCursorError("this cursor belongs to another query; keep the same filters", field="cursor")
-        return start, last_lang
 
     async def present(self, items: list[Commentary], *, translations: bool = True) -> list[Commentary]:
         """Fill in what is derived at read time: ``url``, translations, absolute links."""
@@ -387,21 +357,11 @@ class Service:
         """Build the commentary ``import_commentary`` would store, without storing it.
 
         Returns it and whether its slug may be suffixed to be unique (it was derived from
-        the title). Never touches the store, so import worker processes can call it on a
-        store-less Service. Raises InvalidInputError as ``import_commentary`` does.
+        the title); ``now`` defaults to the service's clock. Never touches the store (import
+        workers call feedsvc.commentary.build_imported directly). Raises InvalidInputError
+        as ``import_commentary`` does.
         """
-        now = now or self.clock()
-        if rec.id is not None and not _looks_like_ulid(rec.id):
-            raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
-        item = self._build(
-            rec,
-            body=body_of(rec.body_html, rec.body_markdown),
-            id=rec.id or str(ULID.from_datetime(now)),
-            created_at=rec.created_at or now,
-            updated_at=rec.updated_at or now,
-            previous=None,
-        )
-        return item, rec.slug is None
+        return build_imported(rec, now=now or self.clock())
 
     async def import_commentary(self, rec: ImportedCommentary) -> Commentary:
         """Store an imported commentary, keeping its id and timestamps when it has them."""
@@ -478,70 +438,11 @@ class Service:
     async def _build_off_loop(
         self, new: NewCommentary, *, id: str, created_at: datetime, updated_at: datetime, previous: Commentary | None
     ) -> Commentary:
-        """``_build`` with the body sanitised or rendered by ``self.bodies``, all of it off
+        """``build_commentary`` with the body sanitised or rendered by ``self.bodies``, all of it off
         the event loop (a long body's summary and text take milliseconds too)."""
         body = await self.bodies.render(new.body_html, new.body_markdown)
         return await asyncio.to_thread(
-            self._build, new, body=body, id=id, created_at=created_at, updated_at=updated_at, previous=previous
-        )
-
-    def _build(
-        self,
-        new: NewCommentary,
-        *,
-        body: str,
-        id: str,
-        created_at: datetime,
-        updated_at: datetime,
-        previous: Commentary | None,
-    ) -> Commentary:
-        """The commentary to store for ``new``, given its ``body`` already sanitised
-        (feedsvc.bodies.body_of). Pure: no store, no I/O, so it runs in a thread or an
-        import worker. Raises InvalidInputError naming the field that breaks a rule."""
-        title = clean_line(new.title)
-        if not title:
-            raise InvalidInputError("title must not be blank", field="title")
-        summary = clean_line(new.summary) if new.summary else ""
-        if not summary:
-            summary = derive_summary(body)
-        authors = [
-            Author(
-                name=clean_line(a.name),
-                affiliation=clean_line(a.affiliation) or None if a.affiliation else None,
-                url=a.url,
-            )
-            for a in new.authors
-        ]
-        if not all(a.name for a in authors):
-            raise InvalidInputError("author names must not be blank", field="authors")
-        tags: dict[str, str] = {}
-        for raw in new.tags:
-            tag = clean_line(raw)
-            if tag:
-                tags.setdefault(tag.casefold(), tag)
-        slug = new.slug or (previous.slug if previous is not None else slugify(title))
-        return Commentary(
-            id=id,
-            slug=slug,
-            lang=normalize_lang(new.lang),
-            translation_key=new.translation_key,
-            title=title,
-            summary=summary,
-            body_html=body,
-            category=new.category,
-            tags=list(tags.values()),
-            authors=authors,
-            # Omitted on a replace: keep the date, so an edit never re-dates (and re-tops) it.
-            published_at=new.published_at or (previous.published_at if previous is not None else updated_at),
-            updated_at=updated_at,
-            created_at=created_at,
-            status=new.status,
-            version=0,
-            period=new.period,
-            trend=new.trend,
-            source=Source(name=clean_line(new.source.name), url=new.source.url) if new.source else None,
-            image=_clean_image(new.image) if new.image else None,
-            canonical_url=new.canonical_url,
+            build_commentary, new, body=body, id=id, created_at=created_at, updated_at=updated_at, previous=previous
         )
 
     # --- tokens ---------------------------------------------------------------------------
@@ -605,54 +506,17 @@ class Service:
             )
         return info
 
-    # --- cursors --------------------------------------------------------------------------
-    # Cursors are opaque and signed with a key kept in the database, so every node accepts
-    # every other node's cursors, and a cursor altered or made for another query is a 400.
-
-    async def _sign(self, payload: bytes) -> str:
-        mac = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
-        return _b64(payload) + "." + _b64(mac)
-
-    async def _unsign(self, cursor: str, field: str) -> bytes:
-        try:
-            body, mac = cursor.split(".", 1)
-            payload = _unb64(body)
-            given = _unb64(mac)
-        except (ValueError, TypeError):
-            raise InvalidCursorError(field=field) from None
-        expected = hmac.new(await self.store.get_secret(), payload, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(given, expected):
-            raise InvalidCursorError(field=field)
-        return payload
+    # --- cursors (feedsvc.cursors; the key is kept in the database, so every node accepts
+    # every other node's cursors) --------------------------------------------------------
 
     async def make_cursor(self, query: Query, after: tuple[int, str]) -> str:
         """A cursor for the position ``after`` in the results of ``query``."""
-        return await self._sign(msgspec.json.encode(["list", _fingerprint(query), after[0], after[1]]))
+        return cursors.list_cursor(await self.store.get_secret(), query, after)
 
     async def read_cursor(self, cursor: str, query: Query) -> Query:
         """``query`` positioned after the cursor; InvalidCursorError if it was altered or
         made for other filters."""
-        payload = await self._unsign(cursor, "cursor")
-        try:
-            kind, fp, pub_us, id = msgspec.json.decode(payload, type=tuple[str, str, int, str])
-        except msgspec.DecodeError:
-            raise InvalidCursorError(field="cursor") from None
-        if kind != "list" or fp != _fingerprint(query):
-            raise InvalidCursorError("this cursor belongs to another query; keep the same filters", field="cursor")
-        return msgspec.structs.replace(query, after=(pub_us, id))
-
-    async def _make_change_cursor(self, seq: int) -> str:
-        return await self._sign(msgspec.json.encode(["changes", seq]))
-
-    async def _read_change_cursor(self, cursor: str) -> int:
-        payload = await self._unsign(cursor, "since")
-        try:
-            kind, seq = msgspec.json.decode(payload, type=tuple[str, int])
-        except msgspec.DecodeError:
-            raise InvalidCursorError(field="since") from None
-        if kind != "changes":
-            raise InvalidCursorError("this is not a changes cursor", field="since")
-        return seq
+        return cursors.read_list_cursor(await self.store.get_secret(), cursor, query)
 
 
 def version_from_etag(etag: str) -> int | None:
@@ -667,30 +531,5 @@ def version_from_etag(etag: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def _clean_image(image: Image) -> Image:
-    return Image(
-        url=image.url,
-        alt=clean_line(image.alt) or None if image.alt else None,
-        caption=clean_line(image.caption) or None if image.caption else None,
-        credit=clean_line(image.credit) or None if image.credit else None,
-    )
-
-
 def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode()).digest()
-
-
-def _fingerprint(query: Query) -> str:
-    return hashlib.sha256(query.fingerprint().encode()).hexdigest()[:16]
-
-
-def _looks_like_ulid(value: str) -> bool:
-    return len(value) == 26 and set(value) <= ULID_CHARS
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
