@@ -12,7 +12,7 @@ serving the static file. Server CPU per request comes from /proc/<pid>/stat (uti
 of the server's process tree). In the bench process: one 50-item RSS document through
 Django's feedgenerator (Rss201rev2Feed, the full HTML as description; Django is installed
 into the venv when missing) against feedsvc's render of a view never rendered before whose
-items were (feedsvc.render.fragments), and without any item known.
+items were (feedsvc.feeds.fragments), and without any item known.
 
 Part B, the list API over HTTP: sequential keep-alive requests against a running feedsvc,
 p50/p99 per query, at each database size.
@@ -373,7 +373,7 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
     * Django's ``Rss201rev2Feed`` with the same 50 presented commentaries, the full HTML as
       ``description`` (the baseline of the cold-render target);
     * feedsvc's render of a view never rendered before whose items were (every document a
-      new ``self_url``; feedsvc.render.fragments reuses the items), and of the same with no
+      new ``self_url``; feedsvc.feeds.fragments reuses the items), and of the same with no
       item known (``render_rss`` as it was before fragments);
     * the whole miss path of ``FeedPublisher.document`` for a new view (stamp, query,
       present, render), and the query alone with and without the cold-render ``to=``.
@@ -381,9 +381,9 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
     import msgspec
 
     from feedsvc.config import Settings
-    from feedsvc.feeds import FeedPublisher
+    from feedsvc.feeds.fragments import Fragments
+    from feedsvc.feeds.publisher import FeedPublisher
     from feedsvc.model import Query
-    from feedsvc.render.fragments import Fragments
     from feedsvc.render.rss import render_rss
     from feedsvc.service import Service
     from feedsvc.store import open_store

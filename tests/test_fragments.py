@@ -1,4 +1,4 @@
-"""Render once, reuse (feedsvc.render.fragments): a document assembled from items rendered
+"""Render once, reuse (feedsvc.feeds.fragments): a document assembled from items rendered
 for other documents is, byte for byte, the document the renderers write in one go.
 
 Every case renders through one Fragments cache several views in turn (other orders,
@@ -16,8 +16,8 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from feedsvc.feeds.fragments import Fragments
 from feedsvc.model import Category, Commentary, Translation
-from feedsvc.render.fragments import Fragments
 from tests.test_render import ALL, RENDERERS, border_talks, feed_view
 
 FORMATS = ["rss", "atom", "json"]

@@ -38,9 +38,9 @@ import pytest
 import uvicorn
 
 from feedsvc.config import Settings, load_settings
+from feedsvc.feeds.fragments import Fragments
 from feedsvc.http.app import create_app
 from feedsvc.model import CategoryIn, NewCommentary
-from feedsvc.render.fragments import Fragments
 from feedsvc.service import Service
 from feedsvc.store import open_store
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary

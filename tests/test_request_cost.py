@@ -37,7 +37,7 @@ from litestar import Litestar
 from litestar._parsers import parse_query_string
 
 from feedsvc.config import Settings
-from feedsvc.feeds import FeedPublisher
+from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http.app import create_app
 from feedsvc.http.cost import LIMITS, MAX_PARAMS, MAX_PATH_BYTES, MAX_QUERY_BYTES, RENDER_WEIGHT, params_of
 from tests import test_ratelimit

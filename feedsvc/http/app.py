@@ -25,7 +25,7 @@ from feedsvc import __version__
 from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
-from feedsvc.feeds import FeedPublisher
+from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http import cost, digests, embed, fastpath, feeds, front, observe, pages, read, write
 from feedsvc.http import webhooks as webhook_routes
 from feedsvc.http.errors import ErrorBody, feedsvc_error_handler, http_error_handler, internal_error_handler

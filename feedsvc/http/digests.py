@@ -22,7 +22,8 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 from feedsvc.config import Settings
 from feedsvc.digest import Digest, DigestPage
 from feedsvc.errors import InvalidInputError, NotFoundError
-from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher
+from feedsvc.feeds.publisher import FeedPublisher
+from feedsvc.feeds.views import FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.feeds import _documented, feed_response
 from feedsvc.http.pages import feed_link, html_response
 from feedsvc.http.read import API, ServiceDep, conditional, next_link, responses

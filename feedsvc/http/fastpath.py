@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from litestar.enums import ScopeType
 
-from feedsvc.feeds import MAX_ADDRESSES, MEDIA_TYPES, Encoding, FeedFormat, FeedPublisher, Rendered, pick_encoding
+from feedsvc.feeds.documents import Encoding, Rendered, pick_encoding
+from feedsvc.feeds.publisher import MAX_ADDRESSES, FeedPublisher
+from feedsvc.feeds.views import MEDIA_TYPES, FeedFormat
 from feedsvc.http.feeds import is_fresh, validators
 
 if TYPE_CHECKING:

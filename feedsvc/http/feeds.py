@@ -19,7 +19,9 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
-from feedsvc.feeds import FORMATS, MEDIA_TYPES, FeedFormat, FeedPublisher, Rendered, pick_encoding
+from feedsvc.feeds.documents import Rendered, pick_encoding
+from feedsvc.feeds.publisher import FeedPublisher
+from feedsvc.feeds.views import FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.pages import PAGE_HEADERS
 from feedsvc.http.read import http_date, modified_since_covers, responses
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang

@@ -57,7 +57,7 @@ from feedsvc.store import Store
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-    from feedsvc.feeds import FeedPublisher
+    from feedsvc.feeds.publisher import FeedPublisher
     from feedsvc.push.websub import HubNotifier
 
 log = logging.getLogger("feedsvc.http")

@@ -11,7 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from feedsvc.config import Settings
-from feedsvc.feeds import FORMATS, FeedPublisher, FeedSpec
+from feedsvc.feeds.publisher import FeedPublisher
+from feedsvc.feeds.views import FORMATS, FeedSpec
 from feedsvc.http.embed import index_snippets
 from feedsvc.http.read import conditional, responses
 from feedsvc.model import Commentary, Query

@@ -92,7 +92,7 @@ def render_atom_parts(view: FeedView, parts: Sequence[ItemParts], *, only: Seque
     """``render_atom`` for items already reduced to ItemParts (weekly digests build theirs).
 
     ``only``: write just these entries, in a feed made for all of ``parts``
-    (feedsvc.render.fragments splices the others in from earlier renders).
+    (feedsvc.feeds.fragments splices the others in from earlier renders).
     """
     view = safe_view(view)
     parts = list(parts)

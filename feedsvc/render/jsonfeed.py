@@ -177,13 +177,13 @@ def render_jsonfeed(
 
 def render_jsonfeed_item(view: FeedView, item: Commentary, related: Sequence[Translation] = ()) -> bytes:
     """One item of ``render_jsonfeed``'s ``items`` array, as the document has it (``view``
-    already through ``safe_view``): feedsvc.render.fragments reuses it."""
+    already through ``safe_view``): feedsvc.feeds.fragments reuses it."""
     return _encoder.encode(_item(prepare(view, item), _refs(related_refs(related, view.base_url))))
 
 
 def render_jsonfeed_empty(view: FeedView) -> bytes:
     """``render_jsonfeed`` without items (``view`` already through ``safe_view``): a document
-    ending in ``"items":[]}``, where feedsvc.render.fragments puts the items."""
+    ending in ``"items":[]}``, where feedsvc.feeds.fragments puts the items."""
     return _document(view, [])
 
 

@@ -152,7 +152,7 @@ def render_rss_parts(view: FeedView, parts: Sequence[ItemParts], *, only: Sequen
     """``render_rss`` for items already reduced to ItemParts (weekly digests build theirs).
 
     ``only``: write just these items, in a channel made for all of ``parts``
-    (feedsvc.render.fragments splices the others in from earlier renders).
+    (feedsvc.feeds.fragments splices the others in from earlier renders).
     """
     view = safe_view(view)
     parts = list(parts)

@@ -1,7 +1,6 @@
-"""Feed documents: which views exist, and rendered bytes cached per view.
+"""Feed documents: the rendered bytes of each view (feedsvc.feeds.views), cached.
 
-A view is a filter (a Query) at an address (``/feed``, ``/categories/{slug}/feed``,
-``/{lang}/feed``) in a format. Its rendered bytes are cached and checked on every request
+A view's rendered bytes are cached and checked on every request
 against the store's change sequence, one cheap query:
 
 * sequence unchanged since the bytes were made: serve them (a hit);
@@ -27,93 +26,27 @@ public commentary exactly once; archive pages carry ``<fh:archive/>`` and ``curr
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
-import brotli
 import msgspec
 
 from feedsvc import __version__
 from feedsvc.digest import digest_name
 from feedsvc.digest import stamp as digest_stamp
+from feedsvc.feeds.documents import Rendered
+from feedsvc.feeds.fragments import Fragments
+from feedsvc.feeds.views import FORMAT_NAMES, FORMATS, MEDIA_TYPES, FeedFormat, FeedSpec, canonical_params, is_canonical
 from feedsvc.model import Category, Commentary, Query, Translation, to_us
-from feedsvc.render.atom import render_atom
-from feedsvc.render.browser import feed_page
 from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView
-from feedsvc.render.fragments import Fragments
-from feedsvc.render.jsonfeed import render_jsonfeed
-from feedsvc.render.rss import render_rss
 from feedsvc.service import RELATED_IN_FEEDS, Service
 
-FeedFormat = Literal["rss", "atom", "json"]
-FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
-MEDIA_TYPES: dict[FeedFormat, str] = {
-    "rss": "application/rss+xml; charset=utf-8",
-    "atom": "application/atom+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
-}
-FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
-Encoding = Literal["identity", "gzip", "br"]
 MAX_ADDRESSES = 10_000
 """Request paths remembered for ``FeedPublisher.cached``: a backstop, since only the
 canonical path of a view of something the store holds is remembered."""
-ENTRY_OVERHEAD = 1024
-"""Bytes a cached document costs beyond its bodies (key, object, dict slot): counted
-against ``max_bytes``, so that many small documents are bounded too."""
-Kind = Literal["feed", "page"]
-"""``page``: the feed as HTML for a browser navigation (see feedsvc.render.browser)."""
-
-
-class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """A view: its filter, its address (without the format suffix) and its labels."""
-
-    path: str
-    """``/feed``, ``/categories/{slug}/feed`` or ``/{lang}/feed``."""
-    query: Query
-    title: str
-    subtitle: str
-    lang: str | None = None
-    html_path: str = "/"
-
-
-class Rendered:
-    """One cached feed document and its compressed variants, made on first demand."""
-
-    __slots__ = ("_variants", "body", "etag", "last_modified", "seq", "stamp", "weight")
-
-    def __init__(self, body: bytes, last_modified: datetime | None, seq: int, stamp: object) -> None:
-        self.body = body
-        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        self.last_modified = last_modified
-        self.seq = seq
-        self.stamp = stamp
-        self._variants: dict[str, tuple[bytes, str]] = {"identity": (body, self.etag)}
-        # What it may come to hold: the body, its compressed variants and its HTML page.
-        self.weight = 2 * len(body) + ENTRY_OVERHEAD
-
-    def variant(self, encoding: Encoding, kind: Kind = "feed") -> tuple[bytes, str]:
-        """The body (or its HTML page) in ``encoding``, with its own strong ETag: RFC 9110
-        wants one per representation, so codings and the page each get a suffix."""
-        key = encoding if kind == "feed" else f"page-{encoding}"
-        found = self._variants.get(key)
-        if found is None:
-            if kind == "page" and encoding == "identity":
-                found = (feed_page(self.body), self.etag[:-1] + '-page"')
-            else:
-                plain, etag = self.variant("identity", kind)
-                if encoding == "gzip":
-                    data = gzip.compress(plain, compresslevel=6, mtime=0)
-                else:
-                    data = brotli.compress(plain, quality=6)
-                found = (data, etag[:-1] + "-" + encoding + '"')
-            self._variants[key] = found
-        return found
 
 
 class FeedStats:
@@ -452,61 +385,7 @@ class FeedPublisher:
         return rendered
 
 
-_RENDERERS: dict[FeedFormat, Callable[[FeedView, list[Commentary]], bytes]] = {
-    "rss": render_rss,
-    "atom": render_atom,
-    "json": render_jsonfeed,
-}
-
-
-def is_canonical(spec: FeedSpec) -> bool:
-    """A view reachable from the index page: its path alone names it (limit aside)."""
-    return not canonical_params(spec.query, spec.path)
-
-
-def canonical_params(query: Query, path: str) -> list[tuple[str, str]]:
-    """Query-string parameters naming a view, in a fixed order, minus what the path says."""
-    params: list[tuple[str, str]] = []
-    if not path.startswith("/categories/"):
-        params += [("category", c) for c in sorted(query.categories)]
-    for name, value in (("tag", query.tag), ("author", query.author), ("trend", query.trend), ("q", query.q)):
-        if value:
-            params.append((name, value))
-    if query.lang and path != f"/{query.lang}/feed":
-        params.append(("lang", query.lang))
-    for name, bound in (
-        ("from", query.from_date or query.from_time),
-        ("to", query.to_date or query.to_time),
-        ("updated_since", query.updated_since),
-    ):
-        if bound is not None:
-            params.append((name, bound.isoformat()))
-    return params
-
-
 def _newest(items: list[Commentary]) -> datetime | None:
     return max((c.updated_at for c in items), default=None)
 
-
-def pick_encoding(accept_encoding: str | None) -> Encoding:
-    """The best coding the client accepts: brotli, then gzip, else identity (q=0 honoured)."""
-    if not accept_encoding:
-        return "identity"
-    weights: dict[str, float] = {}
-    for part in accept_encoding.split(","):
-        name, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        weights[name.strip().lower()] = q
-    star = weights.get("*", 0.0)
-    codings: tuple[Encoding, ...] = ("br", "gzip")
-    for coding in codings:
-        if weights.get(coding, star) > 0:
-            return coding
-    return "identity"
 

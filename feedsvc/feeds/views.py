@@ -1,0 +1,62 @@
+"""Which feed views exist, and what names them.
+
+A view is a filter (a Query) at an address (``/feed``, ``/categories/{slug}/feed``,
+``/{lang}/feed``, ``/digest``, ``/{lang}/digest``) in one of three formats. A view is
+*canonical* when its path alone names it (no filter in the query string, ``limit``
+aside): those are the views the index page links, readers poll and WebSub hubs are told
+about.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from feedsvc.model import Query
+
+FeedFormat = Literal["rss", "atom", "json"]
+FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+MEDIA_TYPES: dict[FeedFormat, str] = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+FORMAT_NAMES: dict[FeedFormat, str] = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
+
+
+class FeedSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A view: its filter, its address (without the format suffix) and its labels."""
+
+    path: str
+    """``/feed``, ``/categories/{slug}/feed`` or ``/{lang}/feed``."""
+    query: Query
+    title: str
+    subtitle: str
+    lang: str | None = None
+    html_path: str = "/"
+
+
+def is_canonical(spec: FeedSpec) -> bool:
+    """A view reachable from the index page: its path alone names it (limit aside)."""
+    return not canonical_params(spec.query, spec.path)
+
+
+def canonical_params(query: Query, path: str) -> list[tuple[str, str]]:
+    """Query-string parameters naming a view, in a fixed order, minus what the path says."""
+    params: list[tuple[str, str]] = []
+    if not path.startswith("/categories/"):
+        params += [("category", c) for c in sorted(query.categories)]
+    for name, value in (("tag", query.tag), ("author", query.author), ("trend", query.trend), ("q", query.q)):
+        if value:
+            params.append((name, value))
+    if query.lang and path != f"/{query.lang}/feed":
+        params.append(("lang", query.lang))
+    for name, bound in (
+        ("from", query.from_date or query.from_time),
+        ("to", query.to_date or query.to_time),
+        ("updated_since", query.updated_since),
+    ):
+        if bound is not None:
+            params.append((name, bound.isoformat()))
+    return params
