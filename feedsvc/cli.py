@@ -109,7 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             os.environ[f"FEEDSVC_{name.upper()}"] = str(value)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"feedsvc {__version__} serving http://{host}:{settings.port} (public URL {settings.public_url})", flush=True)
-    from feedsvc.http.front import FrontProtocol
+    from feedsvc.http.uvicorn_front import FrontProtocol
 
     uvicorn.run(
         "feedsvc.cli:app_from_env",

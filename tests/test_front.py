@@ -29,7 +29,7 @@ from litestar.testing import AsyncTestClient
 
 from feedsvc.config import Settings
 from feedsvc.http.app import create_app
-from feedsvc.http.front import FrontProtocol
+from feedsvc.http.uvicorn_front import FrontProtocol
 from tests.conftest import PUBLIC_URL, commentary
 from tests.test_observability import scrape, value
 

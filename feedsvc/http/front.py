@@ -1,61 +1,52 @@
-"""Feed polls answered as their bytes arrive, below ASGI (issue 6).
+"""The front: feed polls answered as their bytes arrive, below ASGI (issue 6).
 
-feedsvc.http.fastpath answers a poll of a current cached feed before routing, but every
-request still pays for the ASGI machinery around it: uvicorn's request task, scope and
-message dicts, and the four middleware layers (request id, host check, rate limit, HEAD)
-each awaiting the next. For a 304 that machinery is most of the cost: about 60 µs of the
-server's CPU against nginx's 20-30 µs, which held 304 throughput at a quarter of nginx's.
+What it answers: a ``GET`` or ``HEAD`` over HTTP/1.1 of a canonical feed's path (``/feed.rss``,
+``/categories/{slug}/feed.atom``, ``/{lang}/feed.json``, ... exactly, no query string) whose
+document is cached and current, alone on its connection, from a client the rate limiter
+lets through at once. The answer is the app's own, byte for byte: a 200 with the document in
+the best coding the client accepts, or a 304; the headers the middleware layers would add,
+in their order (rate-limit headers, CORS headers, ``nosniff``, ``x-request-id``); counted in the metrics
+and the access log as the app would count it. tests/test_front.py compares both ways over
+real connections.
 
-``FrontProtocol`` is uvicorn's httptools protocol with one step added: when a request's
-headers are parsed and nothing else is in flight on the connection, it asks ``Front``
-whether this is such a poll, and if so writes the whole answer at once, in the same
-callback, with no task. ``Front`` does synchronously what the middleware stack does for
-these requests, through the same functions: ``CachedFeeds.answer`` (the fast path's own
-decision), ``host_allowed``, ``feedsvc.http.cost.classify`` and ``RateLimiter.charge_poll_now``, ``request_id_from``,
-``Metrics.record`` and ``log_access``; its headers come in the order the layers add them.
-tests/test_front.py compares both ways byte for byte over real connections.
+What it hands to the app, untouched: everything else. Other methods and paths, a query
+string or %-escape, HTTP/1.0, an upgrade, a request with a body, ``Expect`` or
+``Authorization``, ``X-Forwarded-*`` when uvicorn trusts proxies, a request pipelined behind
+one still being answered, a connection whose writes are paused, a host not allowed, a rate
+limit kept in Redis or exhausted, and what ``CachedFeeds`` declines (a document not yet
+served or no longer current, ``Origin``, ``Sec-Fetch-Dest``, a header sent twice).
 
-Anything it cannot answer exactly as the app would goes the usual way, untouched: other
-methods and paths, HTTP/1.0, requests with a body, an ``Expect`` or credentials, a pipelined
-request behind one still being answered (answers keep their order), a connection whose
-writes are paused (a client not reading), headers a proxy rewrites the client from
-(``X-Forwarded-*``, when uvicorn trusts them), rate limits kept in Redis or exhausted, a
-host not allowed, and everything ``CachedFeeds`` declines.
+What it may touch: ``Front.respond`` is a pure decision over (method, path, headers,
+client) made through the functions the middleware stack itself uses for these requests:
+``CachedFeeds.answer`` (feedsvc.http.fastpath, the decision the ASGI fast path makes),
+``host_allowed``, ``feedsvc.http.cost.classify``, ``RateLimiter.charge_poll_now``,
+``request_id_from``, ``Metrics.record``
+and ``log_access``. It awaits nothing, reads no store and knows nothing of uvicorn.
+
+Why below ASGI: for a 304 the ASGI machinery (uvicorn's request task, scope and message
+dicts, four middleware layers each awaiting the next) is most of the cost, about 60 µs of
+the server's CPU against nginx's 20-30 µs. Answering in the protocol's callback, with no
+task, closes that gap. The coupling to uvicorn's internals that this needs is all in
+feedsvc.http.uvicorn_front (``FrontProtocol``, which `feedsvc serve` runs), checked by
+tests/test_uvicorn_front.py against the installed uvicorn.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from feedsvc.http.cost import classify
 from feedsvc.http.fastpath import header_lines
 from feedsvc.http.observe import Metrics, log_access, request_id_from
 
 if TYPE_CHECKING:
-    from uvicorn.config import Config
-    from uvicorn.server import ServerState
-
     from feedsvc.http.fastpath import CachedFeeds
     from feedsvc.http.ratelimit import RateLimiter
 
 _HOST = b"host"
 _NOSNIFF = b"x-content-type-options: nosniff\r\nx-request-id: "
-# Request headers that send a request the long way: a body, credentials (their own rate
-# bucket, token learning), 100-continue.
-_DECLINE = frozenset({b"content-length", b"transfer-encoding", b"authorization", b"expect"})
-_PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
-_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
-# A path with nothing to decode or split: no query string (even empty), no %-escape, no
-# fragment, printable ASCII only. Anything else is the app's.
-_PLAIN_PATH = re.compile(rb"/[^?%#\x00-\x20\x7f-\xff]*")
-_BIG = 16 * 1024
-"""Bodies from this size are written apart from the head rather than copied into it."""
 
 
 class Front:
@@ -133,99 +124,3 @@ def find_front(app: Any) -> Front | None:
         if app is None:
             return None
     return None
-
-
-class FrontProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol (httptools) that lets ``Front`` answer first.
-
-    `feedsvc serve` runs uvicorn with it. It relies on uvicorn's per-connection state
-    (``cycle``, ``pipeline``, ``flow``, ``url``, ``headers``, the keep-alive timer), which
-    pyproject pins to a tested range of uvicorn versions."""
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._front = find_front(self.app)
-        self._proxied = bool(config.proxy_headers)
-        self._answered = False
-
-    def on_message_begin(self) -> None:
-        # uvicorn builds the request's ASGI scope here; one the front answers never needs it,
-        # so it is built when the request goes to the app (``_to_app``).
-        self.url = b""
-        self.headers = []
-        self.expect_100_continue = False
-
-    def on_headers_complete(self) -> None:
-        cycle = self.cycle
-        if (
-            self._front is not None
-            and (cycle is None or cycle.response_complete)
-            and not self.pipeline
-            and not self.flow.write_paused
-            and self._answer(self._front)
-        ):
-            self._answered = True
-            return
-        self._to_app()
-        super().on_headers_complete()
-
-    def _to_app(self) -> None:
-        """uvicorn's own start of a request, keeping what the parser has read since."""
-        url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()
-        self.url, self.headers, self.expect_100_continue = url, headers, expect
-        self.scope["headers"] = headers
-
-    def _answer(self, front: Front) -> bool:
-        """Write the front's answer to the request just parsed; False if it has none."""
-        parser = self.parser
-        method = parser.get_method()
-        if (
-            method not in _METHODS
-            or not _PLAIN_PATH.fullmatch(self.url)
-            or parser.get_http_version() != "1.1"
-            or parser.should_upgrade()
-        ):
-            return False
-        headers = self.headers
-        for name, _ in headers:
-            if name in _DECLINE or (self._proxied and name in _PROXY):
-                return False
-        answer = front.respond(_METHODS[method], self.root_path + self.url.decode("ascii"), headers, self.client)
-        if answer is None:
-            return False
-        status, lines, body = answer
-        keep_alive = parser.should_keep_alive()
-        head = b"%s%s%s%s" % (
-            STATUS_LINE[status], front.server_lines(self.server_state.default_headers), lines,
-            b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
-        )
-        transport = self.transport
-        if len(body) >= _BIG:
-            transport.writelines((head, body))  # one writev under uvloop, the body not copied
-        else:
-            transport.write(head + body)
-        self.server_state.total_requests += 1
-        if not keep_alive:
-            transport.close()
-        else:
-            # What uvicorn does after each answer: the connection may idle this long.
-            self._unset_keepalive_if_required()
-            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
-        return True
-
-    def on_body(self, body: bytes) -> None:
-        if not self._answered:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if self._answered:
-            self._answered = False
-            return
-        super().on_message_complete()

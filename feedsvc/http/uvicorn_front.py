@@ -1,0 +1,169 @@
+"""Everything feedsvc relies on inside uvicorn, in one place: ``FrontProtocol``.
+
+``FrontProtocol`` is uvicorn's HTTP/1.1 protocol (httptools) with one step added: when a
+request's headers are parsed and nothing else is in flight on the connection, it asks
+``Front`` (feedsvc.http.front) whether this is a poll it answers, and if so writes the whole
+answer at once, in the same callback, with no task. Anything else goes on to uvicorn's own
+code as if the step were not there.
+
+That needs uvicorn's per-connection state, which is not its public API. This module is the
+only one that touches it, and ``SUPPORTED_UVICORN``, ``METHODS`` and ``ATTRIBUTES`` below
+name all of it; tests/test_uvicorn_front.py fails when the installed uvicorn is outside the
+range or lacks any of it, and pyproject.toml pins uvicorn to the same range. To support a
+new uvicorn: read its ``uvicorn/protocols/http/httptools_impl.py`` against the names below,
+run tests/test_front.py and tests/test_uvicorn_front.py on it, then widen the range (here
+and in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from feedsvc.http.front import Front, find_front
+
+if TYPE_CHECKING:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+SUPPORTED_UVICORN = ((0, 30), (0, 60))
+"""uvicorn versions ``FrontProtocol`` is known to work with: from the first (inclusive) to
+the second (exclusive), as in pyproject.toml's ``uvicorn[standard]>=0.30,<0.60``."""
+
+METHODS: dict[str, tuple[str, ...]] = {
+    # uvicorn's, overridden here: called by uvicorn and by httptools' parser.
+    "__init__": ("self", "config", "server_state", "app_state", "_loop"),
+    "on_message_begin": ("self",),
+    "on_headers_complete": ("self",),
+    "on_body": ("self", "body"),
+    "on_message_complete": ("self",),
+    # uvicorn's, called here after an answer, as uvicorn does after each of its own.
+    "_unset_keepalive_if_required": ("self",),
+    "timeout_keep_alive_handler": ("self",),
+}
+"""``HttpToolsProtocol`` methods ``FrontProtocol`` overrides or calls, with their parameters."""
+
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    # The protocol's own state, per connection and per request.
+    "protocol": (
+        "app", "loop", "parser", "root_path", "client", "transport", "flow", "pipeline", "cycle",
+        "server_state", "timeout_keep_alive", "timeout_keep_alive_task", "url", "headers",
+        "expect_100_continue", "scope",
+    ),
+    "flow": ("write_paused",),  # FlowControl: the client is not reading
+    "cycle": ("response_complete",),  # RequestResponseCycle: the request in flight is answered
+    "server_state": ("default_headers", "total_requests"),  # ServerState: date/server headers, counter
+    "config": ("proxy_headers",),  # Config: X-Forwarded-* trusted
+    "parser": ("get_method", "get_http_version", "should_upgrade", "should_keep_alive"),  # httptools
+}
+"""Attributes ``FrontProtocol`` reads or writes, by the object they are on; plus the module
+constant ``STATUS_LINE`` (status -> ``HTTP/1.1 200 OK\\r\\n``)."""
+
+# Request headers that send a request the long way: a body, credentials (their own rate
+# bucket, token learning), 100-continue.
+_DECLINE = frozenset({b"content-length", b"transfer-encoding", b"authorization", b"expect"})
+_PROXY = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
+_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
+# A path with nothing to decode or split: no query string (even empty), no %-escape, no
+# fragment, printable ASCII only. Anything else is the app's.
+_PLAIN_PATH = re.compile(rb"/[^?%#\x00-\x20\x7f-\xff]*")
+_BIG = 16 * 1024
+"""Bodies from this size are written apart from the head rather than copied into it."""
+
+
+class FrontProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) that lets ``Front`` answer first.
+
+    `feedsvc serve` runs uvicorn with it. What it relies on inside uvicorn is listed in
+    ``METHODS`` and ``ATTRIBUTES``."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._front = find_front(self.app)
+        self._proxied = bool(config.proxy_headers)
+        self._answered = False
+
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; one the front answers never needs it,
+        # so it is built when the request goes to the app (``_to_app``).
+        self.url = b""
+        self.headers = []
+        self.expect_100_continue = False
+
+    def on_headers_complete(self) -> None:
+        cycle = self.cycle
+        if (
+            self._front is not None
+            and (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and not self.flow.write_paused
+            and self._answer(self._front)
+        ):
+            self._answered = True
+            return
+        self._to_app()
+        super().on_headers_complete()
+
+    def _to_app(self) -> None:
+        """uvicorn's own start of a request, keeping what the parser has read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
+    def _answer(self, front: Front) -> bool:
+        """Write the front's answer to the request just parsed; False if it has none."""
+        parser = self.parser
+        method = parser.get_method()
+        if (
+            method not in _METHODS
+            or not _PLAIN_PATH.fullmatch(self.url)
+            or parser.get_http_version() != "1.1"
+            or parser.should_upgrade()
+        ):
+            return False
+        headers = self.headers
+        for name, _ in headers:
+            if name in _DECLINE or (self._proxied and name in _PROXY):
+                return False
+        answer = front.respond(_METHODS[method], self.root_path + self.url.decode("ascii"), headers, self.client)
+        if answer is None:
+            return False
+        status, lines, body = answer
+        keep_alive = parser.should_keep_alive()
+        head = b"%s%s%s%s" % (
+            STATUS_LINE[status], front.server_lines(self.server_state.default_headers), lines,
+            b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+        )
+        transport = self.transport
+        if len(body) >= _BIG:
+            transport.writelines((head, body))  # one writev under uvloop, the body not copied
+        else:
+            transport.write(head + body)
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            transport.close()
+        else:
+            # What uvicorn does after each answer: the connection may idle this long.
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._answered:
+            self._answered = False
+            return
+        super().on_message_complete()
