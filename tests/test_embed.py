@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
-from feedsvc.http.embed import commentary_ref
+from feedsvc.http.routes.embeds import commentary_ref
 from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
 
 

@@ -20,7 +20,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from feedsvc.config import Settings, load_settings
-from feedsvc.http.app import create_app, host_allowed
+from feedsvc.http.app import create_app
+from feedsvc.http.middleware import host_allowed
 from tests.conftest import PUBLIC_URL, assert_error, commentary
 
 API = "/api/v1/commentaries"

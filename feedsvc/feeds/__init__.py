@@ -19,5 +19,5 @@ feedsvc.http.routes.feeds (the handlers: validators, 304s, the browser page),
 feedsvc.http.fastpath (``CachedFeeds``: a poll of a current cached canonical view answered
 before routing) and feedsvc.http.front (the same answered in uvicorn's protocol callback,
 below ASGI). Knowing "nothing changed" without a query is the store's
-(feedsvc.store.watch, through ``Store.known_state``).
+(``Store.known_state``, kept by each engine).
 """

@@ -238,7 +238,8 @@ class FeedPublisher:
     def cached(self, path: str) -> tuple[Rendered, FeedFormat, str] | None:
         """The document of the canonical view last served at ``path``, its format and route
         template, if it is current: the store knows without a query that nothing changed
-        since it was made (feedsvc.store.sqlite.watch and feedsvc.store.postgres.watch), and no scheduled commentary is due."""
+        since it was made (``Store.known_state``: feedsvc.store.sqlite.watch, feedsvc.store.postgres.watch),
+        and no scheduled commentary is due."""
         found = self._addresses.get(path)
         if found is None:
             return None

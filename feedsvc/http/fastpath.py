@@ -1,22 +1,27 @@
-"""Feed polls answered before routing (issue 6).
+"""The fast path: feed polls answered before routing, inside the ASGI stack (issue 6).
 
 Most requests a feed server sees are readers polling the same few URLs: ``/feed.rss``, a
 category's or a language's feed, with ``If-None-Match`` from the last poll. When the
 document for such a path is cached and the store knows without a query that nothing was
-committed since it was made (``FeedPublisher.cached``, feedsvc.store.sqlite.watch and feedsvc.store.postgres.watch), this layer
+committed since it was made (``FeedPublisher.cached``, ``Store.known_state``), this layer
 answers at once: no routing, no dependency injection, no Response object. What it sends
-is what the handlers in feedsvc.http.feeds send (the same ``validators`` and ``is_fresh``;
-tests/test_fastpath.py compares them header by header).
+is what the handlers in feedsvc.http.routes.feeds send (the same ``validators`` and
+``is_fresh``, from feedsvc.http.conditional; tests/test_fastpath.py compares them header by
+header).
 
-It sits inside the rate limiter, ``harden`` and ``observe`` (feedsvc.http.app), so request
-ids, access logs, metrics, host checks, ``nosniff``, rate limits and HEAD work as for any
-other request; it sets ``path_template`` as routing would, for the metrics.
+It sits inside the rate limiter, ``harden`` (feedsvc.http.middleware) and ``observe``, so
+request ids, access logs, metrics, host checks, ``nosniff``, rate limits and HEAD work as
+for any other request; it sets ``path_template`` as routing would, for the metrics.
 
 Anything else goes on to the app: other paths, query strings, methods other than GET
 (HEAD arrives here as GET), a document not yet served or no longer current, and requests
 that need more: cross-origin requests (``Origin``, left to Litestar's CORS middleware;
 their answer is the plain one, since ``harden`` puts the same CORS headers on every read)
 and browsers (``Sec-Fetch-Dest``: the HTML page), or a header sent twice.
+
+What it may touch: ``FeedPublisher.cached`` (a dict lookup and the store's in-memory
+state, no query, nothing awaited) and the feed validators. ``CachedFeeds`` is the decision;
+the front (feedsvc.http.front) asks it too, below ASGI, so the two cannot answer differently.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from litestar.enums import ScopeType
 from feedsvc.feeds.documents import Encoding, Rendered, pick_encoding
 from feedsvc.feeds.publisher import MAX_ADDRESSES, FeedPublisher
 from feedsvc.feeds.views import MEDIA_TYPES, FeedFormat
-from feedsvc.http.feeds import is_fresh, validators
+from feedsvc.http.conditional import is_fresh, validators
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send

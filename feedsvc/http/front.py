@@ -64,7 +64,7 @@ class Front:
         cors_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self.feeds = feeds
-        self.host_allowed = host_allowed  # feedsvc.http.app's, which imports this module
+        self.host_allowed = host_allowed  # feedsvc.http.middleware's
         self.limiter = limiter
         self.metrics = metrics
         self.allowed_hosts = allowed_hosts

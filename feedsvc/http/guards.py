@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
 from feedsvc.errors import AuthenticationError
-from feedsvc.http.read import bearer_token
+from feedsvc.http.common import bearer_token
 from feedsvc.model import Scope
 from feedsvc.service import Service
 

@@ -13,7 +13,7 @@ microseconds: no Litestar request object, no dependency injection. Per request i
   path, so the number of series stays bounded; ``unmatched`` when no route answered: a
   404, a 405, or a refusal before routing such as a 429), method and status, and times it.
 
-``GET /metrics`` serves ``Metrics.registry`` in the Prometheus text format to a bearer token
+``GET /metrics`` (feedsvc.http.routes.ops) serves ``Metrics.registry`` in the Prometheus text format to a bearer token
 with the ``metrics:read`` scope (or ``admin``): route names, error rates and store timings
 tell an attacker what hurts, so they are not public. Each app has a
 registry of its own, so tests build many apps; with several server workers each process
@@ -33,7 +33,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from prometheus_client import (
     CollectorRegistry,
@@ -48,10 +47,7 @@ from prometheus_client.registry import Collector
 
 from feedsvc import __version__
 from feedsvc.errors import FeedsvcError
-from feedsvc.http.guards import guards, security
-from feedsvc.http.read import responses
 from feedsvc.logs import REQUEST_ID, redact
-from feedsvc.model import METRICS_READ
 from feedsvc.store import Store
 
 if TYPE_CHECKING:
@@ -330,16 +326,3 @@ def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASG
 
     middleware.__wrapped__ = app  # type: ignore[attr-defined]  # bench.servers measures without it
     return middleware
-
-
-@get(
-    "/metrics", summary="Prometheus metrics of this server process (a token with the metrics:read scope)",
-    tags=["operations"], media_type=CONTENT_TYPE, guards=guards(METRICS_READ), security=security(METRICS_READ),
-    responses=responses(401, 403),
-)
-async def metrics_handler(request: Request[Any, Any, Any]) -> Response[bytes]:
-    metrics: Metrics = request.app.state.metrics
-    return Response(await metrics.scrape(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
-
-
-HANDLERS = [metrics_handler]

@@ -1,4 +1,5 @@
-"""HTML pages for people: the index of feeds, each commentary's page, OPML, static files."""
+"""HTML pages for people: the index of feeds, each commentary's page, each weekly digest's
+page, OPML, the feed stylesheet and the icon."""
 
 from __future__ import annotations
 
@@ -13,19 +14,11 @@ from litestar.params import FromPath
 from feedsvc.config import Settings
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import FORMATS, FeedSpec
-from feedsvc.http.embed import index_snippets
-from feedsvc.http.read import conditional, responses
+from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, parse_start, responses
+from feedsvc.http.conditional import conditional
+from feedsvc.http.routes.embeds import index_snippets
 from feedsvc.model import Commentary, Query
-from feedsvc.render.html import FeedLink, commentary_page, index_page, opml
-
-HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
-# Pages run no script at all; images may come from anywhere commentaries point to.
-PAGE_CSP = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-PAGE_HEADERS = {
-    "Content-Security-Policy": PAGE_CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
+from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page, opml
 
 
 def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec) -> FeedLink:
@@ -105,4 +98,27 @@ async def icon(request: Request[Any, Any, Any]) -> Response[bytes]:
     return conditional(request, _static("icon.svg"), media_type="image/svg+xml", cache_control="public, max-age=86400")
 
 
-HANDLERS = [index, feeds_opml, commentary, feed_xsl, icon]
+@get("/digests/{start:str}", summary="A weekly digest's readable page", tags=["pages"], media_type="text/html", responses=responses(304, 400, 404, 503))
+async def digest_html(
+    request: Request[Any, Any, Any],
+    publisher: NamedDependency[FeedPublisher],
+    settings: NamedDependency[Settings],
+    start: Start,
+    lang: Lang = None,
+) -> Response[str]:
+    service = publisher.service
+    digest = await service.get_digest(parse_start(start), lang=digest_lang(lang))
+    versions = await service.get_digests_of(digest.period.start)
+    feeds = [feed_link(publisher, publisher.digest_spec(digest.lang)), feed_link(publisher, publisher.digest_spec(None))]
+    text = digest_page(digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title)
+    return html_response(request, text, settings.cache_max_age)
+
+
+HANDLERS = [
+    index,
+    feeds_opml,
+    commentary,
+    feed_xsl,
+    icon,
+    digest_html,
+]

@@ -14,18 +14,21 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from feedsvc.http.bodies import WriteRequest, strict_body
+from feedsvc.http.common import API, JSON, responses
 from feedsvc.http.guards import guards, security
-from feedsvc.http.read import API, JSON, responses
-from feedsvc.http.write import WriteRequest, strict_body
 from feedsvc.model import WEBHOOKS_MANAGE, CreatedWebhook, NewWebhook, TokenInfo, Webhook
 from feedsvc.push.webhooks import WebhookRegistry
+
+_encode = msgspec.json.Encoder().encode
+
 
 WebhooksDep = NamedDependency[WebhookRegistry]
 
 HOOK_GUARDS = guards(WEBHOOKS_MANAGE)
 HOOK_SECURITY = security(WEBHOOKS_MANAGE)
 
-_encode = msgspec.json.Encoder().encode
+
 # Subscribers and their state are private and change by themselves: never cached anywhere.
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -57,4 +60,9 @@ async def delete_webhook(id: FromPath[str], webhooks: WebhooksDep) -> None:
     await webhooks.delete(id)
 
 
-HANDLERS = [create_webhook, list_webhooks, get_webhook, delete_webhook]
+HANDLERS = [
+    create_webhook,
+    list_webhooks,
+    get_webhook,
+    delete_webhook,
+]

@@ -1,4 +1,5 @@
-"""Feed handlers: /feed.*, /categories/{slug}/feed.*, /{lang}/feed.*, in three formats.
+"""Feed handlers: /feed.*, /categories/{slug}/feed.*, /{lang}/feed.*, /digest.*, /{lang}/digest.*,
+in three formats (feedsvc.feeds makes and caches the documents).
 
 Every feed response is cheap to poll: a strong ETag per view and content coding,
 Last-Modified (the newest change among the items), 304 on a matching conditional
@@ -22,8 +23,8 @@ from feedsvc.errors import NotFoundError
 from feedsvc.feeds.documents import Rendered, pick_encoding
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import FORMATS, MEDIA_TYPES, FeedFormat
-from feedsvc.http.pages import PAGE_HEADERS
-from feedsvc.http.read import http_date, modified_since_covers, responses
+from feedsvc.http.common import PAGE_HEADERS, responses
+from feedsvc.http.conditional import is_fresh, validators
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang
 from feedsvc.render.jsonfeed import Feed as JSONFeed
 
@@ -31,11 +32,6 @@ Cursor = Annotated[
     str | None,
     QueryParameter(description="An archive page: the cursor from a `prev-archive` link.", max_length=500),
 ]
-_SUFFIX = re.compile(r'(-page)?(-gzip|-br)?"$')
-
-
-def _bare(etag: str) -> str:
-    return _SUFFIX.sub('"', etag.strip().removeprefix("W/"))
 
 
 def is_browser_navigation(request: Request[Any, Any, Any]) -> bool:
@@ -53,37 +49,6 @@ def is_browser_navigation(request: Request[Any, Any, Any]) -> bool:
     )
 
 
-# Every request header a feed's answer depends on, for caches (RFC 9110 section 12.5.5): the
-# coding (Accept-Encoding), and for RSS and Atom whether a browser navigates to it, which
-# shows the HTML page (is_browser_navigation reads all three). A JSON Feed is never a page.
-# CORS headers are the same on every read (feedsvc.http.app.harden): no Origin here.
-_NAVIGATION = "Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"
-VARY: dict[FeedFormat, str] = {
-    fmt: "Accept-Encoding" if fmt == "json" else f"Accept-Encoding, {_NAVIGATION}" for fmt in FORMATS
-}
-
-
-def validators(doc: Rendered, etag: str, settings: Settings, fmt: FeedFormat) -> dict[str, str]:
-    """The headers of every answer about a feed document in ``fmt``, 200 and 304 alike."""
-    headers = {
-        "ETag": etag,
-        "Vary": VARY[fmt],
-        "Cache-Control": f"public, max-age={settings.cache_max_age}, "
-        f"stale-while-revalidate={settings.stale_while_revalidate}",
-    }
-    if doc.last_modified is not None:
-        headers["Last-Modified"] = http_date(doc.last_modified)
-    return headers
-
-
-def is_fresh(doc: Rendered, if_none_match: str | None, if_modified_since: str | None, *, page: bool) -> bool:
-    """Whether the client's copy is current: any coding of the same document (or of its
-    page) matches If-None-Match; without it, If-Modified-Since covers Last-Modified."""
-    if if_none_match is not None:
-        return if_none_match.strip() == "*" or any(
-            _bare(tag) == doc.etag and ("-page" in tag) == page for tag in if_none_match.split(",")
-        )
-    return modified_since_covers(if_modified_since, doc.last_modified)
 
 
 def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedFormat, settings: Settings) -> Response[Any]:
@@ -171,4 +136,30 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     return [site_feed, category_feed, lang_feed]
 
 
-HANDLERS = [handler for fmt in FORMATS for handler in _handlers(fmt)]
+def _feed_handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
+    label = fmt.upper() if fmt != "json" else "JSON Feed"
+
+    @get(f"/digest.{fmt}", name=f"digest-feed-{fmt}", summary=f"{label}: weekly digests, every language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 503))
+    async def digest_feed(
+        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
+    ) -> Response[bytes]:
+        return feed_response(request, await publisher.digest_document(fmt, None), fmt, settings)
+
+    @get(f"/{{language:str}}/digest.{fmt}", name=f"lang-digest-feed-{fmt}", summary=f"{label}: weekly digests, one language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 404, 503))
+    async def lang_digest_feed(
+        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings],
+        language: FromPath[str],
+    ) -> Response[bytes]:
+        # Any language tag has a digest feed, empty where nothing is published; an empty
+        # one is kept only in the bounded cache (FeedPublisher.digest_document).
+        if len(language) > 35 or re.fullmatch(LANG_PATTERN, language) is None:
+            raise NotFoundError(f"no feed at /{language[:40]}/digest.{fmt}: {language[:40]!r} is not a language tag")
+        return feed_response(request, await publisher.digest_document(fmt, normalize_lang(language)), fmt, settings)
+
+    return [digest_feed, lang_digest_feed]
+
+
+HANDLERS = [
+    *(handler for fmt in FORMATS for handler in _handlers(fmt)),
+    *(handler for fmt in FORMATS for handler in _feed_handlers(fmt)),
+]

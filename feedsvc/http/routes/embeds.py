@@ -15,17 +15,20 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
 from feedsvc.config import Settings
+from feedsvc.http.common import JSON, ServiceDep, responses
+from feedsvc.http.conditional import conditional
 from feedsvc.http.errors import ErrorBody
-from feedsvc.http.read import JSON, ServiceDep, conditional, responses
 from feedsvc.model import Commentary, Query
 from feedsvc.render.embed import OEmbed, Theme, embed_card, embed_js, embed_page, oembed, snippets
 from feedsvc.service import Service
+
+_encode = msgspec.json.Encoder().encode
+
 
 SettingsDep = NamedDependency[Settings]
 API_COMMENTARIES = "/api/v1/commentaries/"
 PAGE_COMMENTARIES = "/commentaries/"
 
-_encode = msgspec.json.Encoder().encode
 
 # /embed.js has no version in its URL, so a day is as long as a fix may take to reach partners.
 SCRIPT_MAX_AGE = 86400
@@ -181,4 +184,8 @@ async def index_snippets(service: Service, settings: Settings, latest: Sequence[
     )
 
 
-HANDLERS = [embed, embed_script, oembed_endpoint]
+HANDLERS = [
+    embed,
+    embed_script,
+    oembed_endpoint,
+]
