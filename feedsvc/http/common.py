@@ -108,10 +108,6 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return token.strip()
 
 
-def cache_control_api(service_max_age: int) -> str:
-    return f"public, max-age={service_max_age}"
-
-
 HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
 # Pages run no script at all; images may come from anywhere commentaries point to.
 PAGE_CSP = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
