@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "feedsvc"
 LAYER_OF_TOP = {
     "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
-    "cursors": "model", "structure": "model", "bodies": "service",
+    "cursors": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",
     "service": "service", "transfer": "service", "datamove": "service",
     "feeds": "feeds", "http": "http", "cli": "cli",
