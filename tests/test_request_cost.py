@@ -248,6 +248,12 @@ async def test_the_worst_input_for_each_parameter_costs_little_on_every_route(se
                 route = template.format(id=served.id)
                 url = f"{route}?{case.query}"
                 response, cpu = await cpu_of(served.app, url)
+                if cpu >= CPU_BOUND:
+                    # A pause that is not this request's (a collection of earlier requests'
+                    # garbage, a store thread's work) can land in one measurement; the worst
+                    # inputs cost the same every time, so a second try tells them apart.
+                    response, again = await cpu_of(served.app, url)
+                    cpu = min(cpu, again)
                 assert cpu < CPU_BOUND, f"{case.name} on {route}: {cpu * 1000:.0f} ms of CPU"
                 check_answer(case, route, response)
                 worst = max(worst, (cpu, f"{case.name} on {route}"))
