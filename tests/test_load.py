@@ -12,7 +12,7 @@ documents per view.
   still complete within SLOW_CLIENT_BOUND_S. uvicorn has no timeout for incomplete request
   headers (its ``timeout_keep_alive``, 5 s, only applies between requests), so such
   connections stay open for as long as the client trickles; what bounds them is the
-  process's file descriptors, or a proxy in front (README, "Security and durability").
+  process's file descriptors, or a proxy in front (docs/security.md, "Load and slow clients").
 
 wrk missing: skipped with the reason, except under CI (``CI`` set), where it fails.
 """

@@ -17,7 +17,7 @@ microseconds: no Litestar request object, no dependency injection. Per request i
 with the ``metrics:read`` scope (or ``admin``): route names, error rates and store timings
 tell an attacker what hurts, so they are not public. Each app has a
 registry of its own, so tests build many apps; with several server workers each process
-counts its own requests and a scrape reaches one of them (README: "Metrics").
+counts its own requests and a scrape reaches one of them (docs/operating.md, "Metrics").
 """
 
 from __future__ import annotations
