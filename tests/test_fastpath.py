@@ -20,6 +20,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -379,3 +380,42 @@ async def until_shown(client: AsyncTestClient[Litestar], title: str) -> None:
     while title not in await titles(client):
         assert time.monotonic() < deadline, "the change notification never arrived"
         await asyncio.sleep(0.005)
+
+
+
+async def test_a_node_s_own_writes_are_counted_once(settings: Settings) -> None:
+    """PostgreSQL: a store's own write makes it forget its state when the write ends, before
+    it is acknowledged; the notification that write sends comes back later and changes
+    nothing. Counted a second time, that echo (arriving after the state was read again,
+    as it does when the node is busy) sent the next poll the slow way.
+
+    The writes run on an event loop of their own (a thread) while this one is held up,
+    as on a loaded machine: their echo reaches this loop's listener only once the state
+    is being read again."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no notifications")
+    store = open_store(settings.database_url)
+    await store.open()
+    writer = asyncio.new_event_loop()
+    thread = threading.Thread(target=writer.run_forever, daemon=True)
+    thread.start()
+    try:
+        service = Service(store, base_url=PUBLIC_URL)
+        deadline = time.monotonic() + 10
+        while store.known_state() is None:  # the listener connects in the background
+            assert time.monotonic() < deadline, "the change listener never connected"
+            await store.get_state()
+            await asyncio.sleep(0.01)
+        for n in range(3):
+            write = service.put_category(f"topic-{n}", CategoryIn(names={"en": f"Topic {n}"}))
+            asyncio.run_coroutine_threadsafe(write, writer).result(timeout=30)  # holds this loop
+            assert store.known_state() is None  # forgotten at once, before the acknowledgement
+            state = await store.get_state()
+            for _ in range(3):  # round trips, while the echo is delivered
+                await store.get_categories()
+            assert store.known_state() == state, f"write {n}: its own notification made the node forget"
+    finally:
+        await store.close()  # ends the writer loop's pool too
+        writer.call_soon_threadsafe(writer.stop)
+        thread.join(timeout=10)
+        writer.close()

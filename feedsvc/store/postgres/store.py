@@ -68,8 +68,10 @@ WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock((x'66656564'::bigint << 32) | 'ch
 # Every write transaction also notifies the listeners of the same change log (its channel
 # is named after the log, like the lock); PostgreSQL delivers it only if the transaction
 # commits. Nodes then know nothing moved without asking (feedsvc.store.postgres.watch).
+# The payload names the store that wrote ($1, its watch's origin), so the writer can tell
+# the echo of a commit it already counted from another node's commit.
 CHANNEL_SQL = "SELECT 'feedsvc_changes_' || 'changes'::regclass::oid::text"
-WRITE_SQL = WRITE_LOCK_SQL + ", pg_notify('feedsvc_changes_' || 'changes'::regclass::oid::text, '')"
+WRITE_SQL = WRITE_LOCK_SQL + ", pg_notify('feedsvc_changes_' || 'changes'::regclass::oid::text, $1::text)"
 # The migration lock is named after the schema, which may not exist yet.
 MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(x'6d696772'::int, hashtext(coalesce($1::text, current_schema(), '')))"
 
@@ -181,12 +183,13 @@ class PostgresStore(
         """One write transaction holding the write lock; rolled back on any error."""
         try:
             async with (await self._pool()).acquire() as conn, conn.transaction():
-                await conn.execute(WRITE_SQL)
+                await conn.execute(WRITE_SQL, self._watch.origin)
                 yield Tx(conn, self._tokenizer())
         except _DRIVER_ERRORS as e:
             raise wrap(e) from e
         finally:
-            # This process's own writes are known at once, not when the notification is back.
+            # This store's own writes are known at once, before the write is acknowledged,
+            # not when the notification is back; the watch then ignores that notification.
             self._watch.changed()
 
     async def _write_rows(self, sql: str, params: Sequence[Any] = (), *, serial: bool = True) -> list[Any]:

@@ -5,12 +5,20 @@ feedsvc.store.sql.base.Watch).
 ``NOTIFY`` that is delivered when it commits (feedsvc.store.postgres). The token is the
 number of notifications received; while the listener is not connected there is no
 token, and the state is read every time, as before.
+
+The store's own writes move the token when they end, before they are acknowledged
+(``changed``), and their notifications carry the watch's ``origin`` so that their echo
+does not move it a second time. Counted twice, a commit's echo arriving after the state
+was read again (a moment later, or much later on a loaded machine) made the node forget
+a state that was current and read it once more: never wrong, but a poll answered the
+slow way at random after every write of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,6 +54,10 @@ class PostgresWatch:
         ``channel_sql`` selects the channel name (one per change log)."""
         self._connect = connect
         self._channel_sql = channel_sql
+        self.origin = secrets.token_hex(8)
+        """The payload of this store's own notifications (see the module docstring): one
+        per watch, so that another store on the same database, in this process or any
+        other, is never taken for this one."""
         self._loops: dict[asyncio.AbstractEventLoop, _Listener] = {}
         self._closed = False
 
@@ -80,8 +92,10 @@ class PostgresWatch:
         return known.state
 
     def changed(self) -> None:
-        """This process committed a write: forget every remembered state at once, without
-        waiting for the notification to come back."""
+        """This store ended a write transaction (committed or not): forget every remembered
+        state at once, without waiting for the notification to come back. Called for every
+        transaction that sends ``origin``, after its commit and before it is acknowledged:
+        that is what makes ignoring their notifications safe."""
         for listener in list(self._loops.values()):
             listener.bump()
 
@@ -163,7 +177,9 @@ class _Listener:
                 return
             self._alive_at = time.monotonic()
 
-    def _notified(self, *args: Any) -> None:
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if payload == self.watch.origin:
+            return  # a commit of this store's own: changed() counted it already
         self.count += 1
 
     def _lost(self, *args: Any) -> None:
