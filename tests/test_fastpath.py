@@ -60,7 +60,21 @@ async def published(client: AsyncTestClient[Litestar], auth: dict[str, str], cat
         r = await client.post("/api/v1/commentaries", json=body, headers=auth)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
+    await until_listening(client)
     return ids
+
+
+async def until_listening(client: AsyncTestClient[Litestar]) -> None:
+    """Wait until the app's store can know its state without asking. On PostgreSQL its
+    LISTEN connection is made in the background on first use (moments, or much longer on a
+    loaded machine); until then every poll goes the long way, by design, and a test that
+    expects a fast answer would race it."""
+    store = client.app.state.publisher.service.store
+    deadline = time.monotonic() + 10
+    while store.known_state() is None:
+        assert time.monotonic() < deadline, "the store never came to know its state"
+        await store.get_state()
+        await asyncio.sleep(0.01)
 
 
 def early_hits(client: AsyncTestClient[Litestar]) -> int:
