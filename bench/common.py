@@ -137,7 +137,8 @@ class Server:
 
     def errors_logged(self) -> list[str]:
         text = self.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if re.search(r"Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\]", line)]
+        bad = r"Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\]"
+        return [line for line in text.splitlines() if re.search(bad, line)]
 
 
 def feedsvc_argv(db: Path, port: int) -> tuple[list[str], dict[str, str]]:
@@ -177,7 +178,9 @@ def start_feedsvc(db: Path, cpus: set[int] | None) -> Server:
 # --- HTTP ---------------------------------------------------------------------------------
 
 
-def request(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         conn.request(method, path, headers=headers or {})
@@ -187,10 +190,14 @@ def request(port: int, method: str, path: str, headers: dict[str, str] | None = 
         conn.close()
 
 
-def expect(port: int, path: str, status: int, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[dict[str, str], bytes]:
+def expect(
+    port: int, path: str, status: int, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[dict[str, str], bytes]:
     got, head, body = request(port, method, path, headers)
     if got != status:
-        raise BenchError(f"{method} {path} {headers or ''} on :{port} answered {got}, expected {status}: {body[:300]!r}")
+        raise BenchError(
+            f"{method} {path} {headers or ''} on :{port} answered {got}, expected {status}: {body[:300]!r}"
+        )
     return head, body
 
 

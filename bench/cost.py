@@ -89,8 +89,11 @@ async def main(paths: int, kind: str) -> None:
                 statuses[await get(app, f"/zz-{n:08d}/{kind}.rss")] += 1
             cpu = time.process_time() - started
             gc.collect()
-            print(f"{paths} made-up language {'feeds' if kind == 'feed' else 'digest feeds'}: {dict(statuses)}; resident memory {before:.0f} -> "
-                  f"{rss_mib():.0f} MiB; {cpu / paths * 1000:.2f} ms of CPU each")
+            print(
+                f"{paths} made-up language {'feeds' if kind == 'feed' else 'digest feeds'}: {dict(statuses)}; "
+                f"resident memory {before:.0f} -> "
+                f"{rss_mib():.0f} MiB; {cpu / paths * 1000:.2f} ms of CPU each"
+            )
 
 
 if __name__ == "__main__":

@@ -295,8 +295,11 @@ _TEXTS = {lang: _text(lang) for lang in VOCABULARY}
 COMMON_WORD = "sanctions"
 """An English word in nearly every English body (rank 8 of the vocabulary)."""
 RARE_NAME = next(
-    name for name in NAMES["latin"]
-    if len(name) >= 7 and _TEXTS["en"].count(name) == 3 and not any(o.startswith(name) and o != name for o in NAMES["latin"])
+    name
+    for name in NAMES["latin"]
+    if len(name) >= 7
+    and _TEXTS["en"].count(name) == 3
+    and not any(o.startswith(name) and o != name for o in NAMES["latin"])
 )
 """A made-up name three times in the English text, so in about 1 % of English records (a
 search for it is not also a prefix search for a longer name)."""
@@ -340,7 +343,9 @@ def _paragraph(rng: random.Random, words: _Words) -> str:
         sentences[i] = f"<strong>{head}</strong> {tail}"
     if rng.random() < 0.2:
         i = rng.randrange(len(sentences))
-        sentences[i] = sentences[i][:-1] + f' (<a href="https://example.org/r/{rng.randrange(10**5)}">{words.one()}</a>).'
+        sentences[i] = (
+            sentences[i][:-1] + f' (<a href="https://example.org/r/{rng.randrange(10**5)}">{words.one()}</a>).'
+        )
     return "<p>" + " ".join(sentences) + "</p>"
 
 

@@ -35,9 +35,19 @@ HEAVY: list[tuple[str, dict[str, Any]]] = [
     ("body_html: 88,000 unclosed <div>", {"body_html": "<div>" * 88_000}),
     ("body_markdown: '![' x 440,000", {"body_markdown": "![" * 440_000}),
     ("body_markdown: 860 KiB of <div>", {"body_markdown": "<div>" * 172_000}),
-    ("body_html: formatting at the depth limit, 880 KB", {"body_html": ((_formatting + "x" + "</b>" * 49) * 900)[:880_000]}),
-    ("body_markdown: a long real-shaped article, 550 KB",
-     {"body_markdown": "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n" * 5_000}),
+    (
+        "body_html: formatting at the depth limit, 880 KB",
+        {"body_html": ((_formatting + "x" + "</b>" * 49) * 900)[:880_000]},
+    ),
+    (
+        "body_markdown: a long real-shaped article, 550 KB",
+        {
+            "body_markdown": (
+                "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n"
+            )
+            * 5_000
+        },
+    ),
 ]
 
 
@@ -51,7 +61,9 @@ def _stats(values: list[float]) -> str:
     if not values:
         return "no answers"
     ordered = sorted(values)
-    p = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+    def p(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
     return f"n={len(ordered):4d} p50 {p(0.5):7.1f} ms  p99 {p(0.99):7.1f} ms  max {ordered[-1] * 1000:7.1f} ms"
 
 
@@ -72,12 +84,26 @@ def main() -> int:
     }
     feedsvc = [sys.executable, "-m", "feedsvc"]
     subprocess.run([*feedsvc, "demo", "--data", str(ROOT / "data")], env=env, check=True, capture_output=True, cwd=tmp)
-    token = subprocess.run(
-        [*feedsvc, "token", "create", "--name", "bench", "--scope", "write"], env=env, check=True, capture_output=True, text=True,
+    token = (
+        subprocess.run(
+            [*feedsvc, "token", "create", "--name", "bench", "--scope", "write"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    server = subprocess.Popen(
+        [*feedsvc, "serve"],
+        env=env,
         cwd=tmp,
-    ).stdout.strip().splitlines()[-1]
-    server = subprocess.Popen([*feedsvc, "serve"], env=env, cwd=tmp, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -102,13 +128,18 @@ def main() -> int:
                     samples.setdefault((phase[0], path), []).append(time.perf_counter() - started)
                     stop.wait(0.05)
 
-        threads = [threading.Thread(target=poll, args=(p,), daemon=True) for p in ("/feed.rss", "/feed.rss", "/feed.rss", "/healthz")]
+        threads = [
+            threading.Thread(target=poll, args=(p,), daemon=True)
+            for p in ("/feed.rss", "/feed.rss", "/feed.rss", "/healthz")
+        ]
         for t in threads:
             t.start()
         time.sleep(args.baseline)
         record = json.loads((ROOT / "data" / "commentaries.jsonl").read_text().splitlines()[0])
         outcomes = []
-        with httpx.Client(base_url=base, timeout=args.write_timeout, headers={"Authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=base, timeout=args.write_timeout, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
             for i, (what, fields) in enumerate(HEAVY[: args.only]):
                 phase[0] = what
                 body = {k: v for k, v in record.items() if not k.startswith("body_")} | {"slug": f"heavy-{i}"} | fields

@@ -128,7 +128,9 @@ def api_latency(server: Server, size: int, requests: int) -> list[QueryResult]:
             for name, params in api_queries(size)
         ]
         deep = max(2, min(100, size // 40))
-        results.append(time_query(conn, size, f"page {deep} (cursor, limit=20)", deep_page_path(conn, deep), requests, 30.0))
+        results.append(
+            time_query(conn, size, f"page {deep} (cursor, limit=20)", deep_page_path(conn, deep), requests, 30.0)
+        )
         return results
     finally:
         conn.close()
@@ -187,12 +189,19 @@ def check_coherence(a: Server, b: Server) -> str:
 def _post(port: int, token: str) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
-        body = json.dumps({
-            "title": "Coherence probe", "lang": "en", "category": "economy-and-energy",
-            "authors": [{"name": "Bench"}], "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "body_markdown": "Written through node A, read through node B.",
-        })
-        conn.request("POST", API, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "title": "Coherence probe",
+                "lang": "en",
+                "category": "economy-and-energy",
+                "authors": [{"name": "Bench"}],
+                "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "body_markdown": "Written through node A, read through node B.",
+            }
+        )
+        conn.request(
+            "POST", API, body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        )
         r = conn.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:

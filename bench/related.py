@@ -146,7 +146,8 @@ def table(results: list[Result], size: int) -> list[str]:
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r.store} | {r.what} | {r.ids} | {r.n} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.max_ms:.2f} | {r.cpu_ms:.2f} |"
+        f"| {r.store} | {r.what} | {r.ids} | {r.n} "
+        f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.max_ms:.2f} | {r.cpu_ms:.2f} |"
         for r in results
     ]
     return lines

@@ -194,7 +194,9 @@ def wrk(server: Server, path: str, duration: float, *, headers: tuple[str, ...] 
     requests, rps, p50, p99, bad, sock = parse_wrk(done.stdout)
     run = WrkRun(requests, rps, p50, p99, (after - before) * 1e6 / max(requests, 1), bad, sock)
     if bad or sock:
-        raise BenchError(f"{server.name} {path} {headers}: {bad} non-2xx/3xx responses, socket errors: {sock or 0}\n{done.stdout}")
+        raise BenchError(
+            f"{server.name} {path} {headers}: {bad} non-2xx/3xx responses, socket errors: {sock or 0}\n{done.stdout}"
+        )
     return run
 
 
@@ -270,7 +272,11 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
             path = f"/feed.{fmt}"
             _, ngx_feed = expect(ngx.port, path, 200)
             ngx_gz_head, ngx_gz = expect(ngx.port, path, 200, {"Accept-Encoding": "gzip"})
-            if ngx_feed != files[f"feed.{fmt}"] or ngx_gz != files[f"feed.{fmt}.gz"] or ngx_gz_head.get("content-encoding") != "gzip":
+            if (
+                ngx_feed != files[f"feed.{fmt}"]
+                or ngx_gz != files[f"feed.{fmt}.gz"]
+                or ngx_gz_head.get("content-encoding") != "gzip"
+            ):
                 raise BenchError(f"nginx does not serve the bytes feedsvc serves at {path}")
         etag = {"feedsvc": head_etag(fsv.port, "GET"), "nginx": head_etag(ngx.port, "HEAD")}
         servers = {"feedsvc": fsv, "nginx": ngx}
@@ -321,7 +327,9 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
             for r in range(rounds):
                 log(f"  cold render: round {r + 1}/{rounds}")
                 offset += 10_000_000  # each run's URLs are new (10 s of microseconds apart)
-                cold.feedsvc.append(wrk(fsv, "/", duration, script=script, script_args=(str(offset),), cpus=client_cpus))
+                cold.feedsvc.append(
+                    wrk(fsv, "/", duration, script=script, script_args=(str(offset),), cpus=client_cpus)
+                )
                 cold.baseline.append(wrk(ngx, "/feed.rss", duration, cpus=client_cpus))
         except BenchError as e:
             cold.error = str(e)
@@ -526,7 +534,8 @@ def feeds_table(res: FeedResults) -> list[str]:
         f"### A. Feeds: feedsvc (1 worker) vs nginx (1 worker), {res.size:,} commentaries",
         "",
         (
-            "50-item feeds: " + ", ".join(f"/feed.{fmt} {plain:,} bytes ({gz:,} gzipped)" for fmt, (plain, gz) in res.feed_bytes.items())
+            "50-item feeds: "
+            + ", ".join(f"/feed.{fmt} {plain:,} bytes ({gz:,} gzipped)" for fmt, (plain, gz) in res.feed_bytes.items())
             + ". wrk -t1 -c16, median of the rounds. Ratios are feedsvc / baseline "
             "(throughput: higher is better for feedsvc; p99 and CPU: lower is better)."
         ),
@@ -549,7 +558,8 @@ def feeds_table(res: FeedResults) -> list[str]:
             f"| {label} | {fmt(a['rps'])} | {fmt(b['rps'])} | **{a['rps'] / b['rps']:.3f}** "
             f"| {fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
             f"| **{a['p99_ms'] / b['p99_ms']:.1f}** | {fmt(a['cpu_us_per_request'], 0)} "
-            f"| {fmt(b['cpu_us_per_request'], 0)} | {a['cpu_us_per_request'] / max(b['cpu_us_per_request'], 1e-9):.1f} |"
+            f"| {fmt(b['cpu_us_per_request'], 0)} "
+            f"| {a['cpu_us_per_request'] / max(b['cpu_us_per_request'], 1e-9):.1f} |"
         )
         if pair.note:
             notes.append(f"- {pair.name}: {pair.note}.")
@@ -625,16 +635,22 @@ def scale_targets() -> tuple[list[Any], str]:
     path = OUT / "scale.json"
     results = load_results(path)
     if results is None:
-        wanted = [("List API: category + date range, p99", "≤ 10 ms at 1M"), ("List API: q full-text search, p99", "≤ 50 ms at 1M"),
-                  ("List API: page 1,000 via cursors vs page 1", "no slower"), ("feedsvc import throughput", "≥ 5,000 commentaries/s"),
-                  ("Server memory with 1M rows", "≤ 150 MB")]
+        wanted = [
+            ("List API: category + date range, p99", "≤ 10 ms at 1M"),
+            ("List API: q full-text search, p99", "≤ 50 ms at 1M"),
+            ("List API: page 1,000 via cursors vs page 1", "no slower"),
+            ("feedsvc import throughput", "≥ 5,000 commentaries/s"),
+            ("Server memory with 1M rows", "≤ 150 MB"),
+        ]
         return [TargetRow(name, target, "not measured", None) for name, target in wanted], (
             "not measured yet: run `python -m bench.scale` (1M rows: see bench/README.md), then `make bench` again"
         )
     when = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
     sizes = ", ".join(f"{n:,}" for n in results.sizes)
     partial = "" if TARGET_SIZE in results.sizes else " (1M was not run)"
-    return targets(results), f"from bench/out/scale.json, `python -m bench.scale` of {when:%Y-%m-%d %H:%M} at {sizes} rows{partial}"
+    return targets(
+        results
+    ), f"from bench/out/scale.json, `python -m bench.scale` of {when:%Y-%m-%d %H:%M} at {sizes} rows{partial}"
 
 
 def targets_table(rows: list[Any], scale_rows: list[Any], scale_source: str) -> list[str]:
@@ -671,7 +687,11 @@ def api_table(results: list[QueryResult], requests: int) -> list[str]:
                 f" | {r.requests} |"
             )
     lines.append("")
-    lines += [f"- `{r.name}`: `{r.path if len(r.path) < 120 else r.path[:117] + '...'}`" for r in results if r.size == results[0].size]
+    lines += [
+        f"- `{r.name}`: `{r.path if len(r.path) < 120 else r.path[:117] + '...'}`"
+        for r in results
+        if r.size == results[0].size
+    ]
     return lines
 
 

@@ -216,7 +216,9 @@ def middleware_cost(requests: int = 20_000, repeats: int = 7) -> dict[str, float
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         scope["path_template"] = "/feed.rss"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/rss+xml")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/rss+xml")]}
+        )
         await send({"type": "http.response.body", "body": b"x" * 18_000, "more_body": False})
 
     async def run(handler: Any) -> float:

@@ -75,7 +75,12 @@ class BodyRenderer:
                 its worker died (422 naming ``body_markdown``).
             BusyError: ``max_waiting`` renders are already under way (503).
         """
-        if body_markdown is None or body_html is not None or self._pool is None or len(body_markdown) < self.inline_below:
+        if (
+            body_markdown is None
+            or body_html is not None
+            or self._pool is None
+            or len(body_markdown) < self.inline_below
+        ):
             return await asyncio.to_thread(body_of, body_html, body_markdown)
         # The check first, in a thread: a body refused never takes a worker.
         await asyncio.to_thread(check_markdown, body_markdown, "body_markdown")

@@ -192,7 +192,7 @@ def token_table(tokens: Sequence[TokenInfo]) -> list[str]:
         for t in tokens
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _when(value: datetime | None) -> str:
@@ -264,7 +264,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         print(f"feedsvc: the database replaced was damaged ({restored.damaged})", file=sys.stderr)
     if restored.left_out:
         print(
-            f"feedsvc: left out of the restore, as feedsvc's migrations do not make them: {', '.join(restored.left_out)}",
+            "feedsvc: left out of the restore, as feedsvc's migrations do not make them: "
+            f"{', '.join(restored.left_out)}",
             file=sys.stderr,
         )
     migrated = f", migrated to {latest}" if restored.version < latest else ""
@@ -408,10 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Idempotency keys are not copied: they are kept for 24 hours only, and a POST retried"
         " after the move is stored anew.",
     )
-    p.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///PATH, a path, or postgresql://")
-    p.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://… (?schema=NAME), or sqlite:///PATH")
     p.add_argument(
-        "--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+        "--from", dest="source", required=True, metavar="URL", help="sqlite:///PATH, a path, or postgresql://"
+    )
+    p.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="postgresql://… (?schema=NAME), or sqlite:///PATH"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        metavar="N",
         help=f"changes copied per transaction of the target (default {BATCH_SIZE})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")

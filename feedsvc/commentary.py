@@ -5,10 +5,11 @@ times, the version being replaced) is passed in. The service composes these rule
 store; import worker processes call them directly, with no service and no store.
 
 The rules: the body is checked against structural limits, then sanitised (HTML) or
-rendered (Markdown); every one-line field is cleaned; blank titles, bodies and author names are refused; the summary is derived from the
-body when not given; tags are de-duplicated case-insensitively, the first spelling kept; the
-slug is given, kept from the version being replaced, or derived from the title; an omitted
-``published_at`` keeps the replaced version's date (an edit never re-dates a commentary).
+rendered (Markdown); every one-line field is cleaned; blank titles, bodies and author names
+are refused; the summary is derived from the body when not given; tags are de-duplicated
+case-insensitively, the first spelling kept; the slug is given, kept from the version being
+replaced, or derived from the title; an omitted ``published_at`` keeps the replaced version's
+date (an edit never re-dates a commentary).
 """
 
 from __future__ import annotations

@@ -126,7 +126,9 @@ def resolve_level(name: str) -> int:
     """The numeric level for a level name (case-insensitive); InvalidInputError otherwise."""
     level = logging.getLevelNamesMapping().get(name.strip().upper())
     if level is None:
-        raise InvalidInputError(f"FEEDSVC_LOG_LEVEL must be a logging level (DEBUG, INFO, WARNING, ERROR), not {name!r}")
+        raise InvalidInputError(
+            f"FEEDSVC_LOG_LEVEL must be a logging level (DEBUG, INFO, WARNING, ERROR), not {name!r}"
+        )
     return level
 
 

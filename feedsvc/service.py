@@ -202,7 +202,9 @@ class Service:
         found = await self.store.get_related(items, limit)
         return {
             item.id: [
-                Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or self.page_url(c.id))
+                Translation(
+                    lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or self.page_url(c.id)
+                )
                 for c, _ in best
             ]
             for item, best in zip(items, found, strict=True)
@@ -331,7 +333,9 @@ class Service:
     async def publish(self, new: NewCommentary) -> Commentary:
         """Store a new commentary. Its slug is derived (and made unique) when not given."""
         now = self.clock()
-        item = await self._build_off_loop(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
+        item = await self._build_off_loop(
+            new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None
+        )
         stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
         await self.notify_changed(None, stored)
         return (await self.present([stored]))[0]
@@ -344,7 +348,9 @@ class Service:
         it; the same key with another body raises ConflictError naming ``Idempotency-Key``.
         """
         now = self.clock()
-        item = await self._build_off_loop(new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None)
+        item = await self._build_off_loop(
+            new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None
+        )
         record = IdempotencyKey(owner=owner, key=key, fingerprint=hashlib.sha256(_encode_new(new)).hexdigest())
         stored, created = await self.store.add_commentary_once(
             item, unique_slug=new.slug is None, now=now, key=record, not_before=now - IDEMPOTENCY_TTL
@@ -416,7 +422,9 @@ class Service:
         descriptions = {
             normalize_lang(k): strip_bidi_controls(strip_invalid_xml(v)).strip() for k, v in data.descriptions.items()
         }
-        result = await self.store.put_category(slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock())
+        result = await self.store.put_category(
+            slug, CategoryIn(names=names, descriptions=descriptions), now=self.clock()
+        )
         await self.notify_changed(None, None)
         return result
 

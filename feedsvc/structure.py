@@ -42,17 +42,28 @@ _TAG = re.compile(
 
 # Elements that never hold children.
 _VOID = frozenset(
-    ["area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img", "input", "keygen", "link", "meta", "param", "source", "track", "wbr"]
+    [
+        "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img", "input", "keygen",
+        "link", "meta", "param", "source", "track", "wbr",
+    ]
 )
 # Formatting elements: the parser remembers them past their parent's end and reopens them
 # for the next text, so an unclosed one costs work long after its block closed.
-_FORMATTING = frozenset(["a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"])
+_FORMATTING = frozenset(
+    ["a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"]
+)
 # Elements whose end the parser implies when another element's end tag comes.
-_IMPLIED_END = frozenset(["dd", "dt", "li", "optgroup", "option", "p", "rb", "rp", "rt", "rtc", "td", "th", "tr", "tbody", "thead", "tfoot"])
+_IMPLIED_END = frozenset(
+    ["dd", "dt", "li", "optgroup", "option", "p", "rb", "rp", "rt", "rtc", "td", "th", "tr", "tbody", "thead", "tfoot"]
+)
 # Start tags that close an open <p> (the parser's "close a p element"), and sibling groups
 # where a start tag closes the previous sibling.
 _CLOSES_P = frozenset(
-    ["address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "main", "menu", "nav", "ol", "p", "pre", "search", "section", "summary", "table", "ul", "li", "dd", "dt"]
+    [
+        "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl", "fieldset",
+        "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "main",
+        "menu", "nav", "ol", "p", "pre", "search", "section", "summary", "table", "ul", "li", "dd", "dt",
+    ]
 )
 # A start tag of these closes the previous sibling, found on top or under the elements the
 # parser certainly pops with it (the parser's rules pop more; popping less only counts high).

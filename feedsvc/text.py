@@ -193,7 +193,9 @@ def absolute_url(url: str, base: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    BLOCKS: frozenset[str] = frozenset({"p", "br", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption"})
+    BLOCKS: frozenset[str] = frozenset(
+        {"p", "br", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

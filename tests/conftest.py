@@ -21,7 +21,9 @@ from feedsvc.service import Service
 PUBLIC_URL = "https://feeds.example.org"
 
 CATEGORIES = {
-    "regional-security": {"names": {"en": "Regional security", "be": "Рэгіянальная бяспека", "ru": "Региональная безопасность"}},
+    "regional-security": {
+        "names": {"en": "Regional security", "be": "Рэгіянальная бяспека", "ru": "Региональная безопасность"}
+    },
     "foreign-policy": {"names": {"en": "Foreign policy", "ru": "Внешняя политика"}},
     "economy": {"names": {"en": "Economy"}},
 }

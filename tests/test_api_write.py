@@ -310,7 +310,8 @@ async def test_relative_links_resolve_against_the_commentary_page_under_the_publ
         body_html=(
             '<p><a href="/commentaries/other">root</a> <a href="notes/1">relative</a> '
             '<a href="/search?a=1&amp;b=2">query</a> <a href="https://example.org/x">absolute</a> '
-            '<a href="mailto:desk@example.org">mail</a> <a href="#notes">fragment</a> <img src="/media/map.png" alt="map"></p>'
+            '<a href="mailto:desk@example.org">mail</a> <a href="#notes">fragment</a> '
+            '<img src="/media/map.png" alt="map"></p>'
             '<blockquote cite="/sources/1">quote</blockquote>'
         ),
     )

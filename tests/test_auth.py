@@ -137,7 +137,9 @@ async def test_a_valid_token_without_the_write_scope_is_403(
     assert stored_counts() == before
 
     # On a public read the same token is simply not needed: the public view, no drafts.
-    draft = await client.post(API, json=commentary(status="draft", title="Hidden draft"), headers={"Authorization": f"Bearer {token}"})
+    draft = await client.post(
+        API, json=commentary(status="draft", title="Hidden draft"), headers={"Authorization": f"Bearer {token}"}
+    )
     reader = {"Authorization": f"Bearer fsv_0000000000aa_{secret}"}
     assert (await client.get(f"{API}/{draft.json()['id']}", headers=reader)).status_code == 404
     assert (await client.get(API, headers=reader)).status_code == 200

@@ -92,7 +92,9 @@ def test_real_articles_are_far_inside_the_limits() -> None:
     )
     check_html(section * 3_000, "body_html")  # 600 KB, 54,000 tags
     check_html("<p>a" * 20_000 + "<ul>" + "<li><p>b" * 5_000 + "</ul><table>" + "<tr><td>a<td>b" * 5_000, "body_html")
-    check_markdown("## Section\n\nSome [link](https://example.org/x) *and* **more**.\n\n- a\n- b\n\n" * 2_000, "body_markdown")
+    check_markdown(
+        "## Section\n\nSome [link](https://example.org/x) *and* **more**.\n\n- a\n- b\n\n" * 2_000, "body_markdown"
+    )
     check_markdown("```java\n" + "List<String> xs = new ArrayList<String>();\n" * 500 + "```\n", "body_markdown")
 
 
@@ -106,7 +108,9 @@ async def test_the_import_reports_a_body_beyond_a_limit_per_record(tmp_path: Pat
     store = SqliteStore(str(tmp_path / "db.sqlite"))
     await store.open()
     try:
-        await store.put_category("regional-security", CategoryIn(names={"en": "Regional security"}), now=datetime.now(UTC))
+        await store.put_category(
+            "regional-security", CategoryIn(names={"en": "Regional security"}), now=datetime.now(UTC)
+        )
         result = await import_files(Service(store, base_url="http://127.0.0.1"), [path], workers=workers)
         assert (result.imported, result.failed) == (1, 2), result.failures
         failures = sorted(result.failures)
@@ -134,7 +138,9 @@ async def test_a_markdown_render_past_its_time_is_killed_and_its_worker_replaced
         assert await renderer.render(None, "*warm*") == "<p><em>warm</em></p>"  # the worker started
         (worker,) = multiprocessing.active_children()
         # Within every limit, 550 KB: about 1.5 s of work.
-        slow = "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n" * 5_000
+        slow = (
+            "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n" * 5_000
+        )
         with pytest.raises(UnprocessableError) as refused:
             await renderer.render(None, slow)
         assert refused.value.extra["field"] == "body_markdown"
@@ -190,7 +196,13 @@ async def test_bidi_controls_never_reach_the_page_or_the_feeds(
     assert item["authors"] == [{"name": "Anna Kovalenko", "affiliation": "Vistula Centre"}]
     assert item["tags"] == ["border"]
     assert item["body_html"] == '<p dir="rtl">שלום world</p><p>x</p>'
-    for path in (f"/commentaries/{item['id']}", "/feed.rss", "/feed.atom", "/feed.json", f"/api/v1/commentaries/{item['id']}"):
+    for path in (
+        f"/commentaries/{item['id']}",
+        "/feed.rss",
+        "/feed.atom",
+        "/feed.json",
+        f"/api/v1/commentaries/{item['id']}",
+    ):
         page = await client.get(path)
         assert page.status_code == 200, path
         assert "Reportexe.txt" in page.text or "Reportexe.txt" in json.dumps(page.json()), path

@@ -43,7 +43,10 @@ OUTPUT = Path(__file__).parent / "output"
 SCREENS = Path("/tmp/feedsvc-screens")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-HOSTILE_TITLE = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> " onmouseover="window.__pwned=1" Hostile title'
+HOSTILE_TITLE = (
+    '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> '
+    '" onmouseover="window.__pwned=1" Hostile title'
+)
 HOSTILE_SUMMARY = '<img src=x onerror="window.__pwned=1"> <svg onload="window.__pwned=1"> summary'
 HOSTILE_BODY = (
     '<p>Body <script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
@@ -74,7 +77,13 @@ def chromium_path() -> str:
     try:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=300, env=env)
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], check=True, capture_output=True, timeout=600, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env=env,
+        )
     except (OSError, subprocess.SubprocessError) as e:
         stderr = getattr(e, "stderr", b"") or b""
         reason = f"{e} {stderr.decode(errors='replace')[-500:]}"
@@ -109,7 +118,9 @@ class Browser:
         self._stack = contextlib.ExitStack()
         try:
             # Entered as a context manager: the form every websockets version accepts quietly.
-            self.ws: ClientConnection = self._stack.enter_context(connect(self._devtools_url(), max_size=None, open_timeout=10))
+            self.ws: ClientConnection = self._stack.enter_context(
+                connect(self._devtools_url(), max_size=None, open_timeout=10)
+            )
         except BaseException:
             self.close()
             raise
@@ -169,7 +180,9 @@ class Browser:
                 self.send("Runtime.runIfWaitingForDebugger", child)
         return data
 
-    def wait_event(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15, what: str = "event") -> dict[str, Any]:
+    def wait_event(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15, what: str = "event"
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         checked = 0
         while True:
@@ -244,7 +257,10 @@ class Session:
             f"{e['params']['entry']['source']}: {e['params']['entry']['text']} ({e['params']['entry'].get('url', '')})"
             for e in self.events("Log.entryAdded")
             if e["params"]["entry"]["level"] == "error"
-            or (e["params"]["entry"]["level"] == "warning" and e["params"]["entry"]["source"] in ("security", "javascript"))
+            or (
+                e["params"]["entry"]["level"] == "warning"
+                and e["params"]["entry"]["source"] in ("security", "javascript")
+            )
         ]
         return out
 
@@ -280,9 +296,18 @@ class Tab(Session):
             tree = self.call("Page.getFrameTree")["frameTree"]
             for child in tree.get("childFrames", []):
                 if child["frame"]["url"].startswith(url_prefix):
+
                     def main_world(e: dict[str, Any], frame_id: str = child["frame"]["id"]) -> bool:
-                        aux = e["params"]["context"].get("auxData", {}) if e["method"] == "Runtime.executionContextCreated" else {}
-                        return e.get("sessionId") == self.session and aux.get("frameId") == frame_id and bool(aux.get("isDefault"))
+                        aux = (
+                            e["params"]["context"].get("auxData", {})
+                            if e["method"] == "Runtime.executionContextCreated"
+                            else {}
+                        )
+                        return (
+                            e.get("sessionId") == self.session
+                            and aux.get("frameId") == frame_id
+                            and bool(aux.get("isDefault"))
+                        )
 
                     event = self.browser.wait_event(main_world, what="the iframe's execution context")
                     return Session(self.browser, self.session, event["params"]["context"]["id"])
@@ -458,8 +483,14 @@ ITEM_DATA = """.map(li => {
   return {title: a.textContent, href: a.getAttribute('href'), target: a.getAttribute('target'),
           rel: a.getAttribute('rel'), text: li.innerText, lang: li.getAttribute('lang')};
 })"""
-MARKUP = "document.querySelectorAll('.feedsvc-item script, .feedsvc-item img, .feedsvc-item svg, .feedsvc-item iframe').length"
-HANDLER_ATTRS = "Array.from(document.querySelectorAll('.feedsvc-item *')).flatMap(el => el.getAttributeNames().filter(n => n.startsWith('on')))"
+MARKUP = (
+    "document.querySelectorAll('.feedsvc-item script, .feedsvc-item img, .feedsvc-item svg, .feedsvc-item iframe')"
+    ".length"
+)
+HANDLER_ATTRS = (
+    "Array.from(document.querySelectorAll('.feedsvc-item *'))"
+    ".flatMap(el => el.getAttributeNames().filter(n => n.startsWith('on')))"
+)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -522,7 +553,10 @@ def test_partner_page_embeds(
             "(() => { const r = document.querySelector('.feedsvc-title').getBoundingClientRect();"
             " return {x: r.left + 8, y: r.top + r.height / 2}; })()"
         )
-        offset = tab.eval("(() => { const r = document.querySelector('iframe').getBoundingClientRect(); return {x: r.left, y: r.top}; })()")
+        offset = tab.eval(
+            "(() => { const r = document.querySelector('iframe').getBoundingClientRect();"
+            " return {x: r.left, y: r.top}; })()"
+        )
         x, y = rect["x"] + offset["x"], rect["y"] + offset["y"]
         for kind in ("mousePressed", "mouseReleased"):
             tab.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
@@ -535,5 +569,11 @@ def test_partner_page_embeds(
         tab.poll("document.readyState === 'complete'")
         assert tab.eval("document.querySelector('h1').textContent") == hostile["title"]
         assert tab.eval("typeof window.__pwned") == "undefined"
-        assert tab.eval("document.querySelectorAll('article script, article img[onerror], article [href^=\"javascript\"]').length") == 0
+        assert (
+            tab.eval(
+                "document.querySelectorAll('article script, article img[onerror], article [href^=\"javascript\"]')"
+                ".length"
+            )
+            == 0
+        )
     tab.close()

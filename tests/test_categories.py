@@ -52,7 +52,9 @@ async def filed(client: Client, auth: dict[str, str], clock: FakeClock) -> None:
         r = await client.put(f"/api/v1/categories/{slug}", json=body, headers=auth)
         assert r.status_code == 201, r.text
     for lang, category in (("en", "regional-security"), ("be", "regional-security"), ("ru", "economy")):
-        r = await client.post("/api/v1/commentaries", json=commentary(title=f"In {lang}", lang=lang, category=category), headers=auth)
+        r = await client.post(
+            "/api/v1/commentaries", json=commentary(title=f"In {lang}", lang=lang, category=category), headers=auth
+        )
         assert r.status_code == 201, r.text
 
 
@@ -71,9 +73,13 @@ def labels(fmt: str, body: bytes) -> tuple[str, str]:
 async def test_the_api_lists_every_name_and_description(client: Client, filed: None) -> None:
     listed = {c["slug"]: c for c in (await client.get("/api/v1/categories")).json()}
     assert (listed["regional-security"]["names"], listed["regional-security"]["descriptions"]) == (
-        SECURITY["names"], SECURITY["descriptions"]
+        SECURITY["names"],
+        SECURITY["descriptions"],
     )
-    assert (listed["economy"]["names"], listed["economy"]["descriptions"]) == (ECONOMY["names"], ECONOMY["descriptions"])
+    assert (listed["economy"]["names"], listed["economy"]["descriptions"]) == (
+        ECONOMY["names"],
+        ECONOMY["descriptions"],
+    )
     assert (listed["regional-security"]["count"], listed["economy"]["count"]) == (2, 1)
     one = (await client.get("/api/v1/categories/economy")).json()
     assert one["names"] == ECONOMY["names"]
@@ -94,24 +100,34 @@ async def test_category_feeds_are_titled_and_described_in_their_language(
 
 async def test_items_name_their_category_in_the_feeds_language(client: Client, filed: None) -> None:
     # A feed of one language names categories in it; a feed of mixed languages in each item's.
-    for query, expected in (("?lang=be", {"Рэгіянальная бяспека"}), ("", {"Regional security", "Рэгіянальная бяспека"})):
+    for query, expected in (
+        ("?lang=be", {"Рэгіянальная бяспека"}),
+        ("", {"Regional security", "Рэгіянальная бяспека"}),
+    ):
         doc = check_json_feed((await client.get(f"/categories/regional-security/feed.json{query}")).content)
         assert {i["_commentary"]["category"]["name"] for i in doc["items"]} == expected
         rss = etree.fromstring((await client.get(f"/categories/regional-security/feed.rss{query}")).content)
         assert {c.text for c in rss.iter("category") if c.get("domain", "").endswith("/categories")} == expected
     atom = etree.fromstring((await client.get("/ru/feed.atom")).content)
-    assert [(c.get("term"), c.get("label")) for c in atom.iter(f"{ATOM}category") if c.get("scheme", "").endswith("/categories")] == [
-        ("economy", "Экономика")
-    ]
+    assert [
+        (c.get("term"), c.get("label"))
+        for c in atom.iter(f"{ATOM}category")
+        if c.get("scheme", "").endswith("/categories")
+    ] == [("economy", "Экономика")]
 
 
 async def test_renaming_a_category_retitles_its_feeds_only(client: Client, auth: dict[str, str], filed: None) -> None:
     own = await client.get("/categories/economy/feed.rss?lang=ru")
     other = await client.get("/categories/regional-security/feed.rss?lang=ru")
-    renamed = {"names": {"en": "Economy and energy", "ru": "Экономика и энергетика"}, "descriptions": {"ru": "Торговля."}}
+    renamed = {
+        "names": {"en": "Economy and energy", "ru": "Экономика и энергетика"},
+        "descriptions": {"ru": "Торговля."},
+    }
     assert (await client.put("/api/v1/categories/economy", json=renamed, headers=auth)).status_code == 200
     r = await client.get("/categories/economy/feed.rss?lang=ru", headers={"If-None-Match": own.headers["etag"]})
     assert r.status_code == 200
     assert labels("rss", r.content) == (f"Экономика и энергетика — {SITE}", "Торговля.")
-    r = await client.get("/categories/regional-security/feed.rss?lang=ru", headers={"If-None-Match": other.headers["etag"]})
+    r = await client.get(
+        "/categories/regional-security/feed.rss?lang=ru", headers={"If-None-Match": other.headers["etag"]}
+    )
     assert r.status_code == 304

@@ -146,7 +146,9 @@ def sample(tmp_path: Path) -> Path:
         jsonl(
             record(slug="grain-exports", period={"start": "2026-03-01", "end": "2026-03-07"}, trend="unchanged"),
             record(title="Учения у границы", lang="ru", category="regional-security", translation_key="drills"),
-            record(title="Drills by the border", category="regional-security", translation_key="drills", status="draft"),
+            record(
+                title="Drills by the border", category="regional-security", translation_key="drills", status="draft"
+            ),
         ),
         encoding="utf-8",
     )
@@ -197,7 +199,9 @@ def test_token_create_takes_each_scope_once_per_flag_and_the_token_allows_only_t
     with pytest.raises(PermissionDeniedError, match="commentaries:write"):
         with_service(cli_db, lambda s: s.authenticate(token, "commentaries:write"))
     code, out, _ = run("token", "create", "--help")
-    assert code == 0 and all(scope in out for scope in ("commentaries:write", "categories:write", "subscribers:read", "admin"))
+    assert code == 0 and all(
+        scope in out for scope in ("commentaries:write", "categories:write", "subscribers:read", "admin")
+    )
 
 
 def test_token_errors(run: Run) -> None:
@@ -402,19 +406,22 @@ def assert_whole(db: Path) -> None:
     """``assert_consistent`` for thousands of commentaries, a few queries in all."""
     assert integrity_problems(db) == []
     checks = {
-        "a commentary without its index row, or the reverse":
+        "a commentary without its index row, or the reverse": (
             "SELECT count(*) FROM commentaries c FULL JOIN commentaries_fts f ON f.rowid = c.rowid"
-            " WHERE c.rowid IS NULL OR f.rowid IS NULL",
-        "a commentary without exactly one change, or a change without its commentary":
+            " WHERE c.rowid IS NULL OR f.rowid IS NULL"
+        ),
+        "a commentary without exactly one change, or a change without its commentary": (
             "SELECT count(*) FROM commentaries c FULL JOIN (SELECT ref, count(*) AS n FROM changes"
-            " WHERE kind = 'commentary' GROUP BY ref) g ON g.ref = c.id WHERE c.id IS NULL OR g.n IS NOT 1",
-        "tags other than the document's":
-            "SELECT abs((SELECT sum(json_array_length(doc, '$.tags')) FROM commentaries)"
-            " - (SELECT count(*) FROM commentary_tags))",
-        "a commentary without authors":
-            "SELECT count(*) FROM commentaries WHERE rowid NOT IN (SELECT cid FROM commentary_authors)",
-        "a public commentary without related keys, or the reverse":
-            "SELECT count(*) FROM commentaries WHERE public != (rowid IN (SELECT cid FROM related_keys))",
+            " WHERE kind = 'commentary' GROUP BY ref) g ON g.ref = c.id WHERE c.id IS NULL OR g.n IS NOT 1"
+        ),
+        "tags other than the document's": "SELECT abs((SELECT sum(json_array_length(doc, '$.tags')) FROM commentaries)"
+        " - (SELECT count(*) FROM commentary_tags))",
+        "a commentary without authors": (
+            "SELECT count(*) FROM commentaries WHERE rowid NOT IN (SELECT cid FROM commentary_authors)"
+        ),
+        "a public commentary without related keys, or the reverse": (
+            "SELECT count(*) FROM commentaries WHERE public != (rowid IN (SELECT cid FROM related_keys))"
+        ),
     }
     with contextlib.closing(sqlite3.connect(db)) as conn:
         found = {name: conn.execute(sql).fetchone()[0] for name, sql in checks.items()}

@@ -45,7 +45,9 @@ DIGEST_CURSORS = [
 
 
 @pytest.mark.parametrize(("query", "after", "issued"), LIST_CURSORS)
-def test_list_cursors_issued_before_are_made_and_read_the_same(query: Query, after: tuple[int, str], issued: str) -> None:
+def test_list_cursors_issued_before_are_made_and_read_the_same(
+    query: Query, after: tuple[int, str], issued: str
+) -> None:
     assert cursors.list_cursor(KEY, query, after) == issued
     # The position is read into the query; the limit (a page size) is no filter.
     assert cursors.read_list_cursor(KEY, issued, Query(**{**_fields(query), "limit": 50})).after == after

@@ -32,7 +32,9 @@ def settings(any_settings: Settings) -> Settings:
     return any_settings
 
 
-async def publish(client: Client, auth: dict[str, str], title: str, period: dict[str, str] | None, **fields: Any) -> dict[str, Any]:
+async def publish(
+    client: Client, auth: dict[str, str], title: str, period: dict[str, str] | None, **fields: Any
+) -> dict[str, Any]:
     fields.setdefault("published_at", "2026-03-09T09:00:00+03:00")
     r = await client.post("/api/v1/commentaries", json=commentary(title=title, period=period, **fields), headers=auth)
     assert r.status_code == 201, r.text
@@ -113,8 +115,18 @@ async def test_commentaries_whose_period_starts_on_one_day_form_a_digest_per_lan
 
 
 async def test_a_digest_tallies_the_trends_of_its_commentaries(client: Client, week: dict[str, dict[str, Any]]) -> None:
-    assert (await digest(client, "2026-03-02"))["trends"] == {"improved": 1, "worsened": 1, "unchanged": 0, "unmarked": 1}
-    assert (await digest(client, "2026-02-23"))["trends"] == {"improved": 0, "worsened": 0, "unchanged": 1, "unmarked": 0}
+    assert (await digest(client, "2026-03-02"))["trends"] == {
+        "improved": 1,
+        "worsened": 1,
+        "unchanged": 0,
+        "unmarked": 1,
+    }
+    assert (await digest(client, "2026-02-23"))["trends"] == {
+        "improved": 0,
+        "worsened": 0,
+        "unchanged": 1,
+        "unmarked": 0,
+    }
 
 
 async def test_a_digest_ends_on_the_latest_end_among_its_commentaries(
@@ -147,10 +159,17 @@ async def test_weeks_crossing_months_and_years_are_one_digest_each(
     assert [c["id"] for c in d["commentaries"]] == [first["id"], second["id"]]
 
 
-async def test_digests_come_newest_period_first_across_years(client: Client, auth: dict[str, str], categories: Any) -> None:
+async def test_digests_come_newest_period_first_across_years(
+    client: Client, auth: dict[str, str], categories: Any
+) -> None:
     for period in (W52, W10, W01, W09):
         await publish(client, auth, f"Week of {period['start']}", period)
-    assert [d["period"]["start"] for d in await digests(client)] == ["2026-03-02", "2026-02-23", "2025-12-29", "2025-12-22"]
+    assert [d["period"]["start"] for d in await digests(client)] == [
+        "2026-03-02",
+        "2026-02-23",
+        "2025-12-29",
+        "2025-12-22",
+    ]
 
 
 # --- changes move the digest ---------------------------------------------------------------
@@ -306,7 +325,9 @@ async def test_pages_walk_every_digest_once_with_cursors(client: Client, auth: d
     assert_error(await client.get("/api/v1/digests", params={"cursor": list_cursor}), 400, "cursor")
 
 
-async def test_the_list_answers_conditional_requests(client: Client, auth: dict[str, str], week: dict[str, dict[str, Any]]) -> None:
+async def test_the_list_answers_conditional_requests(
+    client: Client, auth: dict[str, str], week: dict[str, dict[str, Any]]
+) -> None:
     r = await client.get("/api/v1/digests")
     assert (await client.get("/api/v1/digests", headers={"If-None-Match": r.headers["etag"]})).status_code == 304
     await patch(client, auth, week["drills"]["id"], title="Drills, revised")
@@ -343,7 +364,9 @@ async def test_a_digest_item_lists_each_commentary_with_trend_summary_and_link(
 ) -> None:
     parsed = check_xml_feed((await client.get("/digest.atom")).content)
     assert [e.title for e in parsed.entries] == [
-        "Штотыднёвы агляд, 2 – 8 сакавіка 2026", "Weekly digest, 2 – 8 March 2026", "Weekly digest, 23 February – 1 March 2026",
+        "Штотыднёвы агляд, 2 – 8 сакавіка 2026",
+        "Weekly digest, 2 – 8 March 2026",
+        "Weekly digest, 23 February – 1 March 2026",
     ]
     entry = parsed.entries[1]
     assert entry.id == "tag:feeds.example.org,2026-03-02:digest/en"
@@ -371,9 +394,15 @@ async def test_a_digest_item_lists_each_commentary_with_trend_summary_and_link(
     assert "↘ пагаршэнне" in be["content_html"]
 
 
-async def test_the_digest_feed_links_itself_and_its_other_formats(client: Client, week: dict[str, dict[str, Any]]) -> None:
+async def test_the_digest_feed_links_itself_and_its_other_formats(
+    client: Client, week: dict[str, dict[str, Any]]
+) -> None:
     feed = etree.fromstring((await client.get("/be/digest.atom")).content)
-    links = {(link.get("rel"), link.get("type")): link.get("href") for link in feed.iter(f"{ATOM}link") if link.getparent() is feed}
+    links = {
+        (link.get("rel"), link.get("type")): link.get("href")
+        for link in feed.iter(f"{ATOM}link")
+        if link.getparent() is feed
+    }
     assert links[("self", "application/atom+xml")] == f"{PUBLIC_URL}/be/digest.atom"
     assert links[("alternate", "application/rss+xml")] == f"{PUBLIC_URL}/be/digest.rss"
     assert links[("alternate", "application/feed+json")] == f"{PUBLIC_URL}/be/digest.json"
@@ -402,7 +431,9 @@ async def test_the_digest_feeds_are_cheap_to_poll(
     r = await client.get("/digest.rss", headers={"Accept-Encoding": "identity"})
     etag, last_modified = r.headers["etag"], r.headers["last-modified"]
     assert r.headers["cache-control"] == "public, max-age=60, stale-while-revalidate=600"
-    assert (await client.get("/digest.rss", headers={"If-None-Match": etag, "Accept-Encoding": "identity"})).status_code == 304
+    assert (
+        await client.get("/digest.rss", headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+    ).status_code == 304
     assert (await client.get("/digest.rss", headers={"If-Modified-Since": last_modified})).status_code == 304
     gz = await client.get("/digest.rss", headers={"Accept-Encoding": "gzip"})
     assert gz.headers["content-encoding"] == "gzip" and gz.content == r.content
@@ -430,6 +461,8 @@ async def test_the_digest_page_the_item_links_to_exists(client: Client, week: di
     assert_error(await client.get("/digests/not-a-date"), 400, "start")
 
 
-async def test_the_index_page_and_the_opml_list_the_digest_feed(client: Client, week: dict[str, dict[str, Any]]) -> None:
+async def test_the_index_page_and_the_opml_list_the_digest_feed(
+    client: Client, week: dict[str, dict[str, Any]]
+) -> None:
     assert f"{PUBLIC_URL}/digest.atom" in (await client.get("/")).text
     assert f'xmlUrl="{PUBLIC_URL}/digest.rss"' in (await client.get("/feeds.opml")).text

@@ -110,8 +110,21 @@ class Server:
         (self.workdir / "media").mkdir(exist_ok=True)
         with open(self.workdir / f"server-{self.port}.log", "wb") as log:
             self.process = subprocess.Popen(
-                [str(FEEDSVC), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url", self.database_url],
-                env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(FEEDSVC),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--database-url",
+                    self.database_url,
+                ],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -163,7 +176,9 @@ async def burst(server: Server, token: str, *, total: int, concurrency: int, kil
         async def one(i: int) -> None:
             nonlocal failed
             async with semaphore:
-                body = commentary(title=f"Burst {i}", slug=f"burst-{i}", body_markdown=f"Burst write {i}.\n\n" + "x" * 2000)
+                body = commentary(
+                    title=f"Burst {i}", slug=f"burst-{i}", body_markdown=f"Burst write {i}.\n\n" + "x" * 2000
+                )
                 try:
                     r = await client.post(API, json=body, headers=headers)
                 except httpx.HTTPError:
@@ -211,7 +226,9 @@ async def kill_mid_burst_and_restart(database_url: str, workdir: Path) -> tuple[
             feed = await client.get("/feed.atom")
             assert feed.status_code == 200
             check_feed("atom", feed.content)
-            after = await client.post(API, json=commentary(title="After the crash"), headers={"Authorization": f"Bearer {token}"})
+            after = await client.post(
+                API, json=commentary(title="After the crash"), headers={"Authorization": f"Bearer {token}"}
+            )
             assert after.status_code == 201, after.text
     return acked, after.json()["id"], seen["failed"]
 
@@ -265,7 +282,8 @@ async def postgres_integrity(database_url: str) -> dict[str, Any]:
             ),
             "without search text": await conn.fetchval("SELECT count(*) FROM commentaries WHERE tsv = ''::tsvector"),
             "tags without a row": await conn.fetchval(
-                "SELECT count(*) FROM commentary_tags t WHERE NOT EXISTS (SELECT 1 FROM commentaries c WHERE c.cid = t.cid)"
+                "SELECT count(*) FROM commentary_tags t"
+                " WHERE NOT EXISTS (SELECT 1 FROM commentaries c WHERE c.cid = t.cid)"
             ),
             "ids": {r["id"] for r in await conn.fetch("SELECT id FROM commentaries")},
         }
@@ -346,7 +364,9 @@ async def test_a_database_locked_past_busy_timeout_is_a_bounded_503_and_heals(
             started = time.monotonic()
             answers = await asyncio.gather(
                 *(http.post(API, json=commentary(title=f"Queued {i}"), headers=auth) for i in range(8)),
-                http.patch(f"{API}/{writer['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": writer["etag"]}),
+                http.patch(
+                    f"{API}/{writer['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": writer["etag"]}
+                ),
                 http.delete(f"{API}/{writer['id']}", headers={**auth, "If-Match": "*"}),
                 http.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers=auth),
             )
@@ -364,7 +384,9 @@ async def test_a_database_locked_past_busy_timeout_is_a_bounded_503_and_heals(
     r = await busy_client.post(API, json=commentary(title="After the lock"), headers=auth)
     assert r.status_code == 201, r.text
     assert stored_counts()["commentaries"] == before["commentaries"] + 1
-    r = await busy_client.patch(f"{API}/{writer['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": writer["etag"]})
+    r = await busy_client.patch(
+        f"{API}/{writer['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": writer["etag"]}
+    )
     assert r.status_code == 200
     assert integrity(db_path)["integrity_check"] == ["ok"]
 
@@ -422,7 +444,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root; the max_page_count test covers SQLITE_FULL")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -453,7 +477,9 @@ async def test_a_really_full_disk_is_a_503_that_stores_nothing_and_heals(small_d
     async with AsyncTestClient(create_app(settings, store=SqliteStore(str(db), busy_timeout_ms=BUSY_MS))) as client:
         token, _ = await client.app.state.service.create_token("w", ["write"])
         auth = {"Authorization": f"Bearer {token}"}
-        assert (await client.put("/api/v1/categories/regional-security", json=CATEGORIES["regional-security"], headers=auth)).status_code == 201
+        assert (
+            await client.put("/api/v1/categories/regional-security", json=CATEGORIES["regional-security"], headers=auth)
+        ).status_code == 201
         first = await client.post(API, json=commentary(), headers=auth)
         assert first.status_code == 201
         # Empty the WAL, so that the next write must grow a file, then fill the disk.
@@ -493,7 +519,9 @@ async def test_a_retried_create_with_the_same_key_stores_one_commentary_and_answ
     assert again.headers["location"] == first.headers["location"] and again.headers["etag"] == first.headers["etag"]
     assert stored_counts() == counts
     # A quoted key (a structured-field string) is the same key.
-    quoted = await client.post(API, json=commentary(), headers={**auth, "Idempotency-Key": '"3f1c2a9e-5b7d-4f5e-9a1b-2c3d4e5f6a7b"'})
+    quoted = await client.post(
+        API, json=commentary(), headers={**auth, "Idempotency-Key": '"3f1c2a9e-5b7d-4f5e-9a1b-2c3d4e5f6a7b"'}
+    )
     assert quoted.json()["id"] == first.json()["id"]
 
 
@@ -525,7 +553,9 @@ async def test_keys_belong_to_a_token(
 ) -> None:
     other, _ = await service.create_token("other", ["write"])
     mine = await client.post(API, json=commentary(), headers={**auth, "Idempotency-Key": "shared"})
-    theirs = await client.post(API, json=commentary(), headers={"Authorization": f"Bearer {other}", "Idempotency-Key": "shared"})
+    theirs = await client.post(
+        API, json=commentary(), headers={"Authorization": f"Bearer {other}", "Idempotency-Key": "shared"}
+    )
     assert mine.status_code == theirs.status_code == 201
     assert mine.json()["id"] != theirs.json()["id"]
     assert rows("SELECT count(*) FROM commentaries")[0][0] == 2
@@ -553,7 +583,9 @@ async def test_a_replay_answers_as_the_first_time_even_after_an_edit(
 ) -> None:
     keyed = {**auth, "Idempotency-Key": "edit"}
     first = await client.post(API, json=commentary(), headers=keyed)
-    r = await client.patch(f"{API}/{first.json()['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": first.headers["etag"]})
+    r = await client.patch(
+        f"{API}/{first.json()['id']}", json={"trend": "worsened"}, headers={**auth, "If-Match": first.headers["etag"]}
+    )
     assert r.status_code == 200
     again = await client.post(API, json=commentary(), headers=keyed)
     assert again.status_code == 201 and again.json() == first.json()
@@ -570,7 +602,11 @@ async def test_a_failed_create_remembers_no_key(
     assert (await client.post(API, json=commentary(category="economy"), headers=keyed)).status_code == 201
 
 
-@pytest.mark.parametrize("key", ["", " ", "x" * 256, "tab\there", "ключ".encode(), '""'], ids=["empty", "space", "256", "tab", "utf8", "empty-quoted"])
+@pytest.mark.parametrize(
+    "key",
+    ["", " ", "x" * 256, "tab\there", "ключ".encode(), '""'],
+    ids=["empty", "space", "256", "tab", "utf8", "empty-quoted"],
+)
 async def test_a_malformed_key_is_a_400_naming_it(
     client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any, stored_counts: Any, key: str | bytes
 ) -> None:

@@ -23,8 +23,12 @@ from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
 
 @pytest.fixture
 def settings(sqlite_settings: Settings) -> Settings:
-    """The embed views render what the list queries (tested on both stores) return: SQLite only (see ``sqlite_settings``)."""
+    """The embed views render what the list queries (tested on both stores) return.
+
+    SQLite only (see ``sqlite_settings``).
+    """
     return sqlite_settings
+
 
 Client = AsyncTestClient[Litestar]
 
@@ -124,7 +128,9 @@ FILTERS_AND_EXPECTED_DAYS: list[tuple[dict[str, Any], list[int]]] = [
 
 
 @pytest.mark.parametrize(("params", "days"), FILTERS_AND_EXPECTED_DAYS)
-async def test_embed_filters(client: Client, seeded: list[dict[str, Any]], params: dict[str, Any], days: list[int]) -> None:
+async def test_embed_filters(
+    client: Client, seeded: list[dict[str, Any]], params: dict[str, Any], days: list[int]
+) -> None:
     r = await client.get("/embed", params={**params, "limit": 20})
     assert r.status_code == 200, r.text
     assert [i["title"] for i in items(r.text)] == [seeded[d - 1]["title"] for d in days]
@@ -163,7 +169,11 @@ async def test_embed_is_self_contained(client: Client, seeded: list[dict[str, An
     assert doc.xpath("//script") == []
     assert doc.xpath("//img | //iframe | //object | //embed | //link | //form") == []
     assert doc.xpath("//*[@src]") == []
-    assert doc.xpath("//style") and "@import" not in doc.xpath("//style")[0].text and "url(" not in doc.xpath("//style")[0].text
+    assert (
+        doc.xpath("//style")
+        and "@import" not in doc.xpath("//style")[0].text
+        and "url(" not in doc.xpath("//style")[0].text
+    )
 
 
 async def test_embed_headers(client: Client, seeded: list[dict[str, Any]]) -> None:
@@ -288,7 +298,16 @@ async def test_embed_js_uses_text_only_dom_operations(client: Client) -> None:
     """A grep-level guard; test_browser.py checks the real behaviour."""
     source = (await client.get("/embed.js")).text
     code = re.sub(r"/\*.*?\*/", "", source, flags=re.DOTALL)  # the header comment shows the markup a partner writes
-    for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write", "setTimeout(\"", "srcdoc"):
+    for forbidden in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "eval(",
+        "new Function",
+        "document.write",
+        'setTimeout("',
+        "srcdoc",
+    ):
         assert forbidden not in code, forbidden
     assert "textContent" in code and "createElement" in code
     # setAttribute only for fixed attribute names; href only after the http(s) check.
@@ -348,7 +367,9 @@ async def test_oembed_for_a_page_url(client: Client, auth: dict[str, str], categ
     assert [i["title"] for i in items(card.text)] == ['A "quoted" <title>']
 
 
-async def test_oembed_discovery_link_on_the_commentary_page(client: Client, auth: dict[str, str], categories: Any) -> None:
+async def test_oembed_discovery_link_on_the_commentary_page(
+    client: Client, auth: dict[str, str], categories: Any
+) -> None:
     c = await publish(client, auth, title="Discoverable")
     page = lxml.html.fromstring((await client.get(path_of(c["url"]))).text)
     [link] = page.xpath('//link[@type="application/json+oembed"]')
@@ -397,7 +418,9 @@ async def test_oembed_url_forms(client: Client, auth: dict[str, str], categories
         "https://[::1/commentaries/{id}",
     ],
 )
-async def test_oembed_unknown_or_foreign_urls_are_404(client: Client, auth: dict[str, str], categories: Any, form: str) -> None:
+async def test_oembed_unknown_or_foreign_urls_are_404(
+    client: Client, auth: dict[str, str], categories: Any, form: str
+) -> None:
     c = await publish(client, auth, title="Ours")
     url = form.format(base=PUBLIC_URL, id=c["id"], slug=c["slug"])
     assert_error(await client.get("/oembed", params={"url": url}), 404)
@@ -409,14 +432,20 @@ async def test_oembed_hides_drafts(client: Client, auth: dict[str, str], categor
 
 
 @pytest.mark.parametrize("fmt", ["xml", "XML", "yaml"])
-async def test_oembed_formats_other_than_json_are_501(client: Client, auth: dict[str, str], categories: Any, fmt: str) -> None:
+async def test_oembed_formats_other_than_json_are_501(
+    client: Client, auth: dict[str, str], categories: Any, fmt: str
+) -> None:
     c = await publish(client, auth)
     assert_error(await client.get("/oembed", params={"url": c["url"], "format": fmt}), 501)
 
 
 @pytest.mark.parametrize(
     ("params", "size"),
-    [({"maxwidth": 320}, (320, 240)), ({"maxheight": 100}, (600, 100)), ({"maxwidth": 2000, "maxheight": 2000}, (600, 240))],
+    [
+        ({"maxwidth": 320}, (320, 240)),
+        ({"maxheight": 100}, (600, 100)),
+        ({"maxwidth": 2000, "maxheight": 2000}, (600, 240)),
+    ],
 )
 async def test_oembed_respects_maxwidth_and_maxheight(
     client: Client, auth: dict[str, str], categories: Any, params: dict[str, int], size: tuple[int, int]
@@ -428,7 +457,9 @@ async def test_oembed_respects_maxwidth_and_maxheight(
     assert (int(frame.get("width")), int(frame.get("height"))) == size
 
 
-@pytest.mark.parametrize(("params", "field"), [({"url": "x", "maxwidth": 0}, "maxwidth"), ({"url": "x", "maxheight": "tall"}, "maxheight")])
+@pytest.mark.parametrize(
+    ("params", "field"), [({"url": "x", "maxwidth": 0}, "maxwidth"), ({"url": "x", "maxheight": "tall"}, "maxheight")]
+)
 async def test_oembed_bad_parameters_are_400(client: Client, params: dict[str, Any], field: str) -> None:
     assert_error(await client.get("/oembed", params=params), 400, field)
 

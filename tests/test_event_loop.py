@@ -47,16 +47,38 @@ HEAVY: list[tuple[str, dict[str, Any], set[int]]] = [
     # The worst found within the limits: formatting elements open to the depth limit, as
     # many times as the size allows; tags at the length limit full of attributes; Markdown
     # at the bracket and delimiter limits with raw HTML nested to the depth limit.
-    ("formatting at the depth limit, 880 KB",
-     {"body_html": ((_formatting + "x" + "</b>" * (MAX_DEPTH // 2 - 1)) * 900)[:880_000]}, {201}),
-    ("tags at the length limit, 880 KB",
-     {"body_html": ("<b " + " ".join(f"a{i}" for i in range((MAX_TAG_CHARS - 10) // 6)) + ">x</b>") * 215}, {201}),
-    ("Markdown at every limit",
-     {"body_markdown": "![" * (MAX_BRACKETS - 1) + "\n\n" + "*a_" * (MAX_DELIMITERS // 3 - 1) + "\n\n"
-      + "<div>\n" * (MAX_DEPTH - 5) + "x\n"}, {201, 400}),
-    ("a long real-shaped Markdown article, 550 KB",
-     {"body_markdown": "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n"
-      * 5_000}, {201}),
+    (
+        "formatting at the depth limit, 880 KB",
+        {"body_html": ((_formatting + "x" + "</b>" * (MAX_DEPTH // 2 - 1)) * 900)[:880_000]},
+        {201},
+    ),
+    (
+        "tags at the length limit, 880 KB",
+        {"body_html": ("<b " + " ".join(f"a{i}" for i in range((MAX_TAG_CHARS - 10) // 6)) + ">x</b>") * 215},
+        {201},
+    ),
+    (
+        "Markdown at every limit",
+        {
+            "body_markdown": "![" * (MAX_BRACKETS - 1)
+            + "\n\n"
+            + "*a_" * (MAX_DELIMITERS // 3 - 1)
+            + "\n\n"
+            + "<div>\n" * (MAX_DEPTH - 5)
+            + "x\n"
+        },
+        {201, 400},
+    ),
+    (
+        "a long real-shaped Markdown article, 550 KB",
+        {
+            "body_markdown": (
+                "## A heading\n\nPlain words, with `code` and https://example.org.\n\n- one\n- two\n\n> quoted\n\n"
+            )
+            * 5_000
+        },
+        {201},
+    ),
 ]
 
 

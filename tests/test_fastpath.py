@@ -126,10 +126,16 @@ async def test_fast_answers_are_the_handlers_answers(client: AsyncTestClient[Lit
                     assert comparable(fast) == comparable(slow), (path, encoding, conditional)
 
 
-async def test_conditional_requests_answer_304_before_routing(client: AsyncTestClient[Litestar], published: list[str]) -> None:
+async def test_conditional_requests_answer_304_before_routing(
+    client: AsyncTestClient[Litestar], published: list[str]
+) -> None:
     r = await client.get("/feed.rss", headers={"Accept-Encoding": "gzip"})
     etag, modified = r.headers["etag"], r.headers["last-modified"]
-    for headers in ({"If-None-Match": etag}, {"If-None-Match": etag.replace("-gzip", "")}, {"If-Modified-Since": modified}):
+    for headers in (
+        {"If-None-Match": etag},
+        {"If-None-Match": etag.replace("-gzip", "")},
+        {"If-Modified-Since": modified},
+    ):
         fast, slow = await fast_and_slow(client, "GET", "/feed.rss", {"Accept-Encoding": "gzip", **headers})
         assert fast.status_code == slow.status_code == 304
         assert fast.content == b""
@@ -188,7 +194,9 @@ async def test_metrics_and_access_log_count_fast_answers(
 
 
 async def test_rate_limits_apply_to_fast_answers(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'rl.db'}", public_url=PUBLIC_URL, rate_limit_feeds="1/min,3")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'rl.db'}", public_url=PUBLIC_URL, rate_limit_feeds="1/min,3"
+    )
     async with AsyncTestClient(create_app(settings), base_url="http://testserver.local") as client:
         statuses = [(await client.get("/feed.rss")).status_code for _ in range(5)]
         assert statuses == [200, 200, 200, 429, 429]
@@ -196,7 +204,9 @@ async def test_rate_limits_apply_to_fast_answers(tmp_path: Path) -> None:
 
 
 async def test_unknown_hosts_are_refused_before_the_fast_path(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", public_url=PUBLIC_URL, allowed_hosts=("feeds.example.org",))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'h.db'}", public_url=PUBLIC_URL, allowed_hosts=("feeds.example.org",)
+    )
     async with AsyncTestClient(create_app(settings), base_url="http://feeds.example.org") as client:
         assert (await client.get("/feed.rss")).status_code == 200
         assert (await client.get("/feed.rss")).status_code == 200
@@ -327,7 +337,9 @@ print("free" if struct.unpack("hhqqi", answer)[0] == fcntl.F_UNLCK else "held")
 
 
 def dms_lock(path: str) -> str:
-    probe = subprocess.run([sys.executable, "-c", _PROBE_DMS_LOCK, f"{path}-shm"], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE_DMS_LOCK, f"{path}-shm"], capture_output=True, text=True, check=True
+    )
     return probe.stdout.strip()
 
 

@@ -22,11 +22,28 @@ from tests.conftest import PUBLIC_URL
 from tests.feeds_check import check_feed
 
 # Any Unicode text, including what XML forbids (C0 controls, U+FFFE) and what needs escaping.
-NASTY = st.sampled_from(["]]>", "&amp;", "&", "<", ">", '"', "'", "<![CDATA[", "\x00", "\x0b", "\ufffe", "\u202e", "😀", "\r\n"])
+NASTY = st.sampled_from(
+    ["]]>", "&amp;", "&", "<", ">", '"', "'", "<![CDATA[", "\x00", "\x0b", "\ufffe", "\u202e", "😀", "\r\n"]
+)
 TEXT = st.lists(st.one_of(st.text(), NASTY), max_size=6).map("".join)
 LINE = TEXT.filter(lambda s: s.strip() != "")
 HTML = st.lists(
-    st.one_of(TEXT, st.sampled_from(["<p>", "</p>", "<a href='/x?a=1&b=2'>", "</a>", "<script>", "<img src=x onerror=1>", "<b>", "<!--", "<table><td>"])),
+    st.one_of(
+        TEXT,
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<a href='/x?a=1&b=2'>",
+                "</a>",
+                "<script>",
+                "<img src=x onerror=1>",
+                "<b>",
+                "<!--",
+                "<table><td>",
+            ]
+        ),
+    ),
     max_size=10,
 ).map("".join)
 
@@ -52,7 +69,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient[
         yield client, auth
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     title=LINE.map(lambda s: s[:300]),
     summary=st.one_of(st.none(), TEXT.map(lambda s: s[:1000])),

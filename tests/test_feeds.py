@@ -49,9 +49,20 @@ async def seeded(client: Client, auth: dict[str, str], categories: Any) -> list[
         await publish(client, auth, title="Border one", published_at="2026-03-01T10:00:00+03:00", **full),
         await publish(client, auth, title="Мяжа адзін", lang="be", published_at="2026-03-01T11:00:00+03:00", **full),
         await publish(client, auth, title="Policy two", category="foreign-policy", published_at="2026-03-02T10:00:00Z"),
-        await publish(client, auth, title="Policy three", category="foreign-policy", published_at="2026-03-03T10:00:00Z"),
-        await publish(client, auth, title="Economy four", category="economy", published_at="2026-03-04T10:00:00Z", tags=["energy"]),
-        await publish(client, auth, title="Border five", published_at="2026-03-05T10:00:00+01:00", body_html='<p>See <a href="/about">about</a></p>', body_markdown=None),
+        await publish(
+            client, auth, title="Policy three", category="foreign-policy", published_at="2026-03-03T10:00:00Z"
+        ),
+        await publish(
+            client, auth, title="Economy four", category="economy", published_at="2026-03-04T10:00:00Z", tags=["energy"]
+        ),
+        await publish(
+            client,
+            auth,
+            title="Border five",
+            published_at="2026-03-05T10:00:00+01:00",
+            body_html='<p>See <a href="/about">about</a></p>',
+            body_markdown=None,
+        ),
     ]
     return items
 
@@ -146,7 +157,9 @@ async def test_relative_links_in_content_become_absolute(client: Client, seeded:
     assert f'href="{PUBLIC_URL}/about"' in body
 
 
-async def test_guid_survives_title_slug_and_url_changes(client: Client, auth: dict[str, str], seeded: list[dict[str, Any]]) -> None:
+async def test_guid_survives_title_slug_and_url_changes(
+    client: Client, auth: dict[str, str], seeded: list[dict[str, Any]]
+) -> None:
     item = seeded[2]
     before = {e.id for e in check_xml_feed((await client.get("/feed.atom")).content).entries}
     r = await client.patch(
@@ -160,7 +173,9 @@ async def test_guid_survives_title_slug_and_url_changes(client: Client, auth: di
     assert next(e for e in after if e.title == "Renamed").link == "https://elsewhere.example/x"
 
 
-async def test_feed_updated_is_the_newest_item_change_not_the_render_time(client: Client, seeded: list[dict[str, Any]]) -> None:
+async def test_feed_updated_is_the_newest_item_change_not_the_render_time(
+    client: Client, seeded: list[dict[str, Any]]
+) -> None:
     newest = max(datetime.fromisoformat(i["updated_at"]) for i in seeded)
     r = await client.get("/feed.atom")
     updated = etree.fromstring(r.content).findtext("{http://www.w3.org/2005/Atom}updated")
@@ -233,7 +248,9 @@ async def test_a_write_shows_in_the_next_fetch(client: Client, auth: dict[str, s
     assert "Fresh news" not in titles
 
 
-async def test_a_write_in_one_category_leaves_other_views_alone(client: Client, auth: dict[str, str], seeded: Any) -> None:
+async def test_a_write_in_one_category_leaves_other_views_alone(
+    client: Client, auth: dict[str, str], seeded: Any
+) -> None:
     others = ["/categories/foreign-policy/feed.rss", "/categories/economy/feed.atom", "/feed.json?category=economy"]
     touched = ["/feed.rss", "/categories/regional-security/feed.rss"]
     before = {p: await etag_of(client, p) for p in others + touched}
@@ -243,7 +260,9 @@ async def test_a_write_in_one_category_leaves_other_views_alone(client: Client, 
     assert all(after[p] != before[p] for p in touched)
 
 
-async def test_an_unchanged_view_is_never_rendered_again(client: Client, auth: dict[str, str], app: Litestar, seeded: Any) -> None:
+async def test_an_unchanged_view_is_never_rendered_again(
+    client: Client, auth: dict[str, str], app: Litestar, seeded: Any
+) -> None:
     stats = app.state.publisher.stats
     await client.get("/categories/economy/feed.rss")
     renders = stats.renders
@@ -267,11 +286,15 @@ async def test_concurrent_misses_share_one_render(client: Client, app: Litestar,
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_archive_links_walk_back_to_the_first_commentary(client: Client, auth: dict[str, str], categories: Any, fmt: str) -> None:
+async def test_archive_links_walk_back_to_the_first_commentary(
+    client: Client, auth: dict[str, str], categories: Any, fmt: str
+) -> None:
     ids = []
     for n in range(23):
         # Pairs share a timestamp: ties must not lose or repeat items across pages.
-        ids.append((await publish(client, auth, title=f"Item {n}", published_at=f"2026-01-{n // 2 + 1:02d}T10:00:00Z"))["id"])
+        ids.append(
+            (await publish(client, auth, title=f"Item {n}", published_at=f"2026-01-{n // 2 + 1:02d}T10:00:00Z"))["id"]
+        )
     url: str | None = f"{PUBLIC_URL}/feed.{fmt}?limit=5"
     seen: list[str] = []
     pages = 0
@@ -330,7 +353,9 @@ class Hub:
 async def test_websub_hub_is_advertised_and_pinged_with_retries(settings: Settings, categories: Any) -> None:
     hub = Hub(failures=2)
     async with hub as hub_url:
-        app = create_app(load_settings({}, database_url=settings.database_url, public_url=PUBLIC_URL, websub_hub=hub_url))
+        app = create_app(
+            load_settings({}, database_url=settings.database_url, public_url=PUBLIC_URL, websub_hub=hub_url)
+        )
         async with AsyncTestClient(app) as client:
             notifier = app.state.notifier
             notifier.first_delay = 0.05
@@ -362,11 +387,25 @@ async def test_websub_hub_is_advertised_and_pinged_with_retries(settings: Settin
 async def test_index_lists_every_feed_with_autodiscovery(client: Client, seeded: Any) -> None:
     r = await client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert "script-src" not in r.headers["content-security-policy"] and "default-src 'none'" in r.headers["content-security-policy"]
+    assert (
+        "script-src" not in r.headers["content-security-policy"]
+        and "default-src 'none'" in r.headers["content-security-policy"]
+    )
     html = etree.HTML(r.content)
     discovered = {(link.get("type"), link.get("href")) for link in html.iterfind(".//link[@rel='alternate']")}
-    for path in ["/feed", "/categories/regional-security/feed", "/categories/foreign-policy/feed", "/categories/economy/feed", "/en/feed", "/be/feed"]:
-        for fmt, mime in (("rss", "application/rss+xml"), ("atom", "application/atom+xml"), ("json", "application/feed+json")):
+    for path in [
+        "/feed",
+        "/categories/regional-security/feed",
+        "/categories/foreign-policy/feed",
+        "/categories/economy/feed",
+        "/en/feed",
+        "/be/feed",
+    ]:
+        for fmt, mime in (
+            ("rss", "application/rss+xml"),
+            ("atom", "application/atom+xml"),
+            ("json", "application/feed+json"),
+        ):
             assert (mime, f"{PUBLIC_URL}{path}.{fmt}") in discovered
     opml = etree.fromstring((await client.get("/feeds.opml")).content)
     assert f"{PUBLIC_URL}/categories/economy/feed.rss" in {o.get("xmlUrl") for o in opml.iter("outline")}
@@ -404,13 +443,17 @@ async def test_a_browser_navigation_gets_the_feed_as_a_page(client: Client, seed
     assert "default-src 'none'" in r.headers["content-security-policy"]
     page = etree.HTML(r.content)
     assert "Border five" in "".join(page.itertext())
-    assert (await client.get(f"/feed.{fmt}", headers={**navigate, "If-None-Match": r.headers["etag"]})).status_code == 304
+    assert (
+        await client.get(f"/feed.{fmt}", headers={**navigate, "If-None-Match": r.headers["etag"]})
+    ).status_code == 304
     # A reader that copies a browser's Accept header, without Sec-Fetch-*, still gets the feed.
     reader = await client.get(f"/feed.{fmt}", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": r.headers["etag"]})
     assert reader.status_code == 200 and b"<?xml" in reader.content[:50]
 
 
-async def test_query_string_variety_cannot_evict_the_canonical_feeds(client: Client, app: Litestar, seeded: Any) -> None:
+async def test_query_string_variety_cannot_evict_the_canonical_feeds(
+    client: Client, app: Litestar, seeded: Any
+) -> None:
     publisher = app.state.publisher
     publisher.max_bytes = 200_000  # room for a handful of filtered documents
     await client.get("/feed.rss")

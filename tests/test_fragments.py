@@ -33,7 +33,9 @@ def related_for(items: Sequence[Commentary]) -> dict[str, list[Translation]]:
     }
 
 
-def direct(fmt: str, view_changes: dict[str, object], items: Sequence[Commentary], related: dict[str, list[Translation]]) -> bytes:
+def direct(
+    fmt: str, view_changes: dict[str, object], items: Sequence[Commentary], related: dict[str, list[Translation]]
+) -> bytes:
     view = feed_view(fmt, **view_changes)
     if fmt == "json":
         from feedsvc.render.jsonfeed import render_jsonfeed
@@ -71,7 +73,9 @@ def test_what_the_view_decides_is_part_of_the_key(fmt: str) -> None:
     check(cache, fmt, ALL, title="")  # Atom's fallback author is the feed title
     check(cache, fmt, ALL, base_url="https://other.example.org")
     check(cache, fmt, ALL, tag_authority="other.example.org")
-    check(cache, fmt, ALL, categories={"regional-security": Category(slug="regional-security", names={"en": "Renamed"})})
+    check(
+        cache, fmt, ALL, categories={"regional-security": Category(slug="regional-security", names={"en": "Renamed"})}
+    )
     check(cache, fmt, ALL, is_archive=True, current="https://feeds.example.org/feed", prev_archive=None)
     check(cache, fmt, ALL, updated=ALL[0].updated_at + timedelta(days=400))  # the head's updated time
 
@@ -82,7 +86,10 @@ def test_a_changed_item_is_rendered_again(fmt: str) -> None:
     original = border_talks()
     check(cache, fmt, [original, *ALL[1:]])
     newer = msgspec.structs.replace(
-        original, title="Talks collapse", version=original.version + 1, updated_at=original.updated_at + timedelta(hours=1)
+        original,
+        title="Talks collapse",
+        version=original.version + 1,
+        updated_at=original.updated_at + timedelta(hours=1),
     )
     check(cache, fmt, [newer, *ALL[1:]])
     retitled = msgspec.structs.replace(
@@ -95,7 +102,9 @@ def test_a_changed_item_is_rendered_again(fmt: str) -> None:
 def test_random_mixes_of_known_and_new_items(fmt: str) -> None:
     rng = random.Random(6)
     pool = [
-        msgspec.structs.replace(item, id=f"{item.id[:-2]}{n:02d}", version=n, updated_at=item.updated_at + timedelta(minutes=n))
+        msgspec.structs.replace(
+            item, id=f"{item.id[:-2]}{n:02d}", version=n, updated_at=item.updated_at + timedelta(minutes=n)
+        )
         for n in range(12)
         for item in [ALL[n % len(ALL)]]
     ]

@@ -110,7 +110,11 @@ async def http(server: Served) -> AsyncIterator[httpx.AsyncClient]:
 def comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers in order (those that change per request left out), body."""
     assert "x-request-id" in response.headers
-    return response.status_code, [(k, v) for k, v in response.headers.multi_items() if k not in VOLATILE], response.content
+    return (
+        response.status_code,
+        [(k, v) for k, v in response.headers.multi_items() if k not in VOLATILE],
+        response.content,
+    )
 
 
 async def front_and_app(
@@ -149,7 +153,10 @@ async def test_polls_get_the_apps_own_answers_without_reaching_it(server: Served
 
 
 async def test_front_answers_carry_cors_headers_and_a_complete_vary(server: Served, http: httpx.AsyncClient) -> None:
-    for path, vary in (("/feed.rss", "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"), ("/en/feed.json", "Accept-Encoding")):
+    for path, vary in (
+        ("/feed.rss", "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode, Accept"),
+        ("/en/feed.json", "Accept-Encoding"),
+    ):
         first = (await http.get(path)).headers["etag"]
         for headers in ({}, {"If-None-Match": first}):
             before = server.calls
@@ -254,7 +261,11 @@ async def test_a_write_shows_on_the_next_poll(
     first = await http.get("/feed.json")
     again = await http.get("/feed.json", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
-    r = await client.post("/api/v1/commentaries", json=commentary(title="Fresh from the desk", published_at="2026-03-09T10:00:00Z"), headers=auth)
+    r = await client.post(
+        "/api/v1/commentaries",
+        json=commentary(title="Fresh from the desk", published_at="2026-03-09T10:00:00Z"),
+        headers=auth,
+    )
     assert r.status_code == 201
     after = await http.get("/feed.json", headers={"If-None-Match": first.headers["etag"]})
     assert after.status_code == 200

@@ -55,7 +55,12 @@ def every_resource(item_id: str) -> list[tuple[str, dict[str, str]]]:
         "/schema/openapi.json",
     ]
     for fmt in ("rss", "atom", "json"):
-        paths += [f"/feed.{fmt}", f"/feed.{fmt}?limit=1", f"/categories/regional-security/feed.{fmt}", f"/en/feed.{fmt}"]
+        paths += [
+            f"/feed.{fmt}",
+            f"/feed.{fmt}?limit=1",
+            f"/categories/regional-security/feed.{fmt}",
+            f"/en/feed.{fmt}",
+        ]
     out: list[tuple[str, dict[str, str]]] = [(path, {}) for path in paths]
     out += [("/feed.rss", BROWSER), ("/feed.atom", BROWSER)]
     return out
@@ -118,9 +123,12 @@ async def test_oembed_for_a_url_on_the_forged_host_is_404(
     assert_clean(r, "oembed")
 
 
-async def test_a_put_category_location_uses_the_public_url(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
-    r = await client.put("/api/v1/categories/arms-control", json={"names": {"en": "Arms control"}},
-                         headers={**auth, **FORGED_HEADERS})
+async def test_a_put_category_location_uses_the_public_url(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    r = await client.put(
+        "/api/v1/categories/arms-control", json={"names": {"en": "Arms control"}}, headers={**auth, **FORGED_HEADERS}
+    )
     assert r.status_code == 201
     assert r.headers["location"] == f"{PUBLIC_URL}/api/v1/categories/arms-control"
 
@@ -158,7 +166,9 @@ async def test_allowed_hosts_accept_the_configured_names_on_any_or_the_given_por
                 assert r.status_code == 200, (host, path, r.text)
 
 
-async def test_allowed_hosts_refuse_other_names_with_the_json_400(guarded: AsyncTestClient[Litestar], subtests: Any) -> None:
+async def test_allowed_hosts_refuse_other_names_with_the_json_400(
+    guarded: AsyncTestClient[Litestar], subtests: Any
+) -> None:
     for host in REFUSED_HOSTS:
         with subtests.test(host=host):
             for path in ("/healthz", "/feed.atom", API, "/embed", "/"):
@@ -177,7 +187,9 @@ async def test_a_write_to_an_unknown_host_is_refused_before_anything_is_stored(
     service = guarded.app.state.service
     token, _ = await service.create_token("t", ["write"])
     auth = {"Authorization": f"Bearer {token}"}
-    r = await guarded.put("/api/v1/categories/economy", json={"names": {"en": "Economy"}}, headers={**auth, "Host": FORGED})
+    r = await guarded.put(
+        "/api/v1/categories/economy", json={"names": {"en": "Economy"}}, headers={**auth, "Host": FORGED}
+    )
     assert_error(r, 400, "Host")
     assert await service.get_categories() == []
     r = await guarded.put("/api/v1/categories/economy", json={"names": {"en": "Economy"}}, headers=auth)
@@ -237,7 +249,10 @@ def assert_strict_html_headers(r: Any, what: str) -> None:
         assert "'unsafe-eval'" not in sources and "'strict-dynamic'" not in sources, (what, directive)
         if directive != "style-src":
             assert "'unsafe-inline'" not in sources, (what, directive)
-        assert not any(s in ("http:", "https:", "javascript:") for s in sources if directive != "img-src"), (what, directive)
+        assert not any(s in ("http:", "https:", "javascript:") for s in sources if directive != "img-src"), (
+            what,
+            directive,
+        )
 
 
 async def test_every_html_response_has_a_strict_csp_nosniff_and_a_referrer_policy(
@@ -247,17 +262,27 @@ async def test_every_html_response_has_a_strict_csp_nosniff_and_a_referrer_polic
     pages = ["/", f"/commentaries/{item_id}", "/embed", f"/embed?id={item_id}", "/embed?theme=dark&limit=3"]
     for path in pages:
         assert_strict_html_headers(await client.get(path), path)
-    for path in ("/feed.rss", "/feed.atom", "/categories/regional-security/feed.rss", "/en/feed.atom", "/feed.rss?limit=1"):
+    for path in (
+        "/feed.rss",
+        "/feed.atom",
+        "/categories/regional-security/feed.rss",
+        "/en/feed.atom",
+        "/feed.rss?limit=1",
+    ):
         assert_strict_html_headers(await client.get(path, headers=BROWSER), f"{path} as a page")
         # Conditional and compressed variants of the page keep the headers.
         r = await client.get(path, headers={**BROWSER, "Accept-Encoding": "br"})
         assert_strict_html_headers(r, f"{path} as a brotli page")
     # Pages may never be framed by others; the embed views may (frame-ancestors * by default).
     assert csp_directives((await client.get("/")).headers["content-security-policy"])["frame-ancestors"] == ["'none'"]
-    assert csp_directives((await client.get(f"/commentaries/{item_id}")).headers["content-security-policy"])["frame-ancestors"] == ["'none'"]
+    assert csp_directives((await client.get(f"/commentaries/{item_id}")).headers["content-security-policy"])[
+        "frame-ancestors"
+    ] == ["'none'"]
 
 
-async def test_every_other_response_has_nosniff(client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any) -> None:
+async def test_every_other_response_has_nosniff(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any
+) -> None:
     created = await client.post(API, json=commentary(), headers=auth)
     item_id = created.json()["id"]
     responses = {
@@ -278,7 +303,9 @@ async def test_every_other_response_has_nosniff(client: AsyncTestClient[Litestar
         "xsl": await client.get("/feed.xsl"),
         "icon": await client.get("/icon.svg"),
         "embed.js": await client.get("/embed.js"),
-        "304": await client.get("/feed.atom", headers={"If-None-Match": (await client.get("/feed.atom")).headers["etag"]}),
+        "304": await client.get(
+            "/feed.atom", headers={"If-None-Match": (await client.get("/feed.atom")).headers["etag"]}
+        ),
         "400": await client.get(f"{API}?limit=0"),
         "401": await client.post(API, json=commentary()),
         "404": await client.get(f"{API}/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
@@ -305,8 +332,16 @@ async def test_cors_grants_reads_to_any_origin_without_credentials(
     client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any
 ) -> None:
     item_id = (await client.post(API, json=commentary(), headers=auth)).json()["id"]
-    for path in (API, f"{API}/{item_id}", "/api/v1/categories", "/api/v1/changes", "/feed.json", "/feed.atom", "/oembed?url="
-                 + quote(f"{PUBLIC_URL}/commentaries/{item_id}", safe=""), "/embed.js"):
+    for path in (
+        API,
+        f"{API}/{item_id}",
+        "/api/v1/categories",
+        "/api/v1/changes",
+        "/feed.json",
+        "/feed.atom",
+        "/oembed?url=" + quote(f"{PUBLIC_URL}/commentaries/{item_id}", safe=""),
+        "/embed.js",
+    ):
         for method in ("GET", "HEAD"):
             r = await client.request(method, path, headers={"Origin": ORIGIN})
             assert r.status_code == 200, path
@@ -350,10 +385,18 @@ async def test_answers_to_writes_carry_no_cors_grant(
     answers = [
         created,
         await client.post(API, json=commentary(), headers={"Origin": ORIGIN}),  # 401
-        await client.post(API, content=b"a=b", headers={"Origin": ORIGIN, "Content-Type": "application/x-www-form-urlencoded", **auth}),
-        await client.patch(f"{API}/{item_id}", json={"trend": "improved"}, headers={**auth, "Origin": ORIGIN, "If-Match": "*"}),
+        await client.post(
+            API, content=b"a=b", headers={"Origin": ORIGIN, "Content-Type": "application/x-www-form-urlencoded", **auth}
+        ),
+        await client.patch(
+            f"{API}/{item_id}", json={"trend": "improved"}, headers={**auth, "Origin": ORIGIN, "If-Match": "*"}
+        ),
         await client.delete(f"{API}/{item_id}", headers={**auth, "Origin": ORIGIN, "If-Match": "*"}),
-        await client.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers={**auth, "Origin": ORIGIN, "Cookie": "a=b"}),
+        await client.put(
+            "/api/v1/categories/economy",
+            json={"names": {"en": "E"}},
+            headers={**auth, "Origin": ORIGIN, "Cookie": "a=b"},
+        ),
     ]
     assert [a.status_code for a in answers] == [201, 401, 415, 200, 204, 200]
     for a in answers:
@@ -391,11 +434,22 @@ async def test_no_page_loads_a_script_or_style_from_another_origin(
             assert r.status_code == 200, (path, r.text[:200])
             html = r.headers["content-type"].startswith(("text/html", "application/xhtml"))
             for tag in re.findall(r"<(?:script|link)\b[^>]*>", r.text if html else "", flags=re.IGNORECASE):
-                for url in re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", tag, flags=re.IGNORECASE):
-                    loaded = not tag.lower().startswith("<link") or re.search(r"rel\s*=\s*[\"']?(stylesheet|preload|modulepreload|icon)", tag, re.IGNORECASE)
+                for url in re.findall(
+                    r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", tag, flags=re.IGNORECASE
+                ):
+                    loaded = not tag.lower().startswith("<link") or re.search(
+                        r"rel\s*=\s*[\"']?(stylesheet|preload|modulepreload|icon)", tag, re.IGNORECASE
+                    )
                     assert not loaded or url.startswith(PUBLIC_URL), (path, tag)
             # Where a page may take code and styles from: never from another origin.
             for directive in filter(str.strip, r.headers.get("content-security-policy", "").split(";")):
                 name, *sources = directive.split()
-                if name in ("default-src", "script-src", "script-src-elem", "style-src", "style-src-elem", "connect-src"):
+                if name in (
+                    "default-src",
+                    "script-src",
+                    "script-src-elem",
+                    "style-src",
+                    "style-src-elem",
+                    "connect-src",
+                ):
                     assert all(source.startswith("'") or source == "data:" for source in sources), (path, directive)

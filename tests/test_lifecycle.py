@@ -37,8 +37,12 @@ from tests.conftest import CATEGORIES, PUBLIC_URL, commentary
 
 @pytest.fixture
 def settings(sqlite_settings: Settings) -> Settings:
-    """Start-up, readiness and shutdown of the HTTP layer do not depend on the store: SQLite only (see ``sqlite_settings``)."""
+    """Start-up, readiness and shutdown of the HTTP layer do not depend on the store.
+
+    SQLite only (see ``sqlite_settings``).
+    """
     return sqlite_settings
+
 
 ROOT = Path(__file__).parent.parent
 
@@ -125,7 +129,9 @@ class Writer(threading.Thread):
             n = 0
             while not self.stop.is_set():
                 n += 1
-                item = await service.publish(msgspec.convert(commentary(title=f"Written during a backup {n}"), NewCommentary))
+                item = await service.publish(
+                    msgspec.convert(commentary(title=f"Written during a backup {n}"), NewCommentary)
+                )
                 self.written.append(item.id)
         finally:
             await store.close()
@@ -185,7 +191,9 @@ async def seed_more(db: Path, title: str) -> str:
     store = SqliteStore(str(db))
     await store.open()
     try:
-        item = await Service(store, base_url=PUBLIC_URL).publish(msgspec.convert(commentary(title=title), NewCommentary))
+        item = await Service(store, base_url=PUBLIC_URL).publish(
+            msgspec.convert(commentary(title=title), NewCommentary)
+        )
         return item.id
     finally:
         await store.close()
@@ -282,7 +290,9 @@ def test_restore_refuses_while_the_database_is_open(
     assert len(commentary_ids(db)) == 3
 
 
-async def test_a_good_backup_is_restored_and_served(deployment: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_good_backup_is_restored_and_served(
+    deployment: tuple[Path, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
     db, backup, ids = deployment
     newer = commentary_ids(db) - set(ids)
     assert await asyncio.to_thread(restore, backup, db) == 0
@@ -344,7 +354,9 @@ def test_a_damaged_database_is_replaced_and_kept_aside(
     assert db.with_name("feedsvc.db.pre-restore").read_bytes() == damaged
 
 
-def test_restore_into_a_new_location_and_an_older_schema_note(deployment: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_into_a_new_location_and_an_older_schema_note(
+    deployment: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, backup, ids = deployment
     target = tmp_path / "fresh" / "sub" / "feedsvc.db"
     assert restore(backup, target) == 0
@@ -379,7 +391,9 @@ def wait_until_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> Non
         time.sleep(0.1)
 
 
-async def burst(base: str, token: str, total: int, concurrency: int, on_acknowledged: Any) -> dict[str, tuple[str, Any]]:
+async def burst(
+    base: str, token: str, total: int, concurrency: int, on_acknowledged: Any
+) -> dict[str, tuple[str, Any]]:
     """POST ``total`` commentaries, ``concurrency`` at a time; return the outcome of each:
     ("acknowledged", id), ("status", code) or ("error", exception name)."""
     outcomes: dict[str, tuple[str, Any]] = {}

@@ -84,8 +84,11 @@ async def seed(settings: Settings) -> str:
         slugs = list(CATEGORIES)
         for i in range(60):
             new = commentary(
-                title=f"Commentary {i}", category=slugs[i % 3], lang="en" if i % 2 else "be",
-                published_at=f"2026-02-{1 + i % 28:02d}T{i % 24:02d}:00:00+03:00", tags=["border"] if i % 4 else ["sanctions"],
+                title=f"Commentary {i}",
+                category=slugs[i % 3],
+                lang="en" if i % 2 else "be",
+                published_at=f"2026-02-{1 + i % 28:02d}T{i % 24:02d}:00:00+03:00",
+                tags=["border"] if i % 4 else ["sanctions"],
                 body_markdown=f"Paragraph one of {i}.\n\n" + "Analysis. " * 200,
             )
             await service.publish(msgspec.convert(new, NewCommentary))
@@ -195,8 +198,10 @@ def test_many_connections_on_a_cold_cache_no_5xx_and_one_render_per_view_per_cha
     after = renders - before
     assert {path: after[PUBLIC_URL + path] for path in VIEWS} == {path: int(touched) for path, touched in VIEWS.items()}
     print(
-        f"\nload: cold {cold['requests']} requests in 5 s ({cold['rps']:.0f}/s), {len(VIEWS)} views rendered once each; "
-        f"after one write {warm['requests']} requests in 2 s, {sum(after.values())} renders (the {sum(VIEWS.values())} views it touched)"
+        f"\nload: cold {cold['requests']} requests in 5 s ({cold['rps']:.0f}/s), "
+        f"{len(VIEWS)} views rendered once each; "
+        f"after one write {warm['requests']} requests in 2 s, {sum(after.values())} renders "
+        f"(the {sum(VIEWS.values())} views it touched)"
     )
 
 

@@ -125,13 +125,32 @@ async def write_history(client: Client) -> History:
     w = Writer(client, auth)
     week = {"start": "2026-03-02", "end": "2026-03-08"}
     h.ids += [
-        await w.create(title="Border tensions ease after talks", tags=["border", "talks"], period=week, trend="improved"),
-        await w.create(title="Перамовы на мяжы", lang="be", translation_key="talks", category="foreign-policy",
-                       tags=["мяжа"], period=week),
-        await w.create(title="Переговоры на границе", lang="ru", translation_key="talks", period=week,
-                       authors=[{"name": "Ирина Соколова"}], body_markdown="Абзац о *переговорах*.\n\nЕщё один."),
-        await w.create(title="Grain through the Baltic ports", category="economy", tags=["Trade", "ports"],
-                       published_at="2026-03-07T10:00:00+03:00", source={"name": "Port Review"}),
+        await w.create(
+            title="Border tensions ease after talks", tags=["border", "talks"], period=week, trend="improved"
+        ),
+        await w.create(
+            title="Перамовы на мяжы",
+            lang="be",
+            translation_key="talks",
+            category="foreign-policy",
+            tags=["мяжа"],
+            period=week,
+        ),
+        await w.create(
+            title="Переговоры на границе",
+            lang="ru",
+            translation_key="talks",
+            period=week,
+            authors=[{"name": "Ирина Соколова"}],
+            body_markdown="Абзац о *переговорах*.\n\nЕщё один.",
+        ),
+        await w.create(
+            title="Grain through the Baltic ports",
+            category="economy",
+            tags=["Trade", "ports"],
+            published_at="2026-03-07T10:00:00+03:00",
+            source={"name": "Port Review"},
+        ),
         await w.create(title="Same minute, other id", category="economy", published_at="2026-03-07T10:00:00+03:00"),
         await w.create(title="Retracted later", tags=["border"]),
         await w.create(title="Moved to a draft later", category="economy"),

@@ -139,7 +139,9 @@ class Writer:
         return body
 
     async def replace(self, id: str, **fields: Any) -> None:
-        r = await self.client.put(f"{API}/{id}", json=commentary(**fields), headers={**self.auth, "If-Match": await self.etag(id)})
+        r = await self.client.put(
+            f"{API}/{id}", json=commentary(**fields), headers={**self.auth, "If-Match": await self.etag(id)}
+        )
         assert r.status_code == 200, r.text
 
     async def delete(self, id: str) -> None:
@@ -314,7 +316,9 @@ async def test_the_cursor_moves_over_changes_mirrors_do_not_see(
     assert [c["commentary"]["title"] for c in everything] == ["Public one", "Public two"]
 
 
-async def test_a_full_page_resumes_right_after_its_last_entry(client: Any, auth: dict[str, str], categories: Any) -> None:
+async def test_a_full_page_resumes_right_after_its_last_entry(
+    client: Any, auth: dict[str, str], categories: Any
+) -> None:
     w = Writer(client, auth)
     ids = [await w.create(title=f"Number {n}") for n in range(5)]
     first = (await client.get(CHANGES, params={"limit": 2})).json()

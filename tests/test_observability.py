@@ -186,7 +186,8 @@ async def test_a_valid_request_id_is_echoed_and_anything_else_replaced(
 
 
 async def test_every_response_gets_a_fresh_request_id(client: AsyncTestClient[Litestar]) -> None:
-    ids = {(await client.get(path)).headers["x-request-id"] for path in ("/healthz", "/healthz", "/nowhere", "/feed.rss")}
+    paths = ("/healthz", "/healthz", "/nowhere", "/feed.rss")
+    ids = {(await client.get(path)).headers["x-request-id"] for path in paths}
     assert len(ids) == 4
 
 
@@ -218,7 +219,12 @@ async def test_one_json_line_per_request_with_the_fields_an_operator_needs(
         "request_id", "client",
     }
     assert line["level"] == "INFO" and line["time"].endswith("Z")
-    assert (line["method"], line["route"], line["path"], line["status"]) == ("GET", "/feed.rss", "/feed.rss?lang=en", 200)
+    assert (line["method"], line["route"], line["path"], line["status"]) == (
+        "GET",
+        "/feed.rss",
+        "/feed.rss?lang=en",
+        200,
+    )
     assert line["bytes"] == int(r.headers["content-length"]) > 0 and line["duration_ms"] > 0
     assert line["request_id"] == "trace-42" == r.headers["x-request-id"]
     assert line["client"] == "testclient"
@@ -238,7 +244,9 @@ async def test_tokens_and_bodies_never_reach_the_log(
     await client.get(f"/api/v1/commentaries/{token}")
     await client.get("/api/v1/commentaries", headers={"Authorization": "Bearer fsv_bad_guess"})
     # Everything the server side logged, at DEBUG; httpx's lines are this test's client.
-    lines = [line for line in json_lines(capsys.readouterr().err) if not line["logger"].startswith(("httpx", "httpcore"))]
+    lines = [
+        line for line in json_lines(capsys.readouterr().err) if not line["logger"].startswith(("httpx", "httpcore"))
+    ]
     err = "\n".join(json.dumps(line) for line in lines)
     assert token not in err and token.split("_", 2)[2] not in err
     assert "plain-secret" not in err and "fsv_bad_guess" not in err

@@ -228,7 +228,7 @@ async def test_the_api_answers_identically_on_both_stores(
     on_sqlite = await transcript(f"sqlite:///{db_path}", monkeypatch)
     on_postgres = await transcript(pg_database_url, monkeypatch)
     assert len(on_postgres) == len(on_sqlite)
-    for (label, a), (_, b) in zip(on_sqlite, on_postgres):
+    for (label, a), (_, b) in zip(on_sqlite, on_postgres, strict=True):
         assert b == a, f"differs at {label}: {_first_difference(a, b)}"
     # Not vacuous: the filters found what the table says, the walk saw every item once.
     results = dict(on_postgres)
@@ -245,7 +245,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
             if a.get(key) != b.get(key):
                 return _first_difference(a.get(key), b.get(key), f"{path}.{key}")
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:
                 return _first_difference(x, y, f"{path}[{i}]")
     return f"{path}: sqlite {a!r:.300} != postgres {b!r:.300}"
@@ -324,7 +324,8 @@ async def test_postgresql_also_finds_inflected_forms(both: tuple[SqliteStore, Po
 
 
 ALPHABET = st.sampled_from(
-    list("abcxyzABC éüßİıσςΣ") + ["ёй", "бел", "北京", "😀", "🥳", "-", "'", ".", "e\u0301", "ﬁ", "3", "٣", "\u00a0", "_"]
+    list("abcxyzABC éüßİıσςΣ")
+    + ["ёй", "бел", "北京", "😀", "🥳", "-", "'", ".", "e\u0301", "ﬁ", "3", "٣", "\u00a0", "_"]
 )
 PHRASE = st.lists(ALPHABET, min_size=1, max_size=12).map("".join)
 SearchPair = tuple[asyncio.AbstractEventLoop, SqliteStore, PostgresStore, "itertools.count[int]"]
@@ -402,7 +403,9 @@ async def test_idempotent_creation_behaves_alike_and_racing_retries_store_once(
             )
         assert info.value.extra.get("field") == "Idempotency-Key"
         # Once forgotten, the key stores again.
-        later = await store.add_commentary_once(item(4), unique_slug=False, now=NOW, key=key, not_before=NOW + timedelta(microseconds=1))
+        later = await store.add_commentary_once(
+            item(4), unique_slug=False, now=NOW, key=key, not_before=NOW + timedelta(microseconds=1)
+        )
         outcomes.append([(c.id, c.version, created) for c, created in (first, retry, later)])
     assert outcomes[0] == outcomes[1] == [(item(1).id, 2, True), (item(1).id, 2, False), (item(4).id, 3, True)]
 

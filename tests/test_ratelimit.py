@@ -200,7 +200,11 @@ async def test_a_token_seen_to_be_valid_has_its_own_budget_and_an_invented_one_d
         first, _ = await service.create_token("first", ["write"])
         second, _ = await service.create_token("second", ["write"])
         for token in (first, second):  # a write shows the token is valid
-            put = await client.put("/api/v1/categories/economy", json={"names": {"en": "Economy"}}, headers={"Authorization": f"Bearer {token}"})
+            put = await client.put(
+                "/api/v1/categories/economy",
+                json={"names": {"en": "Economy"}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert put.status_code in (200, 201), put.text
         for _ in range(2):
             assert (await client.get("/api/v1/tags", headers={"Authorization": f"Bearer {first}"})).status_code == 200
@@ -220,7 +224,17 @@ async def test_feeds_pages_static_files_and_health_are_not_limited_by_the_api_bu
     async with serve(settings, rate_limit_read="1/min,1") as client:
         assert (await client.get("/api/v1/tags")).status_code == 200
         assert_429(await client.get("/api/v1/tags"), "read")
-        for path in ("/feed.rss", "/feed.json", "/", "/healthz", "/icon.svg", "/feed.xsl", "/embed.js", "/embed", "/feeds.opml"):
+        for path in (
+            "/feed.rss",
+            "/feed.json",
+            "/",
+            "/healthz",
+            "/icon.svg",
+            "/feed.xsl",
+            "/embed.js",
+            "/embed",
+            "/feeds.opml",
+        ):
             r = await client.get(path)
             assert r.status_code == 200, (path, r.status_code)
             assert r.headers["ratelimit-policy"].endswith('policy="feeds"'), path
@@ -264,7 +278,9 @@ async def test_writes_have_a_budget_of_their_own(settings: Settings) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         # The first write is the address's; once the token is known to be valid, it is the token's.
         for slug in ("economy", "foreign-policy", "regional-security"):
-            assert (await client.put(f"/api/v1/categories/{slug}", json={"names": {"en": slug}}, headers=auth)).status_code == 201
+            assert (
+                await client.put(f"/api/v1/categories/{slug}", json={"names": {"en": slug}}, headers=auth)
+            ).status_code == 201
         assert_429(await client.post(API, json=commentary(category="economy"), headers=auth), "write")
         assert (await client.get(API)).status_code == 200
         # The address still has a write left.
@@ -298,11 +314,15 @@ async def test_repeated_authentication_failures_block_writes_from_that_address(s
             assert int((await attacker.post(API, json=commentary())).headers["retry-after"]) == 60
             # Even a valid token, and reads that carry credentials, wait from that address...
             good = {"Authorization": f"Bearer {token}"}
-            assert_error(await attacker.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers=good), 429)
+            assert_error(
+                await attacker.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers=good), 429
+            )
             assert_error(await attacker.get(f"{API}/01JNZZZZZZZZZZZZZZZZZZZZZZ", headers=bad), 429)
             # ...while plain reads go on, and other addresses are not affected.
             assert (await attacker.get(API)).status_code == 200
-            assert (await other.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers=good)).status_code == 201
+            assert (
+                await other.put("/api/v1/categories/economy", json={"names": {"en": "E"}}, headers=good)
+            ).status_code == 201
             assert_error(await other.post(API, json=commentary(), headers=bad), 401)
 
 
@@ -331,7 +351,9 @@ async def test_scripts_on_other_origins_can_read_the_limits_and_the_429(settings
         refused = await client.get(API, headers=origin)
         assert_429(refused, "read")
         assert refused.headers["access-control-allow-origin"] == "*"
-        assert {"retry-after", *HEADERS} <= {h.strip().lower() for h in refused.headers["access-control-expose-headers"].split(",")}
+        assert {"retry-after", *HEADERS} <= {
+            h.strip().lower() for h in refused.headers["access-control-expose-headers"].split(",")
+        }
 
 
 # --- memory -------------------------------------------------------------------------------
@@ -413,7 +435,12 @@ async def test_nodes_sharing_redis_share_one_budget(settings: Settings, tmp_path
 
 @needs_redis
 async def test_redis_counts_auth_failures_and_late_charges_too(settings: Settings, redis_prefix: str) -> None:
-    limits = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix, "rate_limit_auth_failures": "1/min,2", "rate_limit_read": "1/min,2"}
+    limits = {
+        "redis_url": REDIS_URL,
+        "redis_prefix": redis_prefix,
+        "rate_limit_auth_failures": "1/min,2",
+        "rate_limit_read": "1/min,2",
+    }
     async with serve(settings, **limits) as client:
         bad = {"Authorization": "Bearer fsv_0123456789ab_guess"}
         for _ in range(2):
@@ -434,7 +461,9 @@ def closed_port() -> int:
     return port
 
 
-async def test_without_redis_the_limits_fail_open_and_say_so_once(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+async def test_without_redis_the_limits_fail_open_and_say_so_once(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="feedsvc.ratelimit")
     limits = {"redis_url": f"redis://127.0.0.1:{closed_port()}/0", "rate_limit_read": "1/min,1"}
     async with serve(settings, **limits) as client:

@@ -156,7 +156,9 @@ async def test_follows_writes_scheduling_and_deletions(
     clock.advance(days=1, minutes=1)
     assert names(made, await related_to(client, drones, "?limit=20")) == ["scheduled", *RANKED]
     # Retitled and retagged, "patrols" keeps only the category.
-    r = await client.patch(f"{API}/{made['patrols']['id']}", json={"title": "Patrols", "tags": []}, headers={**auth, "If-Match": "*"})
+    r = await client.patch(
+        f"{API}/{made['patrols']['id']}", json={"title": "Patrols", "tags": []}, headers={**auth, "If-Match": "*"}
+    )
     assert r.status_code == 200, r.text
     items = await related_to(client, drones, "?limit=20")
     assert names(made, items) == ["scheduled", "summit", "pressure", "factories", "output", "budget", "patrols"]
@@ -213,7 +215,12 @@ async def test_json_feed_lists_the_top_three_and_follows_writes_elsewhere(
     feed = "/categories/regional-security/feed"
     doc = check_json_feed((await client.get(f"{feed}.json")).content)
     assert related_of(doc, drones) == [
-        {"id": made[n]["id"], "lang": "en", "title": made[n]["title"], "url": f"{PUBLIC_URL}/commentaries/{made[n]['id']}"}
+        {
+            "id": made[n]["id"],
+            "lang": "en",
+            "title": made[n]["title"],
+            "url": f"{PUBLIC_URL}/commentaries/{made[n]['id']}",
+        }
         for n in RANKED[:3]
     ]
     rss = (await client.get(f"{feed}.rss")).headers["etag"]
@@ -231,15 +238,21 @@ async def test_json_feed_lists_the_top_three_and_follows_writes_elsewhere(
     ]
     assert (await client.get(f"{feed}.rss", headers={"If-None-Match": rss})).status_code == 304
     # Retitled, a related commentary shows its new title in the lists that name it.
-    r = await client.patch(f"{API}/{newcomer['id']}", json={"title": "Drone makers, revised"}, headers={**auth, "If-Match": "*"})
+    r = await client.patch(
+        f"{API}/{newcomer['id']}", json={"title": "Drone makers, revised"}, headers={**auth, "If-Match": "*"}
+    )
     assert r.status_code == 200
     doc = check_json_feed((await client.get(f"{feed}.json")).content)
     assert related_of(doc, drones)[0]["title"] == "Drone makers, revised"
 
 
-async def test_a_key_many_carry_counts_for_the_nearest_ones(client: Client, auth: dict[str, str], categories: Any, clock: FakeClock) -> None:
+async def test_a_key_many_carry_counts_for_the_nearest_ones(
+    client: Client, auth: dict[str, str], categories: Any, clock: FakeClock
+) -> None:
     """Windows: with more than WINDOW carriers of a key on one side, only the nearest count."""
-    probe = await publish(client, auth, title="Probe", tags=["common"], published_at="2026-03-01T00:00:00Z", category="economy")
+    probe = await publish(
+        client, auth, title="Probe", tags=["common"], published_at="2026-03-01T00:00:00Z", category="economy"
+    )
     older = [
         await publish(client, auth, title=f"Older {n}", tags=["common"], category="foreign-policy",
                       published_at=f"2026-02-{28 - n:02d}T00:00:00Z")
@@ -248,7 +261,9 @@ async def test_a_key_many_carry_counts_for_the_nearest_ones(client: Client, auth
     # The farthest also shares a rare tag with the probe, so it is still found: through that tag.
     r = await client.patch(f"{API}/{probe['id']}", json={"tags": ["common", "rare"]}, headers={**auth, "If-Match": "*"})
     assert r.status_code == 200
-    r = await client.patch(f"{API}/{older[-1]['id']}", json={"tags": ["common", "rare"]}, headers={**auth, "If-Match": "*"})
+    r = await client.patch(
+        f"{API}/{older[-1]['id']}", json={"tags": ["common", "rare"]}, headers={**auth, "If-Match": "*"}
+    )
     assert r.status_code == 200
     items = await related_to(client, probe["id"], "?limit=20")
     assert [i["id"] for i in items] == [c["id"] for c in older[: related.WINDOW]] + [older[-1]["id"]]

@@ -85,7 +85,9 @@ def border_talks(**changes: Any) -> Commentary:
         tags=["border", "diplomacy", "eu"],
         authors=[
             Author(name="Anna Kovalenko", affiliation="Senior Analyst, Vistula Centre", url="https://example.org/anna"),
-            Author(name="Yauheni Preiherman", affiliation="Director, Minsk Dialogue Council on International Relations"),
+            Author(
+                name="Yauheni Preiherman", affiliation="Director, Minsk Dialogue Council on International Relations"
+            ),
         ],
         published_at=datetime(2022, 3, 7, 10, 0, tzinfo=MSK),
         updated_at=datetime(2022, 3, 8, 9, 30, tzinfo=UTC),
@@ -299,7 +301,9 @@ def test_xml_documents_are_utf8_with_declaration_and_stylesheet(fmt: str) -> Non
 
 
 @pytest.mark.parametrize("fmt", XML_FORMATS)
-@pytest.mark.parametrize("items", [ALL, [minimal()], [hostile()], [edge_values()], []], ids=["all", "minimal", "hostile", "edge", "empty"])
+@pytest.mark.parametrize(
+    "items", [ALL, [minimal()], [hostile()], [edge_values()], []], ids=["all", "minimal", "hostile", "edge", "empty"]
+)
 def test_feedparser_reads_every_document_without_problems(fmt: str, items: list[Commentary]) -> None:
     parsed = parse(fmt, items)
     assert parsed.version == ("rss20" if fmt == "rss" else "atom10")
@@ -405,7 +409,10 @@ def test_feed_updated_is_the_newest_item_change_never_the_render_time(fmt: str) 
     ("value", "text"),
     [
         (datetime(2022, 3, 7, 10, 0, tzinfo=MSK), "Mon, 07 Mar 2022 10:00:00 +0300"),
-        (datetime(2022, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=5, minutes=30))), "Sat, 31 Dec 2022 23:59:59 -0530"),
+        (
+            datetime(2022, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+            "Sat, 31 Dec 2022 23:59:59 -0530",
+        ),
         (datetime(1999, 1, 1, tzinfo=UTC), "Fri, 01 Jan 1999 00:00:00 +0000"),
     ],
 )
@@ -500,7 +507,9 @@ def test_json_translations_and_related_commentaries() -> None:
             "url": f"{BASE}/be/commentaries/napruzhanasc-na-myazhy",
         }
     ]
-    assert items[0]["_commentary"]["related"] == [{"id": "r1", "lang": "en", "title": "Related", "url": f"{BASE}/en/c/r"}]
+    assert items[0]["_commentary"]["related"] == [
+        {"id": "r1", "lang": "en", "title": "Related", "url": f"{BASE}/en/c/r"}
+    ]
     assert items[1]["_commentary"]["translations"] == items[1]["_commentary"]["related"] == []
 
 
@@ -749,8 +758,12 @@ def jsonfeed_schema() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("items", [ALL, [minimal()], [hostile()], [edge_values()], []], ids=["all", "minimal", "hostile", "edge", "empty"])
-def test_json_feed_matches_version_1_1(jsonfeed_schema: jsonschema.Draft202012Validator, items: list[Commentary]) -> None:
+@pytest.mark.parametrize(
+    "items", [ALL, [minimal()], [hostile()], [edge_values()], []], ids=["all", "minimal", "hostile", "edge", "empty"]
+)
+def test_json_feed_matches_version_1_1(
+    jsonfeed_schema: jsonschema.Draft202012Validator, items: list[Commentary]
+) -> None:
     doc = jsonfeed(items)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonfeed_schema.iter_errors(doc)]
     assert errors == []
@@ -795,7 +808,10 @@ def test_the_stylesheet_turns_both_formats_into_a_readable_page(fmt: str) -> Non
     assert link.text == "Border tensions ease after talks"
     assert first.findtext(".//time") == "07 Mar 2022"
     assert "Anna Kovalenko (Senior Analyst, Vistula Centre)" in (first.findtext(".//span") or "")
-    assert first.findtext(".//p[@class='summary']") == "Talks between the border services lowered the temperature, for now."
+    assert (
+        first.findtext(".//p[@class='summary']")
+        == "Talks between the border services lowered the temperature, for now."
+    )
     # hostile text is shown as text: no script element, no markup from the feed
     assert not root.findall(".//script")
     assert articles[1].findtext("h2/a") == HOSTILE_CLEAN

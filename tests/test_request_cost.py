@@ -98,7 +98,12 @@ HOSTILE: list[Hostile] = [
     Hostile("one slug 1,500 times over", "category=" + ",".join(["economy"] * 1500), 400, "category"),
     # every other parameter: one value far over its bound, and the parameter repeated
     *(
-        Hostile(f"{param} of {LIMITS[param].length + 1} characters", f"{param}={'7' * (LIMITS[param].length + 1)}", 400, param)
+        Hostile(
+            f"{param} of {LIMITS[param].length + 1} characters",
+            f"{param}={'7' * (LIMITS[param].length + 1)}",
+            400,
+            param,
+        )
         for param in LIMITS
     ),
     *(
@@ -123,7 +128,12 @@ HOSTILE: list[Hostile] = [
     Hostile("an oEmbed url of 17 KB", "url=" + quote("https://feeds.example.org/" + "x" * 17_000), 414, "query string"),
     Hostile("an oEmbed url of 2,000 emoji", "url=" + quote("😍" * 2000), 414, "query string"),
     # the query string as a whole
-    Hostile(f"{MAX_PARAMS + 1} distinct unknown parameters", "&".join(f"x{n}=1" for n in range(MAX_PARAMS + 1)), 400, "query string"),
+    Hostile(
+        f"{MAX_PARAMS + 1} distinct unknown parameters",
+        "&".join(f"x{n}=1" for n in range(MAX_PARAMS + 1)),
+        400,
+        "query string",
+    ),
     Hostile("100,000 empty parameters", "&" * 100_000, 414, "query string"),
     Hostile("an unknown parameter of 2 KB", "utm_source=" + "u" * 2000, 400, "utm_source"),
     Hostile("semicolons as separators", ";".join(f"category=c{n}" for n in range(200)), None),
@@ -200,9 +210,18 @@ async def asgi_get(app: Litestar, url: str) -> Answer:
     (uvicorn reads request lines of any length its buffer holds)."""
     path, _, query = url.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": unquote(path), "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-        "headers": [(b"host", b"testserver.local")], "client": ("198.51.100.7", 40000), "server": ("testserver.local", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver.local")],
+        "client": ("198.51.100.7", 40000),
+        "server": ("testserver.local", 80),
     }
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
@@ -263,7 +282,11 @@ async def test_the_worst_input_for_each_parameter_costs_little_on_every_route(se
 
 async def test_an_over_long_path_is_a_414_before_routing(settings: Settings) -> None:
     async with serve(settings, **NO_RATE_LIMITS) as served:
-        for path in ("/" + "a" * (MAX_PATH_BYTES + 1), "/categories/" + "a" * 5000 + "/feed.rss", "/" + "%41" * 2000 + "/feed.rss"):
+        for path in (
+            "/" + "a" * (MAX_PATH_BYTES + 1),
+            "/categories/" + "a" * 5000 + "/feed.rss",
+            "/" + "%41" * 2000 + "/feed.rss",
+        ):
             response, cpu = await cpu_of(served.app, path)
             body = assert_error(response, 414)
             assert [e["key"] for e in body["extra"]] == ["path"]
@@ -368,7 +391,9 @@ def loop_steps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[float, st
         gc.unfreeze()
 
 
-async def test_no_request_blocks_the_event_loop_while_health_is_probed(settings: Settings, loop_steps: list[tuple[float, str]]) -> None:
+async def test_no_request_blocks_the_event_loop_while_health_is_probed(
+    settings: Settings, loop_steps: list[tuple[float, str]]
+) -> None:
     """The worst inputs and the heaviest legitimate reads, sent concurrently, while
     /healthz is asked every few milliseconds: no step of the loop over LOOP_BOUND."""
     async with serve(settings, **NO_RATE_LIMITS) as served:
@@ -401,7 +426,10 @@ async def test_no_request_blocks_the_event_loop_while_health_is_probed(settings:
         assert cpu < LOOP_BOUND, f"a loop step took {cpu * 1000:.0f} ms of CPU: {step}"
         assert len(waits) > 20
         assert not [url for url, status in statuses.items() if status >= 500]
-        print(f"slowest loop step {cpu * 1000:.1f} ms; /healthz answered {len(waits)} times, slowest {max(waits) * 1000:.1f} ms")
+        print(
+            f"slowest loop step {cpu * 1000:.1f} ms; "
+            f"/healthz answered {len(waits)} times, slowest {max(waits) * 1000:.1f} ms"
+        )
 
 
 # --- request classes and their weights ----------------------------------------------------------
@@ -413,11 +441,15 @@ def sqlite_only(sqlite_settings: Settings) -> Settings:
 
 
 def policy(response: httpx.Response) -> tuple[str, int]:
-    return response.headers["ratelimit-policy"].rsplit('policy="', 1)[1].rstrip('"'), int(response.headers["ratelimit-remaining"])
+    return response.headers["ratelimit-policy"].rsplit('policy="', 1)[1].rstrip('"'), int(
+        response.headers["ratelimit-remaining"]
+    )
 
 
 @pytest.mark.parametrize("buckets", ["memory", pytest.param("redis", marks=needs_redis)])
-async def test_the_request_class_is_decided_on_decoded_parameters(sqlite_only: Settings, buckets: str, redis_prefix: str) -> None:
+async def test_the_request_class_is_decided_on_decoded_parameters(
+    sqlite_only: Settings, buckets: str, redis_prefix: str
+) -> None:
     """``?%71=border`` is a search (it was charged to the read budget); a feed with filters
     or an archive cursor takes RENDER_WEIGHT tokens of the feeds budget, a poll one; the
     same in memory and in Redis, where nodes share the buckets."""

@@ -58,7 +58,9 @@ TOKENS: list[tuple[list[str], set[str]]] = [
 @pytest.fixture
 def settings(any_database_url: str) -> Settings:
     """Both stores; room for the table's refusals in the failed-authentication budget."""
-    return load_settings({}, database_url=any_database_url, public_url=PUBLIC_URL, rate_limit_auth_failures="100/s,1000")
+    return load_settings(
+        {}, database_url=any_database_url, public_url=PUBLIC_URL, rate_limit_auth_failures="100/s,1000"
+    )
 
 
 def test_every_guarded_route_and_every_scope_is_in_the_tables() -> None:
@@ -132,16 +134,25 @@ async def test_a_token_from_before_the_split_keeps_editing_but_not_webhooks(
     assert created.status_code == 201, created.text
     hook = created.json()["id"]
     for method, path in (("GET", HOOKS), ("GET", f"{HOOKS}/{hook}"), ("DELETE", f"{HOOKS}/{hook}"), ("POST", HOOKS)):
-        r = await client.request(method, path, json={"url": "https://93.184.215.14/x"} if method == "POST" else None, headers=editor)
+        r = await client.request(
+            method, path, json={"url": "https://93.184.215.14/x"} if method == "POST" else None, headers=editor
+        )
         assert_error(r, 403)
         assert 'scope="webhooks:manage"' in r.headers["www-authenticate"]
     assert [row[0] for row in rows("SELECT id FROM webhooks")] == [hook]
     assert [h["id"] for h in (await client.get(HOOKS, headers=hooks)).json()] == [hook]
 
 
-async def test_only_a_token_with_commentaries_write_sees_drafts(client: Any, service: Any, auth: dict[str, str], categories: Any) -> None:
+async def test_only_a_token_with_commentaries_write_sees_drafts(
+    client: Any, service: Any, auth: dict[str, str], categories: Any
+) -> None:
     draft = (await client.post(API, json=commentary(status="draft"), headers=auth)).json()
-    for scopes, sees in ((["categories:write"], False), (["webhooks:manage"], False), (["commentaries:write"], True), (["admin"], True)):
+    for scopes, sees in (
+        (["categories:write"], False),
+        (["webhooks:manage"], False),
+        (["commentaries:write"], True),
+        (["admin"], True),
+    ):
         secret, _ = await service.create_token("t", scopes)
         r = await client.get(f"{API}/{draft['id']}", headers={"Authorization": f"Bearer {secret}"})
         assert r.status_code == (200 if sees else 404), (scopes, r.text)
@@ -153,9 +164,11 @@ async def test_an_unknown_stored_scope_allows_nothing(client: Any, service: Any,
     record = await service.store.get_token(token_id)
     odd = TokenInfo(id="0000000000cc", name="odd", scopes=["webhooks:*"], created_at=record.info.created_at)
     await service.store.add_token(TokenRecord(info=odd, salt=record.salt, digest=record.digest))
-    for name, method, path, body, needed in ROUTES:
+    for name, method, path, body, _needed in ROUTES:
         with subtests.test(name):
-            r = await client.request(method, path, json=body, headers={"Authorization": f"Bearer fsv_0000000000cc_{secret}", "If-Match": "*"})
+            r = await client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer fsv_0000000000cc_{secret}", "If-Match": "*"}
+            )
             assert_error(r, 403)
 
 

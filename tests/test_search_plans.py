@@ -118,7 +118,11 @@ async def reference(store: SqliteStore, query: Query) -> list[str]:
     return [r[0] for r in rows]
 
 
-@pytest.mark.parametrize("query", QUERIES, ids=lambda q: " ".join(f"{k}={v!r}" for k, v in msgspec.structs.asdict(q).items() if v and k != "limit"))
+@pytest.mark.parametrize(
+    "query",
+    QUERIES,
+    ids=lambda q: " ".join(f"{k}={v!r}" for k, v in msgspec.structs.asdict(q).items() if v and k != "limit"),
+)
 async def test_every_plan_gives_the_plain_querys_page(store: SqliteStore, query: Query) -> None:
     expected = await reference(store, query)
     plans: list[search.Plan | None] = ["probe", "list", "matches", None]
@@ -172,7 +176,11 @@ def test_the_plan_follows_how_many_commentaries_are_in_each_set() -> None:
     the tag first (2.5 vs 17.5 with the tag listed); with a rare word, the word's set drives
     or is listed (31 listed vs 459 probed)."""
     rows = 1_000_000
-    text, tag, prefix = search.Member("text", '"w"'), search.Member("tag", "t"), search.Member("text", '"w"*', probe_ok=False)
+    text, tag, prefix = (
+        search.Member("text", '"w"'),
+        search.Member("tag", "t"),
+        search.Member("text", '"w"*', probe_ok=False),
+    )
 
     def plan(members: list[search.Member], sizes: list[float]) -> tuple[str | None, list[str]]:
         chosen = search.choose(members, sizes, rows, 21)

@@ -162,8 +162,12 @@ def test_random_markup_keeps_the_tag_by_tag_links(parts: list[str]) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(LINK_FRAGMENTS | st.sampled_from(["href", "src", "cite", "=", "\t", "\u2003", "x"]) | st.text(max_size=3),
-                max_size=40))
+@given(
+    st.lists(
+        LINK_FRAGMENTS | st.sampled_from(["href", "src", "cite", "=", "\t", "\u2003", "x"]) | st.text(max_size=3),
+        max_size=40,
+    )
+)
 def test_the_quick_link_scan_sees_what_the_regular_expression_sees(parts: list[str]) -> None:
     html = "".join(parts)
     expected = all(_ABSOLUTE.match(m.group(2)) and "<" not in m.group(2) for m in _URL_ATTR.finditer(html))

@@ -91,7 +91,9 @@ async def test_feeds_carry_translations_as_hreflang_alternates(client: Client, g
     rss = etree.fromstring((await client.get("/feed.rss")).content)
     check_xml_feed(etree.tostring(rss))
     items = {i.findtext("guid", "").rsplit("/", 1)[1]: i for i in rss.iter("item")}
-    alternates = [(a.get("hreflang"), a.get("href")) for a in items[en["id"]].iter(f"{ATOM}link") if a.get("rel") == "alternate"]
+    alternates = [
+        (a.get("hreflang"), a.get("href")) for a in items[en["id"]].iter(f"{ATOM}link") if a.get("rel") == "alternate"
+    ]
     assert ("be", BE_URL) in alternates and ("en", page_url(en)) in alternates
     assert ("en", page_url(en)) in [
         (a.get("hreflang"), a.get("href")) for a in items[be["id"]].iter(f"{ATOM}link") if a.get("rel") == "alternate"
@@ -115,7 +117,9 @@ async def test_feeds_carry_translations_as_hreflang_alternates(client: Client, g
 async def test_the_page_links_its_translations(client: Client, group: Any) -> None:
     en = group["en"]
     html = etree.HTML((await client.get(f"/commentaries/{en['id']}")).content)
-    head = [(x.get("hreflang"), x.get("href")) for x in html.findall(".//head/link[@rel='alternate']") if x.get("hreflang")]
+    head = [
+        (x.get("hreflang"), x.get("href")) for x in html.findall(".//head/link[@rel='alternate']") if x.get("hreflang")
+    ]
     assert head == [("be", BE_URL)]
     body = [(a.get("hreflang"), a.get("href")) for a in html.findall(".//article//a[@hreflang]")]
     assert body == [("be", BE_URL)]

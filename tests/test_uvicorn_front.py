@@ -94,7 +94,10 @@ async def test_every_attribute_the_front_uses_is_there_on_a_real_connection() ->
         }
         assert isinstance(protocol.cycle, RequestResponseCycle)
         missing = [
-            f"{where}.{name}" for where, names in ATTRIBUTES.items() for name in names if not hasattr(objects[where], name)
+            f"{where}.{name}"
+            for where, names in ATTRIBUTES.items()
+            for name in names
+            if not hasattr(objects[where], name)
         ]
         assert not missing, f"uvicorn {uvicorn.__version__} lacks what feedsvc.http.uvicorn_front uses: {missing}"
     finally:

@@ -21,19 +21,33 @@ from tests.conftest import commentary
 
 API = "/api/v1/commentaries"
 # A browser navigating to a feed: the one request that gets the HTML page.
-NAVIGATION = {"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate", "Accept": "text/html,*/*;q=0.8", "Accept-Encoding": "gzip"}
+NAVIGATION = {
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Mode": "navigate",
+    "Accept": "text/html,*/*;q=0.8",
+    "Accept-Encoding": "gzip",
+}
 # (path, the request each header's other values are tried against, {header: other values})
 NEGOTIATED: list[tuple[str, dict[str, str], dict[str, list[str | None]]]] = [
-    (path, NAVIGATION, {
-        "Accept-Encoding": ["identity", "br", None],
-        "Sec-Fetch-Dest": ["empty", None],
-        "Sec-Fetch-Mode": ["cors", "no-cors", None],
-        "Accept": ["application/rss+xml", None],
-    })
-    for path in ("/feed.rss", "/feed.atom", "/categories/economy/feed.rss", "/en/feed.atom", "/digest.rss", "/en/digest.atom")
-] + [
-    (path, NAVIGATION, {"Accept-Encoding": ["identity", "br", None]}) for path in ("/feed.json", "/en/digest.json")
-]
+    (
+        path,
+        NAVIGATION,
+        {
+            "Accept-Encoding": ["identity", "br", None],
+            "Sec-Fetch-Dest": ["empty", None],
+            "Sec-Fetch-Mode": ["cors", "no-cors", None],
+            "Accept": ["application/rss+xml", None],
+        },
+    )
+    for path in (
+        "/feed.rss",
+        "/feed.atom",
+        "/categories/economy/feed.rss",
+        "/en/feed.atom",
+        "/digest.rss",
+        "/en/digest.atom",
+    )
+] + [(path, NAVIGATION, {"Accept-Encoding": ["identity", "br", None]}) for path in ("/feed.json", "/en/digest.json")]
 # Answers that matter to a cache; the rest (dates, request ids, rate limits) change anyway.
 COMPARED = ("content-type", "content-encoding", "cache-control", "etag")
 
@@ -77,7 +91,9 @@ async def test_every_header_that_changes_a_feed_is_named_in_vary_on_200_and_304(
                         for r in (reference, other):
                             assert name.lower() in vary_of(r), (path, name, value, r.headers.get("vary"))
                     # The 304 to a poll with the answer's ETag says the same.
-                    again = await client.get(path, headers={**with_header(base, name, value), "If-None-Match": other.headers["etag"]})
+                    again = await client.get(
+                        path, headers={**with_header(base, name, value), "If-None-Match": other.headers["etag"]}
+                    )
                     assert again.status_code == 304
                     assert vary_of(again) == vary_of(other)
             assert changed, f"{path}: {name} changes nothing; the table is wrong"
@@ -113,7 +129,9 @@ async def test_every_read_carries_the_same_cors_headers_with_or_without_origin(
                 assert "etag" in plain.headers.get("access-control-expose-headers", "").lower()
                 assert "access-control-allow-credentials" not in plain.headers
                 # A partner's browser, cookies and all, gets the same CORS headers and Vary.
-                cross = await client.request(method, path, headers={"Origin": "https://partner.example", "Cookie": "a=b"})
+                cross = await client.request(
+                    method, path, headers={"Origin": "https://partner.example", "Cookie": "a=b"}
+                )
                 for name in ("access-control-allow-origin", "access-control-expose-headers", "vary"):
                     assert cross.headers.get(name) == plain.headers.get(name), (name, dict(cross.headers))
                 assert "origin" not in vary_of(plain)
@@ -140,7 +158,11 @@ async def test_writes_get_no_cors_headers_and_preflights_still_work(
 ) -> None:
     r = await client.post(API, json=commentary(), headers={**auth, "Origin": "https://partner.example"})
     assert r.status_code == 201 and not any(k.startswith("access-control-") for k in r.headers)
-    granted = await client.options(API, headers={"Origin": "https://partner.example", "Access-Control-Request-Method": "GET"})
+    granted = await client.options(
+        API, headers={"Origin": "https://partner.example", "Access-Control-Request-Method": "GET"}
+    )
     assert granted.status_code == 204 and granted.headers["access-control-allow-origin"] == "*"
-    refused = await client.options(API, headers={"Origin": "https://partner.example", "Access-Control-Request-Method": "POST"})
+    refused = await client.options(
+        API, headers={"Origin": "https://partner.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "POST" not in refused.headers.get("access-control-allow-methods", "")

@@ -164,7 +164,9 @@ async def eventually(check: Callable[[], Awaitable[Any]] | Callable[[], Any], ti
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def register(client: Any, auth: dict[str, str], receiver: Receiver | None, path: str = "/hook", **fields: Any) -> dict[str, Any]:
+async def register(
+    client: Any, auth: dict[str, str], receiver: Receiver | None, path: str = "/hook", **fields: Any
+) -> dict[str, Any]:
     body = {"url": receiver.url(path) if receiver else PUBLIC_TARGET, **fields}
     r = await client.post(HOOKS, json=body, headers=auth)
     assert r.status_code == 201, r.text
@@ -234,9 +236,17 @@ async def put_categories(client: Any, auth: dict[str, str]) -> None:
 async def test_registration_answers_the_secret_once_and_never_again(
     client: Any, auth: dict[str, str], rows: Any
 ) -> None:
-    r = await client.post(HOOKS, json={"url": PUBLIC_TARGET, "events": ["deleted", "created"],
-                                       "categories": ["economy"], "languages": ["EN"], "description": " For  Partner X "},
-                          headers=auth)
+    r = await client.post(
+        HOOKS,
+        json={
+            "url": PUBLIC_TARGET,
+            "events": ["deleted", "created"],
+            "categories": ["economy"],
+            "languages": ["EN"],
+            "description": " For  Partner X ",
+        },
+        headers=auth,
+    )
     assert r.status_code == 201, r.text
     created = r.json()
     assert r.headers["location"] == f"{PUBLIC_URL}{HOOKS}/{created['id']}"
@@ -343,7 +353,9 @@ async def test_every_route_needs_a_write_token(client: Any, service: Any, auth: 
     for method, path, body in routes:
         kwargs = {"json": body} if body else {}
         assert_error(await getattr(client, method)(path, **kwargs), 401)
-        r = await getattr(client, method)(path, headers={"Authorization": f"Bearer fsv_0000000000bb_{secret}"}, **kwargs)
+        r = await getattr(client, method)(
+            path, headers={"Authorization": f"Bearer fsv_0000000000bb_{secret}"}, **kwargs
+        )
         assert_error(r, 403)
     assert [h["id"] for h in (await client.get(HOOKS, headers=auth)).json()] == [created["id"]]
 

@@ -90,7 +90,9 @@ class Fragments:
             context += (fallback_author_name(view),)
         keys = [self._key(context, view, item, related.get(item.id, ()) if fmt == "json" else ()) for item in items]
         found = [self._lru.get(key) for key in keys]
-        bodies = self._json(view, items, related, keys, found) if fmt == "json" else self._xml(fmt, view, items, keys, found)
+        bodies = (
+            self._json(view, items, related, keys, found) if fmt == "json" else self._xml(fmt, view, items, keys, found)
+        )
         if bodies is None:  # cannot happen; if it did, a full render is still right
             return _XML[fmt][0](view, [prepare(view, item) for item in items])
         head, tail, fragments = bodies
@@ -122,7 +124,7 @@ class Fragments:
         empty = render_jsonfeed_empty(view)
         head = empty[: -len(_JSON_TAIL)]
         bodies: list[bytes] = []
-        for n, (item, key, known) in enumerate(zip(items, keys, found)):
+        for n, (item, key, known) in enumerate(zip(items, keys, found, strict=True)):
             if known is None:
                 body = render_jsonfeed_item(view, item, related.get(item.id, ()))
                 self._store(key, _Fragment(body, None))
@@ -151,7 +153,9 @@ class Fragments:
             if known is not None:
                 self._reuse(keys[n])
         bodies = [known.body if known is not None else b"" for known in found]
-        for n, begin, end in zip(missing, starts, ends):
+        # missing and starts have the same length (checked above); ends has one more entry
+        # (the end of the head) when nothing is missing, which the zip leaves out.
+        for n, begin, end in zip(missing, starts, ends, strict=False):
             bodies[n] = doc[begin:end]
             self._store(keys[n], _Fragment(bodies[n], _skeleton(parts[n])))
         return head, tail, bodies

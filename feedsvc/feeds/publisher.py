@@ -248,7 +248,11 @@ class FeedPublisher:
         if entry is None:
             return None
         state = self.service.store.known_state()
-        if state is None or entry.seq != state.seq or (state.next_due is not None and state.next_due <= self.service.clock()):
+        if (
+            state is None
+            or entry.seq != state.seq
+            or (state.next_due is not None and state.next_due <= self.service.clock())
+        ):
             return None
         return entry, fmt, template
 

@@ -75,7 +75,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         hub = notifier
 
         async def ping_hub(before: Commentary | None, after: Commentary | None) -> None:
-            hub.notify(await publisher.urls_affected(before, after) + await publisher.digest_urls_affected(before, after))
+            hub.notify(
+                await publisher.urls_affected(before, after) + await publisher.digest_urls_affected(before, after)
+            )
 
         service.listeners.append(ping_hub)
 
@@ -148,7 +150,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "filters": Provide(provide_query),
         },
-        state=State({"service": service, "publisher": publisher, "settings": settings, "notifier": notifier, "metrics": metrics}),
+        state=State(
+            {"service": service, "publisher": publisher, "settings": settings, "notifier": notifier, "metrics": metrics}
+        ),
         lifespan=[lifespan],
         exception_handlers={
             FeedsvcError: feedsvc_error_handler,
@@ -159,7 +163,16 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             allow_origins=["*"],
             allow_methods=["GET", "HEAD", "OPTIONS"],
             allow_headers=["If-None-Match", "If-Modified-Since"],
-            expose_headers=["ETag", "Last-Modified", "Link", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"],
+            expose_headers=[
+                "ETag",
+                "Last-Modified",
+                "Link",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+            ],
             allow_credentials=False,
             max_age=86400,
         ),
@@ -169,7 +182,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             description="Analytical commentaries as RSS 2.0, Atom 1.0, JSON Feed 1.1 and a JSON API.",
             components=Components(
                 security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", description="A token from `feedsvc token create`.")
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer", description="A token from `feedsvc token create`."
+                    )
                 }
             ),
             path="/schema",
@@ -197,7 +212,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     # pass decides each request's cost class (issue 19, feedsvc.http.cost).
     app.asgi_handler = gate(app.asgi_handler)
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
-    cors = [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
+    cors = (
+        [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
+    )
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)

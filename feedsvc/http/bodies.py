@@ -26,7 +26,11 @@ def _require_json(request: Request[Any, Any, Any]) -> None:
     header = request.headers.get("content-type")
     media_type, _, params = (header or "").partition(";")
     charset = next(
-        (v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params.split(";")) if k.strip().lower() == "charset"),
+        (
+            v.strip().strip('"').lower()
+            for k, _, v in (p.partition("=") for p in params.split(";"))
+            if k.strip().lower() == "charset"
+        ),
         "utf-8",
     )
     if _JSON_MEDIA_TYPE.fullmatch(media_type.strip().lower()) is None or charset not in ("utf-8", "utf8"):
@@ -73,7 +77,9 @@ def reject_duplicate_keys(body: bytes) -> None:
         json.loads(body, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as e:
         key = str(e.args[0])
-        raise InvalidInputError(f"the key {key!r} occurs more than once in an object", field=key, source="body") from None
+        raise InvalidInputError(
+            f"the key {key!r} occurs more than once in an object", field=key, source="body"
+        ) from None
     except (ValueError, RecursionError):
         pass  # msgspec has accepted the body; the duplicate check has nothing more to say
 
@@ -92,7 +98,9 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
         match = _AT_PATH.search(str(e))
         field = match.group(1) if match else None
         message = _AT_PATH.sub("", str(e))
-        raise InvalidInputError(message if field is None else f"{message} (at {field})", field=field or "body", source="body") from None
+        raise InvalidInputError(
+            message if field is None else f"{message} (at {field})", field=field or "body", source="body"
+        ) from None
     except (msgspec.DecodeError, ValueError) as e:
         raise InvalidInputError(f"the body is not valid JSON: {e}", field="body", source="body") from None
     except RecursionError:

@@ -55,7 +55,9 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
         if code == 304:
             out[code] = ResponseSpec(data_container=None, description="Not modified: the validators match")
         else:
-            out[code] = ResponseSpec(data_container=ErrorBody, description=ERROR_MEANINGS[code], generate_examples=False)
+            out[code] = ResponseSpec(
+                data_container=ErrorBody, description=ERROR_MEANINGS[code], generate_examples=False
+            )
     return out
 
 
@@ -71,8 +73,13 @@ async def provide_query(
         list[str] | None,
         QueryParameter(description="Category slug; repeat (or separate with commas) for several."),
     ] = None,
-    tag: Annotated[str | None, QueryParameter(description="Only commentaries with this tag (case-insensitive).", max_length=64)] = None,
-    author: Annotated[str | None, QueryParameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200)] = None,
+    tag: Annotated[
+        str | None, QueryParameter(description="Only commentaries with this tag (case-insensitive).", max_length=64)
+    ] = None,
+    author: Annotated[
+        str | None,
+        QueryParameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200),
+    ] = None,
     lang: Annotated[str | None, QueryParameter(description="BCP 47 language tag.", max_length=35)] = None,
     trend: Annotated[Trend | None, QueryParameter(description="Trend marker.")] = None,
     from_: Annotated[
@@ -84,11 +91,16 @@ async def provide_query(
             max_length=40,
         ),
     ] = None,
-    to: Annotated[str | None, QueryParameter(description="Latest publication, inclusive; like `from`.", max_length=40)] = None,
-    updated_since: Annotated[
-        str | None, QueryParameter(description="Only commentaries updated at or after this date or datetime.", max_length=40)
+    to: Annotated[
+        str | None, QueryParameter(description="Latest publication, inclusive; like `from`.", max_length=40)
     ] = None,
-    q: Annotated[str | None, QueryParameter(description="Full-text search: every word must occur.", max_length=200)] = None,
+    updated_since: Annotated[
+        str | None,
+        QueryParameter(description="Only commentaries updated at or after this date or datetime.", max_length=40),
+    ] = None,
+    q: Annotated[
+        str | None, QueryParameter(description="Full-text search: every word must occur.", max_length=200)
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Items per page.")] = 20,
 ) -> Query:
     return Query.from_params(
@@ -110,7 +122,10 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 
 HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
 # Pages run no script at all; images may come from anywhere commentaries point to.
-PAGE_CSP = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",

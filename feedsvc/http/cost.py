@@ -147,7 +147,9 @@ def check(path: str, raw_path: bytes | None, query_string: bytes) -> tuple[int, 
             continue
         if count > limit.times:
             problems[name] = (
-                f"`{name[:64]}` may be given once" if limit.times == 1 else f"`{name[:64]}` may be given at most {limit.times} times"
+                f"`{name[:64]}` may be given once"
+                if limit.times == 1
+                else f"`{name[:64]}` may be given at most {limit.times} times"
             )
         elif len(value) > limit.length:
             problems[name] = f"`{name[:64]}` is limited to {limit.length} characters"
@@ -215,7 +217,9 @@ def gate(app: ASGIApp) -> ASGIApp:
                 (b"cache-control", b"no-store"),
             ]
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body, "more_body": False})
+            await send(
+                {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body, "more_body": False}
+            )
             return
         cast(dict[str, Any], scope)[_COST_KEY] = classify(scope["method"], scope["path"], params)
         await app(scope, receive, send)

@@ -83,7 +83,9 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         field = extra.pop("field", None)
         extra = [{"message": exc.message, "key": field, "source": extra.pop("source", None)}] if field else []
     if status == 401:
-        headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="invalid_token", error_description="{exc.message}"'
+        headers["WWW-Authenticate"] = (
+            f'Bearer realm="feedsvc", error="invalid_token", error_description="{exc.message}"'
+        )
     if status == 403:
         # RFC 6750 section 3: the scope that would have allowed the request.
         scope = str(extra.get("required_scope", ""))

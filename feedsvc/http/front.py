@@ -96,7 +96,12 @@ class Front:
         request_id = request_id_from(headers)
         # In the order the middleware layers add them: the answer's, the rate limiter's,
         # harden's CORS and nosniff, observe's request id.
-        lines = b"%s%s%s%s\r\n" % (found.lines, header_lines(limits) if limits else b"", self._hardened, request_id.encode("ascii"))
+        lines = b"%s%s%s%s\r\n" % (
+            found.lines,
+            header_lines(limits) if limits else b"",
+            self._hardened,
+            request_id.encode("ascii"),
+        )
         body = b"" if method == "HEAD" else found.body
         elapsed = perf_counter() - started
         self.metrics.record(found.route, method, found.status, elapsed)

@@ -162,7 +162,8 @@ class _Requests(Collector):
         )
         for route, slots in sorted(self.durations.items()):
             cumulative = list(accumulate(slots[:-1]))
-            buckets = [(repr(b), n) for b, n in zip(REQUEST_BUCKETS, cumulative)]
+            # cumulative ends with the +Inf count, which has no bound: the shorter bounds stop the zip.
+            buckets = [(repr(b), n) for b, n in zip(REQUEST_BUCKETS, cumulative, strict=False)]
             duration.add_metric([route], [*buckets, ("+Inf", cumulative[-1])], sum_value=slots[-1])
         yield duration
         yield CounterMetricFamily(

@@ -192,7 +192,7 @@ class MemoryBuckets:
             self.sweep(now)
         steps = [_gcra(self.tats.get(op.key, now), now, op.rate, op.mode, op.weight) for op in ops]
         ok = all(v.allowed for _, v in steps)
-        for op, (new, _) in zip(ops, steps):
+        for op, (new, _) in zip(ops, steps, strict=True):
             if op.mode == FORCE or (ok and op.mode == TAKE):
                 self.tats[op.key] = new
                 self.tats.move_to_end(op.key)
@@ -332,7 +332,9 @@ class RateLimiter:
         store: a bucket store; by default Redis when ``redis_url`` is set, else in memory.
     """
 
-    def __init__(self, settings: Settings, *, cors_headers: Mapping[str, str] | None = None, store: BucketStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, cors_headers: Mapping[str, str] | None = None, store: BucketStore | None = None
+    ) -> None:
         self.rates: dict[str, Rate | None] = {
             FEEDS: parse_rate(settings.rate_limit_feeds, "FEEDSVC_RATE_LIMIT_FEEDS"),
             READ: parse_rate(settings.rate_limit_read, "FEEDSVC_RATE_LIMIT_READ"),
@@ -341,7 +343,11 @@ class RateLimiter:
             AUTH: parse_rate(settings.rate_limit_auth_failures, "FEEDSVC_RATE_LIMIT_AUTH_FAILURES"),
         }
         if store is None:
-            store = RedisBuckets(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url else MemoryBuckets()
+            store = (
+                RedisBuckets(settings.redis_url, prefix=settings.redis_prefix)
+                if settings.redis_url
+                else MemoryBuckets()
+            )
         self.store = store
         self.cors_headers = [(k.lower().encode(), v.encode()) for k, v in (cors_headers or {}).items()]
         self.verified: OrderedDict[str, None] = OrderedDict()
@@ -422,7 +428,7 @@ class RateLimiter:
         if verdicts is None:  # the store is unavailable: fail open
             await app(scope, receive, send)
             return
-        for op, verdict in zip(ops, verdicts):
+        for op, verdict in zip(ops, verdicts, strict=True):
             if not verdict.allowed:
                 await self._refuse(send, op, verdict, has_origin)
                 return

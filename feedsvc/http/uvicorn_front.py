@@ -155,7 +155,9 @@ class FrontProtocol(HttpToolsProtocol):
         else:
             # What uvicorn does after each answer: the connection may idle this long.
             self._unset_keepalive_if_required()
-            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
         return True
 
     def on_body(self, body: bytes) -> None:

@@ -365,7 +365,9 @@ class WebhookSender:
                 category=before.category if before else None,
                 deleted_at=change.at,
             )
-        event = Event(type=f"commentary.{change.op}", id=f"evt_{change.seq}", seq=change.seq, timestamp=change.at, data=data)
+        event = Event(
+            type=f"commentary.{change.op}", id=f"evt_{change.seq}", seq=change.seq, timestamp=change.at, data=data
+        )
         return _encode(event)
 
     async def _post(self, url: str, key: bytes, msg_id: str, body: bytes) -> Attempt:
@@ -403,7 +405,12 @@ class WebhookSender:
             return Attempt(False, f"refused: {e}")
         except TimeoutError:
             return Attempt(False, f"no answer within {self.timeout:g} s")
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as e:
+        except (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.UnsupportedProtocol,
+        ) as e:
             return Attempt(False, f"{type(e).__name__}: {e or 'connection failed'}")
         except Exception as e:  # whatever else goes wrong with a receiver is one failed attempt
             log.warning("webhook POST to %s failed unexpectedly", url, exc_info=True)

@@ -73,9 +73,14 @@ def _link(url: str, text: str, cls: str) -> str:
 def _item(item: Commentary, category: Category | None, lang: str | None, *, authors: bool) -> str:
     shown_lang = lang or item.lang
     meta = [f'<time datetime="{escape(item.published_at.isoformat())}">{item.published_at:%Y-%m-%d}</time>']
-    meta.append(f'<span class="feedsvc-category">{escape(category.name(shown_lang) if category else item.category)}</span>')
+    meta.append(
+        f'<span class="feedsvc-category">{escape(category.name(shown_lang) if category else item.category)}</span>'
+    )
     if item.trend:
-        meta.append(f'<span class="feedsvc-trend trend-{escape(item.trend)}">{escape(trend_label(item.trend, shown_lang))}</span>')
+        meta.append(
+            f'<span class="feedsvc-trend trend-{escape(item.trend)}">'
+            f"{escape(trend_label(item.trend, shown_lang))}</span>"
+        )
     by = ""
     if authors and item.authors:
         by = f'<p class="feedsvc-authors">{escape(", ".join(a.name for a in item.authors))}</p>'
@@ -206,7 +211,9 @@ def snippets(base_url: str, *, site_title: str, categories: Sequence[Category], 
         categories: the categories to mention as values of ``category``.
         example_url: a commentary's page URL for the oEmbed example (a placeholder if None).
     """
-    frame = iframe(f"{base_url}/embed?limit=5&theme=light", width="100%", height=520, title=f"{site_title}: latest commentaries")
+    frame = iframe(
+        f"{base_url}/embed?limit=5&theme=light", width="100%", height=520, title=f"{site_title}: latest commentaries"
+    )
     script = (
         f'<div data-feedsvc-embed data-limit="5" data-theme="light"'
         f' data-category="" data-lang=""></div>\n'

@@ -17,16 +17,23 @@ import msgspec
 from feedsvc.digest import Digest, tally_text, trend_text
 from feedsvc.model import Category, Commentary, RelatedCommentary
 
-FEED_TYPES = (("rss", "application/rss+xml", "RSS"), ("atom", "application/atom+xml", "Atom"), ("json", "application/feed+json", "JSON Feed"))
+FEED_TYPES = (
+    ("rss", "application/rss+xml", "RSS"),
+    ("atom", "application/atom+xml", "Atom"),
+    ("json", "application/feed+json", "JSON Feed"),
+)
 
 STYLE = """
 :root{color-scheme:light dark;--fg:#1d2330;--muted:#5b6474;--line:#d8dde6;--accent:#1f5fbf;--bg:#fff}
 @media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa3b2;--line:#323a48;--accent:#7fb0ff;--bg:#12161d}}
-body{font:17px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);max-width:46rem;margin:2rem auto;padding:0 1rem}
+body{font:17px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);\
+max-width:46rem;margin:2rem auto;padding:0 1rem}
 a{color:var(--accent)}h1{line-height:1.2;margin:.2em 0}.meta,.muted{color:var(--muted);font-size:.9em}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid var(--line);padding:.35em .5em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%}\
+td,th{border-bottom:1px solid var(--line);padding:.35em .5em;text-align:left;vertical-align:top}
 figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:.85em;color:var(--muted)}
-.tag{display:inline-block;border:1px solid var(--line);border-radius:1em;padding:0 .6em;margin:0 .2em .2em 0;font-size:.85em}
+.tag{display:inline-block;border:1px solid var(--line);border-radius:1em;padding:0 .6em;\
+margin:0 .2em .2em 0;font-size:.85em}
 .trend{font-weight:600}pre,code{white-space:pre-wrap;word-break:break-all}li{margin:.3em 0}
 """
 
@@ -53,7 +60,8 @@ def _page(title: str, body: str, *, lang: str = "en", head: str = "") -> str:
 def autodiscovery(feed: FeedLink) -> str:
     """``<link rel="alternate">`` tags that let browsers and readers find a feed."""
     return "".join(
-        f'<link rel="alternate" type="{mime}" title={quoteattr(f"{feed.title} ({label})")} href={quoteattr(feed.urls[fmt])}>'
+        f'<link rel="alternate" type="{mime}" title={quoteattr(f"{feed.title} ({label})")} '
+        f"href={quoteattr(feed.urls[fmt])}>"
         for fmt, mime, label in FEED_TYPES
         if fmt in feed.urls
     )
@@ -77,12 +85,18 @@ def index_page(
 ) -> str:
     """``GET /``: every feed, with autodiscovery, and the latest commentaries."""
     head = "".join(autodiscovery(f) for f in (site, *categories, *languages, *extra))
-    head += f'<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href={quoteattr(base_url + "/feeds.opml")}>'
+    head += (
+        f'<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href={quoteattr(base_url + "/feeds.opml")}>'
+    )
 
     def rows(feeds: Sequence[FeedLink]) -> str:
         return "".join(
-            "<tr><td>" + escape(f.title) + "</td><td>"
-            + " · ".join(f'<a href={quoteattr(f.urls[fmt])}>{label}</a>' for fmt, _, label in FEED_TYPES if fmt in f.urls)
+            "<tr><td>"
+            + escape(f.title)
+            + "</td><td>"
+            + " · ".join(
+                f"<a href={quoteattr(f.urls[fmt])}>{label}</a>" for fmt, _, label in FEED_TYPES if fmt in f.urls
+            )
             + "</td></tr>"
             for f in feeds
         )
@@ -119,7 +133,9 @@ def commentary_page(
     """The readable page a commentary's ``url`` points to when it has no ``canonical_url``."""
     head = "".join(autodiscovery(f) for f in feeds)
     for t in item.translations:
-        head += f'<link rel="alternate" hreflang={quoteattr(t.lang)} href={quoteattr(t.url)} title={quoteattr(t.title)}>'
+        head += (
+            f'<link rel="alternate" hreflang={quoteattr(t.lang)} href={quoteattr(t.url)} title={quoteattr(t.title)}>'
+        )
     if item.canonical_url:
         head += f"<link rel=\"canonical\" href={quoteattr(item.canonical_url)}>"
     if oembed_url:
@@ -164,10 +180,15 @@ def commentary_page(
         ) + "</p>"
     related_html = ""
     if related:
-        related_html = '<nav aria-label="Related commentaries"><h2>Related commentaries</h2><ul>' + "".join(
-            f'<li><a href={quoteattr(r.url)}>{escape(r.title)}</a> <span class="muted">{_date(r.published_at)}</span></li>'
-            for r in related
-        ) + "</ul></nav>"
+        related_html = (
+            '<nav aria-label="Related commentaries"><h2>Related commentaries</h2><ul>'
+            + "".join(
+                f"<li><a href={quoteattr(r.url)}>{escape(r.title)}</a> "
+                f'<span class="muted">{_date(r.published_at)}</span></li>'
+                for r in related
+            )
+            + "</ul></nav>"
+        )
     feeds_html = _follow_links(feeds)
     body = (
         f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(item.title)}</h1>'
@@ -189,7 +210,10 @@ def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[Fee
     linked; ``others`` are the same week's digests in other languages."""
     head = "".join(autodiscovery(f) for f in feeds)
     for other in others:
-        head += f'<link rel="alternate" hreflang={quoteattr(other.lang)} href={quoteattr(other.url)} title={quoteattr(other.title)}>'
+        head += (
+            f'<link rel="alternate" hreflang={quoteattr(other.lang)} href={quoteattr(other.url)} '
+            f"title={quoteattr(other.title)}>"
+        )
     entries = "".join(
         f"<li><p><a href={quoteattr(e.url)}>{escape(e.title)}</a> "
         + (f'<span class="trend">{escape(trend_text(e.trend, digest.lang))}</span> ' if e.trend else "")

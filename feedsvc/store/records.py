@@ -225,8 +225,11 @@ def webhook_from_row(row: Any) -> Webhook:
         disabled_reason=row[at["disabled_reason"]], disabled_at=_us(row[at["disabled_us"]]),
         consecutive_failures=failures,
         next_attempt_at=from_us(row[at["next_attempt_us"]]) if active and failures else None,
-        last_error=DeliveryError(at=from_us(error_us), message=row[at["last_error"]], status=row[at["last_error_status"]])
-        if error_us is not None else None,
+        last_error=DeliveryError(
+            at=from_us(error_us), message=row[at["last_error"]], status=row[at["last_error_status"]]
+        )
+        if error_us is not None
+        else None,
         last_success_at=_us(row[at["last_success_us"]]),
     )
 

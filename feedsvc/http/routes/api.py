@@ -32,12 +32,19 @@ _REVALIDATE = "public, max-age=0, must-revalidate"
 _encode = msgspec.json.Encoder().encode
 
 
-@get(f"{API}/commentaries", summary="List public commentaries, newest first", tags=["read"], responses=responses(304, 400, 503))
+@get(
+    f"{API}/commentaries",
+    summary="List public commentaries, newest first",
+    tags=["read"],
+    responses=responses(304, 400, 503),
+)
 async def list_commentaries(
     request: Request[Any, Any, Any],
     service: ServiceDep,
     filters: FiltersDep,
-    cursor: Annotated[str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)
+    ] = None,
 ) -> Response[Page]:
     page = await service.list_commentaries(filters, cursor)
     headers: dict[str, str] = {}
@@ -46,12 +53,19 @@ async def list_commentaries(
     return conditional(request, _encode(page), headers=headers, cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/commentaries/{{id:str}}", summary="One commentary by id (or by slug with ?lang=)", tags=["read"], responses=responses(304, 400, 401, 404, 503))
+@get(
+    f"{API}/commentaries/{{id:str}}",
+    summary="One commentary by id (or by slug with ?lang=)",
+    tags=["read"],
+    responses=responses(304, 400, 401, 404, 503),
+)
 async def get_commentary(
     request: Request[Any, Any, Any],
     service: ServiceDep,
     id: FromPath[str],
-    lang: Annotated[str | None, QueryParameter(description="With a slug instead of an id: its language.", max_length=35)] = None,
+    lang: Annotated[
+        str | None, QueryParameter(description="With a slug instead of an id: its language.", max_length=35)
+    ] = None,
 ) -> Response[Commentary]:
     token = bearer_token(request)
     include_hidden = False
@@ -72,8 +86,15 @@ async def get_commentary(
     )
 
 
-@get(f"{API}/commentaries/{{id:str}}/translations", summary="Translations of a commentary", tags=["read"], responses=responses(304, 404, 503))
-async def get_translations(request: Request[Any, Any, Any], service: ServiceDep, id: FromPath[str]) -> Response[list[Commentary]]:
+@get(
+    f"{API}/commentaries/{{id:str}}/translations",
+    summary="Translations of a commentary",
+    tags=["read"],
+    responses=responses(304, 404, 503),
+)
+async def get_translations(
+    request: Request[Any, Any, Any], service: ServiceDep, id: FromPath[str]
+) -> Response[list[Commentary]]:
     items = await service.get_translations(id)
     return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
 
@@ -100,14 +121,23 @@ async def get_related(
     return conditional(request, _encode(items), cache_control="public, max-age=0, must-revalidate")
 
 
-@get(f"{API}/categories", summary="Categories with counts of public commentaries", tags=["read"], responses=responses(304, 503))
+@get(
+    f"{API}/categories",
+    summary="Categories with counts of public commentaries",
+    tags=["read"],
+    responses=responses(304, 503),
+)
 async def list_categories(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Category]]:
-    return conditional(request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate")
+    return conditional(
+        request, _encode(await service.get_categories()), cache_control="public, max-age=0, must-revalidate"
+    )
 
 
 @get(f"{API}/categories/{{slug:str}}", summary="One category", tags=["read"], responses=responses(304, 404, 503))
 async def get_category(request: Request[Any, Any, Any], service: ServiceDep, slug: FromPath[str]) -> Response[Category]:
-    return conditional(request, _encode(await service.get_category(slug)), cache_control="public, max-age=0, must-revalidate")
+    return conditional(
+        request, _encode(await service.get_category(slug)), cache_control="public, max-age=0, must-revalidate"
+    )
 
 
 @get(f"{API}/tags", summary="Tags with counts", tags=["read"], responses=responses(304, 503))
@@ -117,14 +147,26 @@ async def list_tags(request: Request[Any, Any, Any], service: ServiceDep) -> Res
 
 @get(f"{API}/authors", summary="Authors with counts", tags=["read"], responses=responses(304, 503))
 async def list_authors(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
-    return conditional(request, _encode(await service.get_authors()), cache_control="public, max-age=0, must-revalidate")
+    return conditional(
+        request, _encode(await service.get_authors()), cache_control="public, max-age=0, must-revalidate"
+    )
 
 
-@get(f"{API}/changes", summary="Every public create, update and delete, in order", tags=["read"], responses=responses(304, 400, 503))
+@get(
+    f"{API}/changes",
+    summary="Every public create, update and delete, in order",
+    tags=["read"],
+    responses=responses(304, 400, 503),
+)
 async def list_changes(
     request: Request[Any, Any, Any],
     service: ServiceDep,
-    since: Annotated[str | None, QueryParameter(description="Cursor from a previous `next_cursor`; omit to start at the beginning.", max_length=500)] = None,
+    since: Annotated[
+        str | None,
+        QueryParameter(
+            description="Cursor from a previous `next_cursor`; omit to start at the beginning.", max_length=500
+        ),
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> Response[ChangePage]:
     page = await service.get_changes(since, limit)
@@ -137,7 +179,9 @@ async def list_digests(
     service: ServiceDep,
     lang: Lang = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Digests per page.")] = 20,
-    cursor: Annotated[str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)
+    ] = None,
 ) -> Response[DigestPage]:
     page = await service.list_digests(lang=digest_lang(lang), limit=limit, cursor=cursor)
     headers: dict[str, str] = {}

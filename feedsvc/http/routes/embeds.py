@@ -68,11 +68,15 @@ async def embed(
     ] = None,
     lang: Annotated[
         str | None,
-        QueryParameter(description="Only commentaries in this language (BCP 47); also the language of labels.", max_length=35),
+        QueryParameter(
+            description="Only commentaries in this language (BCP 47); also the language of labels.", max_length=35
+        ),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=20, description="How many commentaries to list.")] = 5,
     theme: Annotated[Theme, QueryParameter(description="Colours: `light` or `dark`.")] = "light",
-    id: Annotated[str | None, QueryParameter(description="One commentary's id: show it as a card.", max_length=200)] = None,
+    id: Annotated[
+        str | None, QueryParameter(description="One commentary's id: show it as a card.", max_length=200)
+    ] = None,
 ) -> Response[str]:
     query = Query.from_params(category=category, lang=lang, limit=limit)
     categories = {c.slug: c for c in await service.get_categories()}
@@ -149,7 +153,9 @@ def commentary_ref(url: str, base_url: str) -> tuple[str, str | None] | None:
     tags=["embed"],
     responses={
         **responses(304, 400, 404, 503),
-        501: ResponseSpec(data_container=ErrorBody, description="Only format=json is implemented", generate_examples=False),
+        501: ResponseSpec(
+            data_container=ErrorBody, description="Only format=json is implemented", generate_examples=False
+        ),
     },
 )
 async def oembed_endpoint(
@@ -158,8 +164,12 @@ async def oembed_endpoint(
     settings: SettingsDep,
     url: Annotated[str, QueryParameter(description="A commentary's URL.", max_length=2000)],
     format: Annotated[str, QueryParameter(description="Only `json` is implemented.", max_length=20)] = "json",
-    maxwidth: Annotated[int | None, QueryParameter(ge=1, description="Largest width the consumer can show, in pixels.")] = None,
-    maxheight: Annotated[int | None, QueryParameter(ge=1, description="Largest height the consumer can show, in pixels.")] = None,
+    maxwidth: Annotated[
+        int | None, QueryParameter(ge=1, description="Largest width the consumer can show, in pixels.")
+    ] = None,
+    maxheight: Annotated[
+        int | None, QueryParameter(ge=1, description="Largest height the consumer can show, in pixels.")
+    ] = None,
 ) -> Response[OEmbed]:
     if format != "json":
         raise HTTPException(status_code=501, detail=f"format {format!r} is not implemented; use format=json")
@@ -168,10 +178,16 @@ async def oembed_endpoint(
         raise HTTPException(status_code=404, detail="not a commentary URL of this service")
     item = await service.get_commentary(ref[0], lang=ref[1])
     doc = oembed(
-        item, base_url=service.base_url, site_title=settings.title, cache_age=settings.cache_max_age,
-        maxwidth=maxwidth, maxheight=maxheight,
+        item,
+        base_url=service.base_url,
+        site_title=settings.title,
+        cache_age=settings.cache_max_age,
+        maxwidth=maxwidth,
+        maxheight=maxheight,
     )
-    return conditional(request, _encode(doc), media_type=JSON, cache_control=f"public, max-age={settings.cache_max_age}")
+    return conditional(
+        request, _encode(doc), media_type=JSON, cache_control=f"public, max-age={settings.cache_max_age}"
+    )
 
 
 async def index_snippets(service: Service, settings: Settings, latest: Sequence[Commentary]) -> str:

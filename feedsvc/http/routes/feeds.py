@@ -100,38 +100,82 @@ def _documented(fmt: FeedFormat, *codes: int) -> dict[int, ResponseSpec]:
     """The responses of a feed handler; a JSON Feed's body is documented by its Structs."""
     out = responses(*codes)
     if fmt == "json":
-        out[200] = ResponseSpec(data_container=JSONFeed, media_type=MEDIA_TYPES[fmt], description="A JSON Feed 1.1 document", generate_examples=False)
+        out[200] = ResponseSpec(
+            data_container=JSONFeed,
+            media_type=MEDIA_TYPES[fmt],
+            description="A JSON Feed 1.1 document",
+            generate_examples=False,
+        )
     return out
 
 
 def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     summary = f"{fmt.upper() if fmt != 'json' else 'JSON Feed'}"
 
-    @get(f"/feed.{fmt}", name=f"feed-{fmt}", summary=f"{summary}: all commentaries (same filters as the list API)", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 503))
+    @get(
+        f"/feed.{fmt}",
+        name=f"feed-{fmt}",
+        summary=f"{summary}: all commentaries (same filters as the list API)",
+        tags=["feeds"],
+        media_type=MEDIA_TYPES[fmt],
+        responses=_documented(fmt, 304, 400, 503),
+    )
     async def site_feed(
-        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], cursor: Cursor = None
+        request: Request[Any, Any, Any],
+        publisher: NamedDependency[FeedPublisher],
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[Query],
+        cursor: Cursor = None,
     ) -> Response[bytes]:
         spec = publisher.site_spec(_limited(request, filters, publisher))
-        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
+        return feed_response(
+            request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings
+        )
 
-    @get(f"/categories/{{slug:str}}/feed.{fmt}", name=f"category-feed-{fmt}", summary=f"{summary}: one category", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
+    @get(
+        f"/categories/{{slug:str}}/feed.{fmt}",
+        name=f"category-feed-{fmt}",
+        summary=f"{summary}: one category",
+        tags=["feeds"],
+        media_type=MEDIA_TYPES[fmt],
+        responses=_documented(fmt, 304, 400, 404, 503),
+    )
     async def category_feed(
-        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], slug: FromPath[str],
+        request: Request[Any, Any, Any],
+        publisher: NamedDependency[FeedPublisher],
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[Query],
+        slug: FromPath[str],
         cursor: Cursor = None,
     ) -> Response[bytes]:
         category = await publisher.service.get_category(slug)
         spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
-        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
+        return feed_response(
+            request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings
+        )
 
-    @get(f"/{{language:str}}/feed.{fmt}", name=f"lang-feed-{fmt}", summary=f"{summary}: one language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 400, 404, 503))
+    @get(
+        f"/{{language:str}}/feed.{fmt}",
+        name=f"lang-feed-{fmt}",
+        summary=f"{summary}: one language",
+        tags=["feeds"],
+        media_type=MEDIA_TYPES[fmt],
+        responses=_documented(fmt, 304, 400, 404, 503),
+    )
     async def lang_feed(
-        request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], filters: NamedDependency[Query], language: FromPath[str],
+        request: Request[Any, Any, Any],
+        publisher: NamedDependency[FeedPublisher],
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[Query],
+        language: FromPath[str],
         cursor: Cursor = None,
     ) -> Response[bytes]:
         # The path names the language; a `lang` query parameter cannot override it.
         lang = await known_language(publisher, language, f"/{language}/feed.{fmt}")
         spec = publisher.lang_spec(lang, _limited(request, filters, publisher))
-        return feed_response(request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings)
+        return feed_response(
+            request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings
+        )
 
     return [site_feed, category_feed, lang_feed]
 
@@ -139,13 +183,27 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
 def _feed_handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     label = fmt.upper() if fmt != "json" else "JSON Feed"
 
-    @get(f"/digest.{fmt}", name=f"digest-feed-{fmt}", summary=f"{label}: weekly digests, every language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 503))
+    @get(
+        f"/digest.{fmt}",
+        name=f"digest-feed-{fmt}",
+        summary=f"{label}: weekly digests, every language",
+        tags=["feeds"],
+        media_type=MEDIA_TYPES[fmt],
+        responses=_documented(fmt, 304, 503),
+    )
     async def digest_feed(
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
     ) -> Response[bytes]:
         return feed_response(request, await publisher.digest_document(fmt, None), fmt, settings)
 
-    @get(f"/{{language:str}}/digest.{fmt}", name=f"lang-digest-feed-{fmt}", summary=f"{label}: weekly digests, one language", tags=["feeds"], media_type=MEDIA_TYPES[fmt], responses=_documented(fmt, 304, 404, 503))
+    @get(
+        f"/{{language:str}}/digest.{fmt}",
+        name=f"lang-digest-feed-{fmt}",
+        summary=f"{label}: weekly digests, one language",
+        tags=["feeds"],
+        media_type=MEDIA_TYPES[fmt],
+        responses=_documented(fmt, 304, 404, 503),
+    )
     async def lang_digest_feed(
         request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings],
         language: FromPath[str],

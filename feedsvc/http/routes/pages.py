@@ -42,8 +42,17 @@ def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int
     )
 
 
-@get("/", summary="Every feed, with autodiscovery links", tags=["pages"], include_in_schema=True, media_type=HTML, responses=responses(304, 503))
-async def index(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
+@get(
+    "/",
+    summary="Every feed, with autodiscovery links",
+    tags=["pages"],
+    include_in_schema=True,
+    media_type=HTML,
+    responses=responses(304, 503),
+)
+async def index(
+    request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
+) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     latest = await publisher.service.list_commentaries(Query(limit=10))
     text = index_page(
@@ -55,8 +64,16 @@ async def index(request: Request[Any, Any, Any], publisher: NamedDependency[Feed
     return html_response(request, text, settings.cache_max_age)
 
 
-@get("/feeds.opml", summary="Every feed as OPML, for import into a feed reader", tags=["pages"], media_type="text/x-opml", responses=responses(304, 503))
-async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]) -> Response[str]:
+@get(
+    "/feeds.opml",
+    summary="Every feed as OPML, for import into a feed reader",
+    tags=["pages"],
+    media_type="text/x-opml",
+    responses=responses(304, 503),
+)
+async def feeds_opml(
+    request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
+) -> Response[str]:
     site, categories, languages = await all_feeds(publisher)
     text = opml(settings.title, [site, feed_link(publisher, publisher.digest_spec(None)), *categories, *languages])
     return conditional(
@@ -65,8 +82,19 @@ async def feeds_opml(request: Request[Any, Any, Any], publisher: NamedDependency
     )
 
 
-@get("/commentaries/{id:str}", summary="A commentary's readable page", tags=["pages"], media_type=HTML, responses=responses(304, 404, 503))
-async def commentary(request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings], id: FromPath[str]) -> Response[str]:
+@get(
+    "/commentaries/{id:str}",
+    summary="A commentary's readable page",
+    tags=["pages"],
+    media_type=HTML,
+    responses=responses(304, 404, 503),
+)
+async def commentary(
+    request: Request[Any, Any, Any],
+    publisher: NamedDependency[FeedPublisher],
+    settings: NamedDependency[Settings],
+    id: FromPath[str],
+) -> Response[str]:
     service = publisher.service
     item: Commentary = await service.get_commentary(id)
     category = await service.get_category(item.category)
@@ -88,7 +116,12 @@ def _static(name: str) -> bytes:
     return resources.files("feedsvc.render").joinpath("static", name).read_bytes()
 
 
-@get("/feed.xsl", summary="The stylesheet that makes feeds readable in a browser", tags=["pages"], include_in_schema=False)
+@get(
+    "/feed.xsl",
+    summary="The stylesheet that makes feeds readable in a browser",
+    tags=["pages"],
+    include_in_schema=False,
+)
 async def feed_xsl(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[bytes]:
     return conditional(request, _static("feed.xsl"), media_type="text/xsl", cache_control="public, max-age=86400")
 
@@ -98,7 +131,13 @@ async def icon(request: Request[Any, Any, Any]) -> Response[bytes]:
     return conditional(request, _static("icon.svg"), media_type="image/svg+xml", cache_control="public, max-age=86400")
 
 
-@get("/digests/{start:str}", summary="A weekly digest's readable page", tags=["pages"], media_type="text/html", responses=responses(304, 400, 404, 503))
+@get(
+    "/digests/{start:str}",
+    summary="A weekly digest's readable page",
+    tags=["pages"],
+    media_type="text/html",
+    responses=responses(304, 400, 404, 503),
+)
 async def digest_html(
     request: Request[Any, Any, Any],
     publisher: NamedDependency[FeedPublisher],
@@ -109,8 +148,13 @@ async def digest_html(
     service = publisher.service
     digest = await service.get_digest(parse_start(start), lang=digest_lang(lang))
     versions = await service.get_digests_of(digest.period.start)
-    feeds = [feed_link(publisher, publisher.digest_spec(digest.lang)), feed_link(publisher, publisher.digest_spec(None))]
-    text = digest_page(digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title)
+    feeds = [
+        feed_link(publisher, publisher.digest_spec(digest.lang)),
+        feed_link(publisher, publisher.digest_spec(None)),
+    ]
+    text = digest_page(
+        digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title
+    )
     return html_response(request, text, settings.cache_max_age)
 
 

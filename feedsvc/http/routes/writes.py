@@ -82,8 +82,22 @@ def _item_response(
     return Response(content=body, status_code=status, headers=headers, media_type=JSON)
 
 
-@post(f"{API}/commentaries", summary="Publish a commentary (201 with Location)", tags=["write"], status_code=201, guards=WRITE_GUARDS, request_class=WriteRequest, security=WRITE_SECURITY, responses=responses(400, 401, 403, 409, 413, 415, 503))
-async def create_commentary(request: Request[Any, Any, Any], data: JSONBody[NewCommentary], service: ServiceDep, idempotency_key: IdempotencyKeyHeader = None) -> Response[Commentary]:
+@post(
+    f"{API}/commentaries",
+    summary="Publish a commentary (201 with Location)",
+    tags=["write"],
+    status_code=201,
+    guards=WRITE_GUARDS,
+    request_class=WriteRequest,
+    security=WRITE_SECURITY,
+    responses=responses(400, 401, 403, 409, 413, 415, 503),
+)
+async def create_commentary(
+    request: Request[Any, Any, Any],
+    data: JSONBody[NewCommentary],
+    service: ServiceDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[Commentary]:
     new = await strict_body(request, NewCommentary)
     if idempotency_key is None:
         return _item_response(await service.publish(new), 201, service, location=True)
@@ -92,25 +106,74 @@ async def create_commentary(request: Request[Any, Any, Any], data: JSONBody[NewC
     return _item_response(item, 201, service, location=True, replayed=not created)
 
 
-@put(f"{API}/commentaries/{{id:str}}", summary="Replace a commentary", tags=["write"], guards=WRITE_GUARDS, request_class=WriteRequest, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 428, 503))
-async def replace_commentary(request: Request[Any, Any, Any], id: FromPath[str], data: JSONBody[NewCommentary], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
+@put(
+    f"{API}/commentaries/{{id:str}}",
+    summary="Replace a commentary",
+    tags=["write"],
+    guards=WRITE_GUARDS,
+    request_class=WriteRequest,
+    security=WRITE_SECURITY,
+    responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 428, 503),
+)
+async def replace_commentary(
+    request: Request[Any, Any, Any],
+    id: FromPath[str],
+    data: JSONBody[NewCommentary],
+    service: ServiceDep,
+    if_match: IfMatch = None,
+) -> Response[Commentary]:
     item = await service.replace(id, await strict_body(request, NewCommentary), if_match=if_match)
     return _item_response(item, 200, service)
 
 
-@patch(f"{API}/commentaries/{{id:str}}", summary="Change some fields (JSON merge patch)", tags=["write"], guards=WRITE_GUARDS, request_class=WriteRequest, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 428, 503))
-async def patch_commentary(request: Request[Any, Any, Any], id: FromPath[str], data: JSONBody[CommentaryPatch], service: ServiceDep, if_match: IfMatch = None) -> Response[Commentary]:
+@patch(
+    f"{API}/commentaries/{{id:str}}",
+    summary="Change some fields (JSON merge patch)",
+    tags=["write"],
+    guards=WRITE_GUARDS,
+    request_class=WriteRequest,
+    security=WRITE_SECURITY,
+    responses=responses(400, 401, 403, 404, 409, 412, 413, 415, 428, 503),
+)
+async def patch_commentary(
+    request: Request[Any, Any, Any],
+    id: FromPath[str],
+    data: JSONBody[CommentaryPatch],
+    service: ServiceDep,
+    if_match: IfMatch = None,
+) -> Response[Commentary]:
     item = await service.patch(id, await strict_body(request, CommentaryPatch), if_match=if_match)
     return _item_response(item, 200, service)
 
 
-@delete(f"{API}/commentaries/{{id:str}}", summary="Delete a commentary (a tombstone stays for mirrors)", tags=["write"], status_code=204, guards=WRITE_GUARDS, security=WRITE_SECURITY, responses=responses(400, 401, 403, 404, 412, 428, 503))
+@delete(
+    f"{API}/commentaries/{{id:str}}",
+    summary="Delete a commentary (a tombstone stays for mirrors)",
+    tags=["write"],
+    status_code=204,
+    guards=WRITE_GUARDS,
+    security=WRITE_SECURITY,
+    responses=responses(400, 401, 403, 404, 412, 428, 503),
+)
 async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: IfMatch = None) -> None:
     await service.retract(id, if_match=if_match)
 
 
-@put(f"{API}/categories/{{slug:str}}", summary="Create or replace a category", tags=["write"], guards=CATEGORY_GUARDS, request_class=WriteRequest, security=CATEGORY_SECURITY, responses=responses(400, 401, 403, 413, 415, 503))
-async def put_category(request: Request[Any, Any, Any], slug: Annotated[str, PathParameter(pattern=SLUG_PATTERN)], data: JSONBody[CategoryIn], service: ServiceDep) -> Response[Category]:
+@put(
+    f"{API}/categories/{{slug:str}}",
+    summary="Create or replace a category",
+    tags=["write"],
+    guards=CATEGORY_GUARDS,
+    request_class=WriteRequest,
+    security=CATEGORY_SECURITY,
+    responses=responses(400, 401, 403, 413, 415, 503),
+)
+async def put_category(
+    request: Request[Any, Any, Any],
+    slug: Annotated[str, PathParameter(pattern=SLUG_PATTERN)],
+    data: JSONBody[CategoryIn],
+    service: ServiceDep,
+) -> Response[Category]:
     category, created = await service.put_category(slug, await strict_body(request, CategoryIn))
     headers = {"Location": f"{service.base_url}{API}/categories/{slug}"} if created else {}
     response: Response[Any] = Response(

@@ -281,7 +281,9 @@ class PostgresStore(
         if query.q:
             members.append(search_member(query.q, self._tokenizer()))
         where, params = build_where(query, self.dialect, members=members)
-        return await (rows or self._rows)(f"SELECT {columns} FROM commentaries c WHERE {where} {PAGE_ORDER}", [*params, query.limit])
+        return await (rows or self._rows)(
+            f"SELECT {columns} FROM commentaries c WHERE {where} {PAGE_ORDER}", [*params, query.limit]
+        )
 
     async def _related_windows(self, probes: Sequence[related.Probe]) -> list[list[tuple[str, int, int]]]:
         keys = [(i, key, n) for i, p in enumerate(probes) for n, key in enumerate(p.keys)]

@@ -86,7 +86,7 @@ def search_vectors(words: Words, item: Commentary) -> tuple[str, str]:
     weights: dict[tuple[str, int], str] = {}
     budget = MAX_TSVECTOR_TEXT
     position = 0
-    for tokens, weight in zip(fields, WEIGHTS):
+    for tokens, weight in zip(fields, WEIGHTS, strict=True):
         for token in tokens:
             position = min(position + 1, MAX_POSITION)
             lexeme = _lexeme(token)

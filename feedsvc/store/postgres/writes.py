@@ -152,7 +152,9 @@ async def delete(tx: Tx, id: str, *, expected_version: int | None, now: datetime
     current = await tx.conn.fetchrow(POSTGRES.sql(rules.current_sql(POSTGRES)), id)
     cid, was_public = rules.check_current(current, id, expected_version)
     seq = await tx.next_seq()
-    await tx.conn.execute(_INSERT_CHANGE, seq, "commentary", id, "deleted", "deleted" if was_public else None, to_us(now), None)
+    await tx.conn.execute(
+        _INSERT_CHANGE, seq, "commentary", id, "deleted", "deleted" if was_public else None, to_us(now), None
+    )
     await tx.conn.execute(_DELETE_COMMENTARY, cid, to_us(now))
     return seq
 
@@ -171,10 +173,14 @@ async def publish_due(tx: Tx, now: datetime) -> int:
         item = msgspec.structs.replace(item, version=await tx.next_seq())
         doc = encode(item)
         updates.append((item.version, doc, cid))
-        keys.append((item.lang, to_us(item.published_at), item.id, item.translation_key, cid, related.stored_keys(item)))
+        keys.append(
+            (item.lang, to_us(item.published_at), item.id, item.translation_key, cid, related.stored_keys(item))
+        )
         changes.append((item.version, "commentary", item.id, "updated", "created", to_us(now), doc))
     if rows:
-        await tx.conn.executemany("UPDATE commentaries SET public = true, version = $1, doc = $2 WHERE cid = $3", updates)
+        await tx.conn.executemany(
+            "UPDATE commentaries SET public = true, version = $1, doc = $2 WHERE cid = $3", updates
+        )
         await tx.conn.executemany(_INSERT_CHANGE, changes)
         await tx.conn.execute(_MARK_DIGESTS, [row[DUE.at["cid"]] for row in rows], to_us(now))
         await tx.conn.executemany(_INSERT_RELATED_KEYS, keys)
@@ -185,7 +191,9 @@ async def put_category(tx: Tx, slug: str, data: CategoryIn, *, now: datetime) ->
     """``put_category``'s write; whether the category is new."""
     exists = bool(await tx.scalar("SELECT 1 FROM categories WHERE slug = ?", slug))
     seq = await tx.next_seq()
-    await tx.conn.execute(_INSERT_CHANGE, seq, "category", slug, "updated" if exists else "created", None, to_us(now), None)
+    await tx.conn.execute(
+        _INSERT_CHANGE, seq, "category", slug, "updated" if exists else "created", None, to_us(now), None
+    )
     await tx.conn.execute(
         POSTGRES.sql(copy.UPSERT_CATEGORY), slug, encode(data.names), encode(data.descriptions), to_us(now), seq
     )

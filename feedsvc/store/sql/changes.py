@@ -52,7 +52,9 @@ class ChangeReads(SqlBase):
         return items, resume
 
     async def get_log(self, since: int, limit: int) -> list[LogEntry]:
-        rows = await self._rows(f"SELECT {LOG_ENTRY.sql} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
+        rows = await self._rows(
+            f"SELECT {LOG_ENTRY.sql} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit)
+        )
         return [log_entry(r) for r in rows]
 
     async def get_last_public_doc(self, id: str, before: int) -> Commentary | None:

@@ -103,7 +103,9 @@ class CommentaryReads(SqlBase):
         docs: dict[str, Commentary] = {}
         if wanted:
             among, params = self.dialect.among("id", wanted)
-            rows = await self._rows(f"SELECT id, doc FROM commentaries WHERE {self.dialect.public()} AND {among}", params)
+            rows = await self._rows(
+                f"SELECT id, doc FROM commentaries WHERE {self.dialect.public()} AND {among}", params
+            )
             docs = {r[0]: decode_commentary(r[1]) for r in rows}
         return [[(docs[id], score) for id, score in best if id in docs] for best in ranked]
 

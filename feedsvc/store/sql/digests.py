@@ -9,7 +9,9 @@ from feedsvc.model import from_us
 from feedsvc.store.records import DigestMark, DigestRecord, decode_commentary, digest_records
 from feedsvc.store.sql.base import SqlBase
 
-MARK_UPSERT = " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = {greatest}(digest_marks.left_us, excluded.left_us)"
+MARK_UPSERT = (
+    " ON CONFLICT (lang, period_start) DO UPDATE SET left_us = {greatest}(digest_marks.left_us, excluded.left_us)"
+)
 """How a noted time joins the one a digest has: the later one stays (format with the
 dialect's ``greatest``)."""
 

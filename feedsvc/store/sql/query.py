@@ -74,7 +74,9 @@ def build_where(
         params.append(query.trend)
     if members is None:
         members = [
-            (membership(d, kind), [value.casefold()]) for kind, value in (("tag", query.tag), ("author", query.author)) if value
+            (membership(d, kind), [value.casefold()])
+            for kind, value in (("tag", query.tag), ("author", query.author))
+            if value
         ]
     date_clauses, date_params = date_window(query, d)
     clauses += date_clauses

@@ -47,7 +47,9 @@ Mode = Literal["probe", "list"]
 Kind = Literal["text", "tag", "author"]
 
 TERMS_TABLE = "temp.commentaries_fts_terms"
-CREATE_TERMS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS {TERMS_TABLE} USING fts5vocab (main, commentaries_fts, instance)"
+CREATE_TERMS_TABLE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {TERMS_TABLE} USING fts5vocab (main, commentaries_fts, instance)"
+)
 """Per connection (a temp table: no schema change), before ``query_only`` is set."""
 
 MAX_TERMS = 16
@@ -113,7 +115,7 @@ async def expanded_query(conn: aiosqlite.Connection, text: str) -> tuple[str, bo
     # Explicit ANDs, since a phrase followed by a parenthesised group without AND is a
     # syntax error. Words without a token ("&") go: FTS5 ignores such an empty phrase between
     # implicit ANDs (as fts_query writes them) but matches nothing with an explicit one.
-    before = [w for w, tokens in zip(words[:-1], _words().split(words[:-1])) if tokens]
+    before = [w for w, tokens in zip(words[:-1], _words().split(words[:-1]), strict=True) if tokens]
     return " AND ".join([*(_quote(w) for w in before), last]), True
 
 
@@ -184,7 +186,10 @@ class Member:
         return f"SELECT count(*) FROM {table} WHERE {key} = ? AND cid > ?"
 
 
-_TABLES: dict[Kind, tuple[str, str]] = {"tag": ("commentary_tags", "tag_key"), "author": ("commentary_authors", "name_key")}
+_TABLES: dict[Kind, tuple[str, str]] = {
+    "tag": ("commentary_tags", "tag_key"),
+    "author": ("commentary_authors", "name_key"),
+}
 
 
 @dataclass(frozen=True)

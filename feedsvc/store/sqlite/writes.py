@@ -97,7 +97,9 @@ def update(
 
 def delete(conn: sqlite3.Connection, id: str, *, expected_version: int | None, now: datetime) -> int:
     """``delete_commentary``: a tombstone in the change log, and the row gone."""
-    rowid, was_public = rules.check_current(conn.execute(rules.current_sql(SQLITE), (id,)).fetchone(), id, expected_version)
+    rowid, was_public = rules.check_current(
+        conn.execute(rules.current_sql(SQLITE), (id,)).fetchone(), id, expected_version
+    )
     seq = _append_change(conn, "commentary", id, "deleted", "deleted" if was_public else None, now)
     _mark_digest(conn, rowid, now)
     _delete_row(conn, rowid)
@@ -116,7 +118,9 @@ def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
         item = decode_commentary(row[DUE.at["doc"]])
         seq = _append_change(conn, "commentary", item.id, "updated", "created", now)
         item = msgspec.structs.replace(item, version=seq)
-        conn.execute("UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?", (seq, encode(item), rowid))
+        conn.execute(
+            "UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?", (seq, encode(item), rowid)
+        )
         _mark_digest(conn, rowid, now)
         _insert_related_keys(conn, item, rowid)
         _set_change_doc(conn, seq, item)
