@@ -1,4 +1,4 @@
-"""Feed polls and /healthz while the heaviest bodies are written (issue 19).
+"""Feed polls and /healthz while the heaviest bodies are written.
 
 Serves the sample data with ``feedsvc serve`` on 127.0.0.1 (the code of ``--src``, so an
 older checkout can be measured the same way), polls ``/feed.rss`` and ``/healthz`` from a

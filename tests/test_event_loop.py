@@ -1,5 +1,5 @@
 """No single request blocks the event loop: the heaviest bodies are refused or processed
-while /healthz keeps answering (issue 19).
+while /healthz keeps answering.
 
 A real uvicorn on 127.0.0.1, in a thread of this process. A task on the server's loop wakes
 every 5 ms and notes how much CPU the server's thread spent between two of its wake-ups:

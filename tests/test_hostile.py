@@ -415,7 +415,7 @@ CASES: list[Case] = [
         outcome="201, kept as text; feeds stay valid",
         check=kept_as_text("C\u200bD\u200fE"),
     ),
-    # Issue 19: an override (U+202E) reversed what pages showed after it in a title or name.
+    # An override (U+202E) reversed what pages showed after it in a title or name.
     Case(
         "bidi overrides, embeddings and isolates in single-line fields",
         post(

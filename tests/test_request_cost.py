@@ -1,4 +1,4 @@
-"""Issue 19: every request's cost is bounded by construction, whatever its URL says.
+"""Every request's cost is bounded by construction, whatever its URL says.
 
 The security table (HOSTILE) holds the worst values we could construct for each query
 parameter a public route reads: values far over their length, parameters repeated

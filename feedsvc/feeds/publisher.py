@@ -85,7 +85,7 @@ class FeedPublisher:
         # Canonical views (a site, category or language feed with no other filter, and no
         # archive cursor) are few and are what readers poll: they are never evicted. They
         # exist only for what the store holds (a category, a language with a public
-        # commentary: the handlers answer 404 for others, issue 19), so their number is
+        # commentary: the handlers answer 404 for others), so their number is
         # bounded by the content, which only token holders change. Anything else is keyed
         # by client-chosen query strings, so it lives in an LRU bounded in bytes, where no
         # amount of query-string variety can push out the canonical views or grow the
@@ -314,7 +314,7 @@ class FeedPublisher:
     async def has_language(self, lang: str) -> bool:
         """Whether the store holds a public commentary in ``lang`` (normalised). Known
         without a query while the change sequence stands still; language feeds of other
-        tags are 404s, never rendered nor cached (issue 19)."""
+        tags are 404s, never rendered nor cached."""
         seq = (await self.service.state()).seq
         cached_seq, languages = self._languages
         if cached_seq != seq:
@@ -379,8 +379,8 @@ class FeedPublisher:
         rendered = Rendered(body, max((d.updated_at for d in digests), default=None), state.seq, stamp)
         # Pinned only when it has digests: any language tag is a valid address, and an
         # empty feed for each made-up one must not stay in memory for good. Nor is it kept
-        # in the LRU when nothing at all is published in that language (issue 19: 20,000
-        # made-up tags took 36 MiB there); rendering it again costs about a millisecond.
+        # in the LRU when nothing at all is published in that language (20,000 made-up
+        # tags took 36 MiB there); rendering it again costs about a millisecond.
         if not digests:
             self._pinned.pop(key, None)
             if lang is not None and not await self.has_language(lang):

@@ -209,7 +209,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     cached_feeds = CachedFeeds(publisher, settings)
     app.asgi_handler = head_as_get(limiter.wrap(serve_cached_feeds(app.asgi_handler, cached_feeds)))
     # URLs beyond the bounds are refused before any work, rate limits included; the same
-    # pass decides each request's cost class (issue 19, feedsvc.http.cost).
+    # pass decides each request's cost class (feedsvc.http.cost).
     app.asgi_handler = gate(app.asgi_handler)
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     cors = (

@@ -1,6 +1,6 @@
 """What a request may cost: its URL bounded before any work, and its class decided once.
 
-Every request passes ``gate`` before the rate limiter, routing and the handlers (issue 19).
+Every request passes ``gate`` before the rate limiter, routing and the handlers.
 It reads the URL once, in linear time, and refuses it unless
 
 * the path is at most ``MAX_PATH_BYTES`` and the query string at most ``MAX_QUERY_BYTES``

@@ -71,8 +71,8 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
 
 async def known_language(publisher: FeedPublisher, language: str, path: str) -> str:
     """The normalised language tag of a language feed's path; NotFoundError, before any
-    rendering, unless the store holds a public commentary in it (issue 19: each made-up
-    tag was a feed rendered and kept for good)."""
+    rendering, unless the store holds a public commentary in it (a made-up tag once
+    became a feed rendered and kept for good)."""
     if len(language) > 35 or re.fullmatch(LANG_PATTERN, language) is None:
         raise NotFoundError(f"no feed at {path[:80]}: {language[:40]!r} is not a language tag")
     lang = normalize_lang(language)
