@@ -19,7 +19,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -35,6 +34,7 @@ from feedsvc.store import open_store
 from feedsvc.store.migrations.sqlite import STEPS, VERSION
 from feedsvc.store.sqlite import SqliteStore
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary, rows_for
+from tests.test_lifecycle import sql
 
 
 @pytest.fixture(autouse=True)
@@ -52,14 +52,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("FEEDSVC_") and not key.startswith("FEEDSVC_TEST_"):
             monkeypatch.delenv(key)
-
-
-def sql(db: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
 
 
 def tamper(db: Path, *statements: str) -> None:
