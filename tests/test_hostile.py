@@ -856,11 +856,14 @@ CASES: list[Case] = [
         outcome="404 JSON",
     ),
     Case(
-        "encoded NUL and newline in ids and slugs",
-        get(f"{API}/%00", f"{API}/seed%0A?lang=en", "/categories/regional-security%00/feed.rss"),
-        404,
-        outcome="404 JSON",
+        "encoded NUL, control character or invalid UTF-8 in ids and slugs",
+        get(f"{API}/%00", f"{API}/%00/related", f"{API}/s%01eed?lang=en", "/categories/regional-security%00/feed.rss",
+            "/%ff/feed.rss", "/commentaries/%c0%80"),
+        400,
+        ("id", "id", "id", "slug", "language", "id"),
+        "400 naming the path parameter (on PostgreSQL a NUL in an id was a 500)",
     ),
+    Case("encoded newline in an id", get(f"{API}/seed%0A?lang=en"), 404, outcome="404 JSON: no such slug"),
     Case(
         "traversal under /media",
         get("/media/..%2F..%2Fpyproject.toml", "/media/%2e%2e/%2e%2e/etc/passwd", "/media/../feedsvc.db"),

@@ -26,7 +26,7 @@ from feedsvc.errors import FeedsvcError
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http import observe
 from feedsvc.http.common import provide_query
-from feedsvc.http.cost import gate
+from feedsvc.http.cost import gate, route_names
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
@@ -210,7 +210,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     app.asgi_handler = head_as_get(limiter.wrap(serve_cached_feeds(app.asgi_handler, cached_feeds)))
     # URLs beyond the bounds are refused before any work, rate limits included; the same
     # pass decides each request's cost class (feedsvc.http.cost).
-    app.asgi_handler = gate(app.asgi_handler)
+    app.asgi_handler = gate(app.asgi_handler, route_names(app))
     # Unknown hosts are refused before they cost a rate-limit token (issue 7).
     cors = (
         [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []

@@ -8,12 +8,19 @@ It reads the URL once, in linear time, and refuses it unless
 * the query string holds at most ``MAX_PARAMS`` parameters, each named parameter at most
   as often and each value at most as long as ``LIMITS`` says (else 400 naming every
   offending parameter, in the one error shape). Names no route reads get ``UNKNOWN``;
-* no value holds a NUL character (400): nothing stored holds one, and PostgreSQL refused
-  it in a filter with a 500. (Paths with one are the routes' 404s.)
+* no parameter, in the query string or the path, holds text a database cannot take or
+  nothing stored can match (400 naming the parameter, ``source`` ``query`` or ``path``):
+  escapes that do not decode as UTF-8 (invalid, overlong, or lone surrogates), NUL, and
+  the other C0 control characters but tab, line feed and carriage return. PostgreSQL
+  refuses NUL in text, neither engine can encode a lone surrogate, and SQLite's full-text
+  syntax took a NUL for the end of the query: each was a 500. A path parameter is named
+  by routing the path with the bad segment replaced (``PathNames``); a path no route
+  takes is named ``path``.
 
 Parameters are decoded exactly as Litestar decodes them for the handlers (``parse_qsl``
 of the Latin-1 text, ``&`` only, blank values kept, UTF-8 escapes), so ``?%71=border``
-is ``q=border`` here as there.
+is ``q=border`` here as there. Litestar turns escapes that are not UTF-8 into U+FFFD; the
+gate decodes them with ``surrogateescape`` instead, so that it sees them and refuses them.
 
 The same pass decides the request's ``Cost``: its class and the rate-limit bucket it is
 charged to, with a weight in tokens (feedsvc.http.ratelimit; ``classify`` is the one
@@ -32,8 +39,9 @@ place that decides it, and the connection-level front asks it too):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import msgspec
 from litestar.enums import ScopeType
@@ -42,6 +50,7 @@ from feedsvc.http.errors import ErrorBody
 from feedsvc.model import MAX_CATEGORIES
 
 if TYPE_CHECKING:
+    from litestar import Litestar
     from litestar.types import ASGIApp, Receive, Scope, Send
 
 MAX_PATH_BYTES = 2048
@@ -115,6 +124,26 @@ _FEED = re.compile(r"/(?:[^/]+/)?(?:feed|digest)\.(?:rss|atom|json)|/categories/
 class Problem(NamedTuple):
     key: str
     message: str
+    source: str = "query"
+
+
+# Text no parameter may hold: C0 controls but tab, LF and CR (NUL among them), and
+# surrogates, which after a ``surrogateescape`` decoding mark escapes that are not UTF-8.
+_UNFIT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def unfit(text: str) -> bool:
+    """Whether ``text`` holds a character no parameter may hold (see the module docstring)."""
+    return _UNFIT.search(text) is not None
+
+
+def printable(name: str) -> str:
+    """A parameter name fit to quote in an error (at most 64 characters, unfit ones as U+FFFD)."""
+    return _UNFIT.sub("\ufffd", name[:64])
+
+
+def unfit_message(name: str) -> str:
+    return f"`{printable(name)}` must be UTF-8 text without NUL or other control characters"
 
 
 def params_of(query_string: bytes) -> list[tuple[str, str]]:
@@ -122,22 +151,71 @@ def params_of(query_string: bytes) -> list[tuple[str, str]]:
     return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, separator="&")
 
 
-def check(path: str, raw_path: bytes | None, query_string: bytes) -> tuple[int, list[Problem], list[tuple[str, str]]]:
+def _strict_params_of(query_string: bytes) -> list[tuple[str, str]]:
+    """The parameters as ``params_of`` decodes them, except that escapes that are not UTF-8
+    become surrogates (``unfit``) instead of U+FFFD; the same where Litestar's are valid."""
+    return parse_qsl(
+        query_string.decode("latin-1"), keep_blank_values=True, separator="&", errors="surrogateescape"
+    )
+
+
+def decoded_path(path: str, raw_path: bytes | None) -> str:
+    """The path as routing sees it, but with escapes that are not UTF-8 as surrogates."""
+    if not raw_path:
+        return path  # already decoded by the server, which leaves nothing to find but controls
+    return unquote(raw_path.partition(b"?")[0].decode("latin-1"), errors="surrogateescape")
+
+
+PathNames = Callable[[str, str], str]
+"""Names the path parameter that holds a segment of a path, from the path with that
+segment replaced by a marker (``MARKER``) and the method; ``path`` when no route takes it."""
+MARKER = "feedsvc-unfit-segment"
+
+
+def route_names(app: Litestar) -> PathNames:
+    """``PathNames`` from ``app``'s own routing: the parameter whose value holds the marker."""
+    router = app.asgi_router
+
+    def name(marked: str, method: str) -> str:
+        try:
+            params = router.handle_routing(path=marked, method="GET" if method == "HEAD" else method)[3]
+        except Exception:  # no route takes it (a 404 or 405 anyway): the path as a whole
+            return "path"
+        return next((key for key, value in params.items() if MARKER in str(value)), "path")
+
+    return name
+
+
+def path_problem(path: str, raw_path: bytes | None, method: str, names: PathNames | None) -> Problem | None:
+    """The problem of a path that holds text no parameter may hold, else None."""
+    decoded = decoded_path(path, raw_path)
+    if not unfit(decoded):
+        return None
+    marked = "/".join(MARKER if unfit(part) else part for part in decoded.split("/"))
+    name = names(marked, method) if names is not None else "path"
+    return Problem(name, unfit_message(name), "path")
+
+
+def check(
+    path: str, raw_path: bytes | None, query_string: bytes, method: str = "GET", names: PathNames | None = None
+) -> tuple[int, list[Problem], list[tuple[str, str]]]:
     """The status that refuses a URL (0 when it is acceptable), what is wrong with it, and
-    its decoded parameters (empty when refused before decoding)."""
+    its decoded parameters (empty when refused before decoding). ``names`` names the path
+    parameter a bad path segment falls in."""
     # Some clients' ASGI layers (httpx's) put the query string in raw_path too.
     path_bytes = len(raw_path.partition(b"?")[0]) if raw_path else len(path.encode("utf-8", "surrogateescape"))
     if path_bytes > MAX_PATH_BYTES:
         return 414, [Problem("path", f"the path is limited to {MAX_PATH_BYTES} bytes")], []
     if len(query_string) > MAX_QUERY_BYTES:
         return 414, [Problem("query string", f"the query string is limited to {MAX_QUERY_BYTES} bytes")], []
+    in_path = path_problem(path, raw_path, method, names)
     if not query_string:
-        return 0, [], []
+        return (400, [in_path], []) if in_path else (0, [], [])
     # parse_qsl splits on every "&": count them first, so a flood of empty parameters is
     # refused before it is split.
     if query_string.count(b"&") >= MAX_PARAMS:
         return 400, [Problem("query string", f"a query string holds at most {MAX_PARAMS} parameters")], []
-    params = params_of(query_string)
+    params = _strict_params_of(query_string)
     seen: dict[str, int] = {}
     problems: dict[str, str] = {}
     for name, value in params:
@@ -145,18 +223,22 @@ def check(path: str, raw_path: bytes | None, query_string: bytes) -> tuple[int, 
         count = seen[name] = seen.get(name, 0) + 1
         if name in problems:
             continue
+        shown = printable(name)
         if count > limit.times:
             problems[name] = (
-                f"`{name[:64]}` may be given once"
+                f"`{shown}` may be given once"
                 if limit.times == 1
-                else f"`{name[:64]}` may be given at most {limit.times} times"
+                else f"`{shown}` may be given at most {limit.times} times"
             )
         elif len(value) > limit.length:
-            problems[name] = f"`{name[:64]}` is limited to {limit.length} characters"
-        elif "\x00" in value:  # no stored text holds one, and PostgreSQL refuses it in text
-            problems[name] = f"`{name[:64]}` must not contain NUL characters"
-    if problems:
-        return 400, [Problem(k[:64], m) for k, m in problems.items()], params
+            problems[name] = f"`{shown}` is limited to {limit.length} characters"
+        elif unfit(value) or unfit(name):
+            problems[name] = unfit_message(name)
+    found = [Problem(printable(k), m) for k, m in problems.items()]
+    if in_path:
+        found.insert(0, in_path)
+    if found:
+        return 400, found, params
     return 0, [], params
 
 
@@ -194,21 +276,24 @@ _encode = msgspec.json.Encoder().encode
 def refusal(status: int, problems: list[Problem]) -> bytes:
     """The error body for a refused URL: every offending part named in ``extra``."""
     names = ", ".join(p.key for p in problems)
-    detail = f"URI too long: {names}" if status == 414 else f"query parameters out of bounds: {names}"
-    extra = [{"message": p.message, "key": p.key, "source": "query"} for p in problems]
+    detail = f"URI too long: {names}" if status == 414 else f"parameters out of bounds: {names}"
+    extra = [{"message": p.message, "key": p.key, "source": p.source} for p in problems]
     return _encode(ErrorBody(status_code=status, detail=detail, extra=extra))
 
 
-def gate(app: ASGIApp) -> ASGIApp:
+def gate(app: ASGIApp, names: PathNames | None = None) -> ASGIApp:
     """Wrap ``app``: refuse URLs beyond the bounds before any work, and leave the request's
     ``Cost`` in its scope for the rate limiter (see the module docstring). A refusal gets
-    its CORS headers from ``harden`` around it, as every read does."""
+    its CORS headers from ``harden`` around it, as every read does. ``names`` names path
+    parameters in refusals (``path`` for all without it)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        status, problems, params = check(scope["path"], scope.get("raw_path"), scope.get("query_string", b""))
+        status, problems, params = check(
+            scope["path"], scope.get("raw_path"), scope.get("query_string", b""), scope["method"], names
+        )
         if status:
             body = refusal(status, problems)
             headers = [

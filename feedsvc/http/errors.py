@@ -4,6 +4,10 @@ Every error body has the keys Litestar gives its own errors: ``status_code``, ``
 and ``extra``. For 400s and 422s ``extra`` is a list of ``{"message", "key", "source"}`` naming the
 offending fields (Litestar's validation errors have the same shape); otherwise it is an
 object with details such as ``available_languages`` (or empty).
+
+A 5xx never carries what went wrong inside: a driver's message names tables, addresses
+and values. The failure is logged with the request id; the answer says only what the
+client can act on (the error class's own message) and that id, in ``extra.request_id``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from feedsvc.errors import (
     StorageError,
     UnprocessableError,
 )
+from feedsvc.logs import REQUEST_ID
 
 log = logging.getLogger("feedsvc.http")
 
@@ -92,18 +97,30 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         headers["WWW-Authenticate"] = f'Bearer realm="feedsvc", error="insufficient_scope", scope="{scope}"'
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    if status >= 500 and not isinstance(exc, BusyError):  # busy is expected under load, not a failure
+    if isinstance(exc, BusyError):  # expected under load, not a failure; its message is ours
+        return error_response(status, exc.message, extra, headers)
+    if status >= 500:
         log.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message, exc_info=exc)
+        return error_response(status, type(exc).default_message, with_request_id({}), headers)
     return error_response(status, exc.message, extra, headers)
+
+
+def with_request_id(extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` with the id the failure was logged under, for the operator to find it."""
+    request_id = REQUEST_ID.get()
+    return {**extra, "request_id": request_id} if request_id else extra
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar's own errors (validation, 404 routes, 405, 413), in the same shape."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 500:  # Litestar's own failures (a response it could not encode)
+        log.error("internal error on %s %s: %s", request.method, request.url.path, exc.detail, exc_info=exc)
+        return error_response(500, "internal server error", with_request_id({}), dict(exc.headers or {}))
     return error_response(exc.status_code, exc.detail, exc.extra, dict(exc.headers or {}))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged with its traceback, answered without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal server error")
+    return error_response(500, "internal server error", with_request_id({}))

@@ -15,8 +15,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
 from feedsvc.config import Settings
+from feedsvc.errors import InvalidInputError
 from feedsvc.http.common import JSON, ServiceDep, responses
 from feedsvc.http.conditional import conditional
+from feedsvc.http.cost import unfit, unfit_message
 from feedsvc.http.errors import ErrorBody
 from feedsvc.model import Commentary, Query
 from feedsvc.render.embed import OEmbed, Theme, embed_card, embed_js, embed_page, oembed, snippets
@@ -136,10 +138,19 @@ def commentary_ref(url: str, base_url: str) -> tuple[str, str | None] | None:
     rest = parts.path[len(prefix):].removesuffix("/")
     for form in (PAGE_COMMENTARIES, API_COMMENTARIES):
         if rest.startswith(form):
-            ident = unquote(rest[len(form):])
+            # Escapes that are not UTF-8 kept visible, so that unfit() refuses them (as the
+            # gate does for the request's own parameters) instead of a database failing.
+            ident = unquote(rest[len(form):], errors="surrogateescape")
             if not ident or "/" in ident:
                 return None
-            lang = parse_qs(parts.query).get("lang", [None])[0] if form == API_COMMENTARIES else None
+            lang = (
+                parse_qs(parts.query, errors="surrogateescape").get("lang", [None])[0]
+                if form == API_COMMENTARIES
+                else None
+            )
+            if unfit(ident) or (lang is not None and unfit(lang)):
+                message = unfit_message("url") + " (after decoding its escapes)"
+                raise InvalidInputError(message, field="url", source="query")
             return ident, lang
     return None
 
