@@ -107,6 +107,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         value = getattr(args, name)
         if value is not None:
             os.environ[f"FEEDSVC_{name.upper()}"] = str(value)
+    raise_open_files_limit(settings.max_connections)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"feedsvc {__version__} serving http://{host}:{settings.port} (public URL {settings.public_url})", flush=True)
     from feedsvc.http.uvicorn_front import FrontProtocol
@@ -125,6 +126,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Let the process hold ``connections`` sockets besides its files and database
+    connections: raise the soft open-files limit to the hard one (as nginx's
+    ``worker_rlimit_nofile`` does), and say so when even that is too low. Past the limit
+    the kernel refuses new connections before feedsvc can answer them."""
+    import logging
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    needed = connections + 64  # database connections, files, the listening socket
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        logging.getLogger("feedsvc").warning(
+            "the open-files limit (%d) is below FEEDSVC_MAX_CONNECTIONS + 64 (%d): raise it (ulimit -n)", soft, needed
+        )
 
 
 async def _check_database(settings: Settings) -> None:

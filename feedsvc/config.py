@@ -96,6 +96,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_poll_interval: float = 5.0
     """Seconds between looks at the change log for events written by other nodes (writes
     through this node wake the sender at once)."""
+    header_timeout: float = 10.0
+    """Seconds `feedsvc serve` waits for a request's line and headers, from their first byte
+    (or from the connection, for its first request); a head not complete by then is cut
+    (`408`, or closed unanswered when nothing was sent)."""
+    body_timeout: float = 30.0
+    """Seconds a request's body may take to arrive after its headers; then `408` and the
+    connection is closed. Trickled bodies count too: it is a deadline, not an idle time."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection is kept open after an answer."""
+    max_header_line: int = 8192
+    """Longest header line, in bytes (a longer one is a `431`). The request line is bounded
+    by the longest URL the app answers (`414`)."""
+    max_header_bytes: int = 32768
+    """Largest total of a request's header lines, in bytes; more is a `431`."""
+    max_headers: int = 100
+    """Most header lines in a request; more is a `431`."""
+    max_connections: int = 1000
+    """Open connections per server process; a request on a connection past it is answered
+    `503` with `Retry-After` at once, without reaching the app. `feedsvc serve` raises the
+    process's open-files limit to its hard limit to hold them."""
     shutdown_timeout: int = 10
     """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
@@ -136,6 +156,12 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             raise InvalidInputError(
                 f"FEEDSVC_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a CIDR range such as 127.0.0.0/8"
             ) from None
+    if min(settings.header_timeout, settings.body_timeout, settings.keep_alive_timeout) <= 0 or min(
+        settings.max_header_line, settings.max_header_bytes, settings.max_headers, settings.max_connections
+    ) < 1:
+        raise InvalidInputError(
+            "the client limits (FEEDSVC_HEADER_TIMEOUT ... FEEDSVC_MAX_CONNECTIONS) must be positive"
+        )
     if settings.webhook_max_failures < 1 or min(settings.webhook_timeout, settings.webhook_poll_interval) <= 0:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"

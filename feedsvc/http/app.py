@@ -34,6 +34,7 @@ from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.ratelimit import RateLimiter
 from feedsvc.http.routes import api, embeds, feeds, ops, pages, writes
 from feedsvc.http.routes import webhooks as webhook_routes
+from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
@@ -222,6 +223,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     app.state["front"] = Front(
         cached_feeds, limiter, metrics,
         allowed_hosts=settings.allowed_hosts, host_allowed=host_allowed, log_requests=settings.access_log,
-        cors_headers=cors,
+        cors_headers=cors, limits=ClientLimits.from_settings(settings),
     )
     return app

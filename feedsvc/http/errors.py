@@ -52,6 +52,9 @@ STATUS: list[tuple[type[FeedsvcError], int]] = [
 ]
 
 RETRY_AFTER_SECONDS = 2
+CLIENT_GONE = "client disconnected prematurely"
+"""Litestar's detail of the 500 it raises when the body ends in a disconnect (a client that
+left, or one the server cut for trickling): no failure of the server's."""
 
 
 class ErrorBody(msgspec.Struct):
@@ -114,6 +117,9 @@ def with_request_id(extra: dict[str, Any]) -> dict[str, Any]:
 def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar's own errors (validation, 404 routes, 405, 413), in the same shape."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 500 and exc.detail == CLIENT_GONE:  # nobody is left to read the answer
+        log.info("%s %s: the client went away before its body arrived", request.method, request.url.path)
+        return error_response(500, "internal server error", with_request_id({}))
     if exc.status_code == 500:  # Litestar's own failures (a response it could not encode)
         log.error("internal error on %s %s: %s", request.method, request.url.path, exc.detail, exc_info=exc)
         return error_response(500, "internal server error", with_request_id({}), dict(exc.headers or {}))

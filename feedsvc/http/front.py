@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from feedsvc.http.cost import classify
 from feedsvc.http.fastpath import header_lines
 from feedsvc.http.observe import Metrics, log_access, request_id_from
+from feedsvc.http.wire import ClientLimits
 
 if TYPE_CHECKING:
     from feedsvc.http.fastpath import CachedFeeds
@@ -62,7 +63,10 @@ class Front:
         host_allowed: Callable[[str | None, tuple[str, ...]], bool],
         log_requests: bool,
         cors_headers: Sequence[tuple[bytes, bytes]] = (),
+        limits: ClientLimits | None = None,
     ) -> None:
+        self.limits = limits if limits is not None else ClientLimits()
+        """What the protocol holds each client to (feedsvc.http.wire)."""
         self.feeds = feeds
         self.host_allowed = host_allowed  # feedsvc.http.middleware's
         self.limiter = limiter
@@ -108,6 +112,10 @@ class Front:
         if self.log_requests:
             log_access(method, path, b"", found.route, found.status, len(body), elapsed, request_id, client)
         return found.status, lines, body
+
+    def refused(self, status: int) -> None:
+        """Count a request the protocol refused (or a connection it cut) with ``status``."""
+        self.metrics.refused.labels(str(status)).inc()
 
     def server_lines(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
         """uvicorn's own headers (``date``, ``server``) as wire bytes. uvicorn replaces the

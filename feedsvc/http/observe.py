@@ -36,6 +36,7 @@ from urllib.parse import unquote
 from litestar.enums import ScopeType
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     ProcessCollector,
@@ -188,6 +189,12 @@ class Metrics:
             "feedsvc_db_operation_duration_seconds",
             "Time of each store operation (its queries, and waiting for a connection or the write lock).",
             ["operation"], buckets=STORE_BUCKETS, registry=r,
+        )
+        self.refused = Counter(
+            "feedsvc_http_refused_total",
+            "Requests refused, or connections cut, by the server's client limits, by status"
+            " (408 timeouts, 414/431 heads too large, 400/501/505 heads RFC 9112 refuses, 503 too many connections).",
+            ["status"], registry=r,
         )
         self.change_sequence = Gauge("feedsvc_change_sequence", "The newest change sequence number.", registry=r)
         self.database_up = Gauge("feedsvc_database_up", "1 if the last scrape could read the database.", registry=r)

@@ -1,10 +1,13 @@
 """Everything feedsvc relies on inside uvicorn, in one place: ``FrontProtocol``.
 
-``FrontProtocol`` is uvicorn's HTTP/1.1 protocol (httptools) with one step added: when a
+``FrontProtocol`` is uvicorn's HTTP/1.1 protocol (httptools) with two steps added. First,
+the client limits and RFC 9112's refusals of feedsvc.http.wire: the bytes of a request head
+are counted as they arrive, before httptools buffers them; timers bound the head, the body
+and idle keep-alive; past the connection limit, requests are answered 503 here. Then, when a
 request's headers are parsed and nothing else is in flight on the connection, it asks
 ``Front`` (feedsvc.http.front) whether this is a poll it answers, and if so writes the whole
 answer at once, in the same callback, with no task. Anything else goes on to uvicorn's own
-code as if the step were not there.
+code as if the steps were not there.
 
 That needs uvicorn's per-connection state, which is not its public API. This module is the
 only one that touches it, and ``SUPPORTED_UVICORN``, ``METHODS`` and ``ATTRIBUTES`` below
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from feedsvc.http.front import Front, find_front
+from feedsvc.http.wire import ClientLimits, HeadScanner, Refusal, answer, refusal
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
@@ -36,11 +40,15 @@ the second (exclusive), as in pyproject.toml's ``uvicorn[standard]>=0.30,<0.60``
 METHODS: dict[str, tuple[str, ...]] = {
     # uvicorn's, overridden here: called by uvicorn and by httptools' parser.
     "__init__": ("self", "config", "server_state", "app_state", "_loop"),
+    "connection_made": ("self", "transport"),
+    "connection_lost": ("self", "exc"),
+    "data_received": ("self", "data"),
     "on_message_begin": ("self",),
     "on_headers_complete": ("self",),
     "on_body": ("self", "body"),
     "on_message_complete": ("self",),
     # uvicorn's, called here after an answer, as uvicorn does after each of its own.
+    "send_400_response": ("self", "msg"),
     "_unset_keepalive_if_required": ("self",),
     "timeout_keep_alive_handler": ("self",),
 }
@@ -51,10 +59,11 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "protocol": (
         "app", "loop", "parser", "root_path", "client", "transport", "flow", "pipeline", "cycle",
         "server_state", "timeout_keep_alive", "timeout_keep_alive_task", "url", "headers",
-        "expect_100_continue", "scope",
+        "expect_100_continue", "scope", "connections",
     ),
     "flow": ("write_paused",),  # FlowControl: the client is not reading
-    "cycle": ("response_complete",),  # RequestResponseCycle: the request in flight is answered
+    # RequestResponseCycle: the request in flight is answered; or cut (a body timed out).
+    "cycle": ("response_complete", "response_started", "disconnected", "message_event"),
     "server_state": ("default_headers", "total_requests"),  # ServerState: date/server headers, counter
     "config": ("proxy_headers",),  # Config: X-Forwarded-* trusted
     "parser": ("get_method", "get_http_version", "should_upgrade", "should_keep_alive"),  # httptools
@@ -72,6 +81,12 @@ _METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 _PLAIN_PATH = re.compile(rb"/[^?%#\x00-\x20\x7f-\xff]*")
 _BIG = 16 * 1024
 """Bodies from this size are written apart from the head rather than copied into it."""
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# Where the connection is in the request it is reading.
+_IDLE, _HEAD, _BODY = 0, 1, 2
+_HEAD_TIMEOUT = Refusal(408, "the request's headers did not arrive in time", "request")
+_BODY_TIMEOUT = Refusal(408, "the request's body did not arrive in time", "request")
+_TOO_MANY = Refusal(503, "the server holds as many connections as it may; retry shortly", "connection")
 
 
 class FrontProtocol(HttpToolsProtocol):
@@ -89,17 +104,120 @@ class FrontProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._front = find_front(self.app)
+        self._limits = self._front.limits if self._front is not None else ClientLimits()
+        self.timeout_keep_alive = self._limits.keep_alive_timeout  # type: ignore[assignment]  # call_later takes a float
         self._proxied = bool(config.proxy_headers)
         self._answered = False
+        self._scanner = HeadScanner(self._limits)
+        self._phase = _IDLE
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._excess = False  # connected while the process held its limit of connections
+        self._refused = False  # answered here and closing: the parser's further callbacks are void
+
+    # --- client limits (feedsvc.http.wire) ------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._excess = len(self.connections) > self._limits.max_connections
+        self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._phase != _BODY:
+            if self._head_timer is None:  # the first byte of a request (or a stray CRLF)
+                self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+            if not self._scanner.done:
+                found = self._scanner.feed(data)
+                if found is not None:
+                    self._refuse(found)
+                    return
+        super().data_received(data)
+
+    def _stop_timers(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        cycle = self.cycle
+        if self._refused or self.transport.is_closing():
+            return
+        if cycle is not None and not cycle.response_complete:
+            # An answer is being written; a request pipelined behind it waits its turn.
+            self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+            return
+        if self._phase == _HEAD:
+            self._refuse(_HEAD_TIMEOUT)
+        else:  # nothing (or only blank lines) since connecting or since the last answer
+            self._refused = True
+            self._count(408)
+            self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self._phase != _BODY or self._refused or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        started = cycle is not None and cycle.response_started
+        if cycle is not None:
+            # As uvicorn does when a client goes: the app reads a disconnect, its writes go nowhere.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self._refuse(_BODY_TIMEOUT, write=not started)
+
+    def _refuse(self, found: Refusal, *, write: bool = True, retry_after: int | None = None) -> None:
+        """Answer ``found`` (unless an answer is already under way) and close."""
+        self._refused = True
+        self._stop_timers()
+        cycle = self.cycle
+        if write and (cycle is None or cycle.response_complete or cycle.disconnected):
+            server = self._front.server_lines(self.server_state.default_headers) if self._front is not None else b""
+            self.transport.write(answer(found, server, retry_after))
+        self._count(found.status)
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """httptools refused the bytes (uvicorn has logged it): the one error shape, and close."""
+        self._refuse(Refusal(400, "the request is not valid HTTP/1.1", "request"))
+
+    def _count(self, status: int) -> None:
+        if self._front is not None:
+            self._front.refused(status)
+
+    # --- requests ---------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         # uvicorn builds the request's ASGI scope here; one the front answers never needs it,
         # so it is built when the request goes to the app (``_to_app``).
+        self._phase = _HEAD
         self.url = b""
         self.headers = []
         self.expect_100_continue = False
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._phase = _BODY
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        found = refusal(self.parser.get_http_version(), self.headers)
+        if found is None and self._excess and len(self.connections) > self._limits.max_connections:
+            self._refuse(_TOO_MANY, retry_after=1)
+            return
+        if found is not None:
+            self._refuse(found)
+            return
         cycle = self.cycle
         if (
             self._front is not None
@@ -110,6 +228,8 @@ class FrontProtocol(HttpToolsProtocol):
         ):
             self._answered = True
             return
+        if any(name in _FRAMING for name, _ in self.headers):  # a body follows: it has a deadline
+            self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_timed_out)
         self._to_app()
         super().on_headers_complete()
 
@@ -161,10 +281,17 @@ class FrontProtocol(HttpToolsProtocol):
         return True
 
     def on_body(self, body: bytes) -> None:
-        if not self._answered:
+        if not self._answered and not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        self._scanner.restart()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        if self._refused:
+            return
         if self._answered:
             self._answered = False
             return
