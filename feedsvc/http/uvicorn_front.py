@@ -82,6 +82,8 @@ _PLAIN_PATH = re.compile(rb"/[^?%#\x00-\x20\x7f-\xff]*")
 _BIG = 16 * 1024
 """Bodies from this size are written apart from the head rather than copied into it."""
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+LINGER = 2.0
+"""Seconds a refused connection is kept to discard what the client still sends."""
 # Where the connection is in the request it is reading.
 _IDLE, _HEAD, _BODY = 0, 1, 2
 _HEAD_TIMEOUT = Refusal(408, "the request's headers did not arrive in time", "request")
@@ -179,12 +181,23 @@ class FrontProtocol(HttpToolsProtocol):
         """Answer ``found`` (unless an answer is already under way) and close."""
         self._refused = True
         self._stop_timers()
-        cycle = self.cycle
-        if write and (cycle is None or cycle.response_complete or cycle.disconnected):
-            server = self._front.server_lines(self.server_state.default_headers) if self._front is not None else b""
-            self.transport.write(answer(found, server, retry_after))
         self._count(found.status)
-        self.transport.close()
+        cycle = self.cycle
+        transport = self.transport
+        if not write or not (cycle is None or cycle.response_complete or cycle.disconnected):
+            transport.close()
+            return
+        server = self._front.server_lines(self.server_state.default_headers) if self._front is not None else b""
+        transport.write(answer(found, server, retry_after))
+        # A lingering close, as nginx's: closing with the client's bytes still unread would
+        # send a reset, and the client could lose the answer while it is still sending (a
+        # 256 KiB header). So: no more writes, discard what still arrives (data_received),
+        # and close when the client does, or after LINGER seconds.
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._head_timer = self.loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()
 
     def send_400_response(self, msg: str) -> None:
         """httptools refused the bytes (uvicorn has logged it): the one error shape, and close."""

@@ -135,29 +135,31 @@ class HeadScanner:
             newline = data.find(b"\n", pos)
             stop = end if newline < 0 else newline + 1
             self._line += stop - pos
-            if self._started:
-                self._head += stop - pos
-            line_limit = limits.max_header_line if self._started else MAX_REQUEST_LINE
-            if self._line > line_limit + 2:  # the limits count the line without its CRLF
-                if not self._started:
-                    return Refusal(414, f"the request line is limited to {MAX_REQUEST_LINE} bytes", "request line")
+            if newline >= 0 and (
+                self._line == 1 or (self._line == 2 and (self._cr if newline == pos else data[newline - 1] == 13))
+            ):  # a blank line
+                self._line, self._cr, pos = 0, False, stop
+                if self._started:
+                    self.done = True  # the head is complete; a body may follow
+                continue  # blank lines before a request line are skipped (RFC 9112 section 2.2)
+            # The limits count a line without its line end, the total with them.
+            if not self._started and self._line > MAX_REQUEST_LINE + 2:
+                return Refusal(414, f"the request line is limited to {MAX_REQUEST_LINE} bytes", "request line")
+            if self._started and self._line > limits.max_header_line + 2:
                 return Refusal(431, f"a header line is limited to {limits.max_header_line} bytes", "header line")
-            if self._head > limits.max_header_bytes:
+            # A line still arriving may yet be the blank one that ends the head: two bytes' grace.
+            if self._started and self._head + self._line > limits.max_header_bytes + (2 if newline < 0 else 0):
                 return Refusal(431, f"the headers are limited to {limits.max_header_bytes} bytes", "headers")
             if newline < 0:
                 self._cr = data[-1:] == b"\r"
                 break
-            blank = self._line == 1 or (self._line == 2 and (self._cr if newline == pos else data[newline - 1] == 13))
-            self._line, self._cr, pos = 0, False, stop
-            if blank:
-                if self._started:
-                    self.done = True  # the head is complete; a body may follow
-                continue  # blank lines before a request line are skipped (RFC 9112 section 2.2)
             if self._started:
+                self._head += self._line
                 self._headers += 1
                 if self._headers > limits.max_headers:
                     return Refusal(431, f"a request holds at most {limits.max_headers} header lines", "headers")
             self._started = True
+            self._line, self._cr, pos = 0, False, stop
         return None
 
 
