@@ -112,6 +112,7 @@ class FrontProtocol(HttpToolsProtocol):
         self._answered = False
         self._scanner = HeadScanner(self._limits)
         self._phase = _IDLE
+        self._begun = 0  # requests begun on this connection
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._excess = False  # connected while the process held its limit of connections
@@ -131,15 +132,19 @@ class FrontProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._phase != _BODY:
-            if self._head_timer is None:  # the first byte of a request (or a stray CRLF)
-                self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
-            if not self._scanner.done:
-                found = self._scanner.feed(data)
-                if found is not None:
-                    self._refuse(found)
-                    return
+        if self._phase != _BODY and not self._scanner.done:
+            found = self._scanner.feed(data)
+            if found is not None:
+                self._refuse(found)
+                return
+        begun, was = self._begun, self._phase
         super().data_received(data)
+        # A head left incomplete by this read (or stray bytes before one) has a deadline
+        # from now; a head that arrived whole, as most do, never needed a timer.
+        if self._head_timer is None and not self._refused and (
+            self._phase == _HEAD or (was == self._phase == _IDLE and self._begun == begun)
+        ):
+            self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
 
     def _stop_timers(self) -> None:
         if self._head_timer is not None:
@@ -213,6 +218,7 @@ class FrontProtocol(HttpToolsProtocol):
         # uvicorn builds the request's ASGI scope here; one the front answers never needs it,
         # so it is built when the request goes to the app (``_to_app``).
         self._phase = _HEAD
+        self._begun += 1
         self.url = b""
         self.headers = []
         self.expect_100_continue = False

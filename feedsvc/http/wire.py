@@ -130,6 +130,13 @@ class HeadScanner:
 
     def feed(self, data: bytes) -> Refusal | None:
         limits = self._limits
+        if not self._started and not self._line and data[:1] not in (b"\r", b"\n"):
+            # The usual case, a whole head in one read: within every bound when it is no
+            # longer than one header line may be and has no more lines than allowed.
+            end = data.find(b"\r\n\r\n", 0, limits.max_header_line + 4)
+            if end >= 0 and end <= limits.max_header_bytes and data.count(b"\n", 0, end) <= limits.max_headers:
+                self.done = True
+                return None
         pos, end = 0, len(data)
         while pos < end and not self.done:
             newline = data.find(b"\n", pos)
@@ -171,23 +178,30 @@ _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0
 def refusal(http_version: str, headers: Sequence[tuple[bytes, bytes]]) -> Refusal | None:
     """What RFC 9112 says to answer a request with this version and these headers (names
     lowercased, as the server parsed them), or None to serve it."""
-    if not http_version.startswith("1."):
+    if http_version != "1.1" and http_version[:2] != "1.":
         return Refusal(505, f"HTTP/{http_version} is not supported here: use HTTP/1.1", "request line")
-    hosts = [value for name, value in headers if name == b"host"]
-    if len(hosts) > 1:
-        return Refusal(400, "a request carries one Host header", "Host")
-    if not hosts and http_version != "1.0":
-        return Refusal(400, "an HTTP/1.1 request needs a Host header", "Host")
-    if hosts and not _HOST.fullmatch(hosts[0]):
+    host: bytes | None = None
+    codings: list[bytes] = []
+    length = False
+    for name, value in headers:  # one pass: this runs for every request, feed polls included
+        if name == b"host":
+            if host is not None:
+                return Refusal(400, "a request carries one Host header", "Host")
+            host = value
+        elif name == b"transfer-encoding":
+            codings += (token.strip().lower() for token in value.split(b","))
+        elif name == b"content-length":
+            length = True
+    if host is None:
+        if http_version != "1.0":
+            return Refusal(400, "an HTTP/1.1 request needs a Host header", "Host")
+    elif not _HOST.fullmatch(host):
         return Refusal(400, "the Host header is not a host[:port]", "Host")
-    codings = [
-        token.strip().lower() for name, value in headers if name == b"transfer-encoding" for token in value.split(b",")
-    ]
     if codings:
         if http_version == "1.0":
             return Refusal(400, "an HTTP/1.0 request cannot carry Transfer-Encoding", "Transfer-Encoding")
         if codings != [b"chunked"]:
             return Refusal(501, "the only Transfer-Encoding accepted is chunked, alone", "Transfer-Encoding")
-        if any(name == b"content-length" for name, _ in headers):
+        if length:
             return Refusal(400, "a request carries Transfer-Encoding or Content-Length, not both", "Content-Length")
     return None
