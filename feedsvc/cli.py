@@ -447,6 +447,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_now_if_stuck(code: int) -> int:
+    """``code``, after making sure a failed command exits: a thread a driver started and
+    left running (aiosqlite's are not daemons) would keep the process alive after its
+    error was printed, so the process ends at once, output flushed, when one is left."""
+    import logging
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the process exit code."""
     parser = build_parser()
@@ -461,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args, settings)
     except FeedsvcError as e:
         print(f"feedsvc: {e.message}", file=sys.stderr)
-        return 1
+        return exit_now_if_stuck(1) if argv is None else 1  # argv None: this is the process itself
     except BrokenPipeError:
         # stdout was closed early (`feedsvc export | head`): stay quiet, also at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

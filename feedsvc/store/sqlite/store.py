@@ -210,10 +210,15 @@ class SqliteStore(
 
     async def _connect_reader(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        await conn.execute("PRAGMA synchronous = FULL")
-        await conn.execute(search.CREATE_TERMS_TABLE)  # a temp table, so before query_only
-        await conn.execute("PRAGMA query_only = ON")
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute(search.CREATE_TERMS_TABLE)  # a temp table, so before query_only
+            await conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            # Its thread is not a daemon: left open, it would keep a failing process alive.
+            await conn.close()
+            raise
         return conn
 
     async def open(self) -> None:
@@ -227,9 +232,13 @@ class SqliteStore(
                 self._reader_list.append(conn)
                 self._readers.put_nowait(conn)
             self._watch.open()
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, StorageBusyError) as e:
             await self.close()
-            raise StorageError(f"cannot open SQLite database {self.path}: {e}") from e
+            reason = e.message if isinstance(e, StorageError) else str(e)
+            raise StorageError(
+                f"cannot open SQLite database {self.path}: {reason} (is it a feedsvc database, on a disk"
+                " with space, in a folder feedsvc may write to?)"
+            ) from e
 
     def _create_private(self) -> None:
         """Create the database file 0600 before SQLite does (it would make it 0644 under
