@@ -113,9 +113,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_headers: int = 100
     """Most header lines in a request; more is a `431`."""
     max_connections: int = 1000
-    """Open connections per server process; a request on a connection past it is answered
-    `503` with `Retry-After` at once, without reaching the app. `feedsvc serve` raises the
-    process's open-files limit to its hard limit to hold them."""
+    """Open connections per server process. Past it an idle connection is closed to make
+    room; when none is idle, a request on a connection past it is answered `503` with
+    `Retry-After` at once, without reaching the app. `feedsvc serve` raises the process's
+    open-files limit to its hard limit to hold them."""
     shutdown_timeout: int = 10
     """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace

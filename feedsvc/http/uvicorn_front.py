@@ -91,6 +91,18 @@ _BODY_TIMEOUT = Refusal(408, "the request's body did not arrive in time", "reque
 _TOO_MANY = Refusal(503, "the server holds as many connections as it may; retry shortly", "connection")
 
 
+def _idle(connection: object) -> bool:
+    """Whether a connection of this server waits for a request with nothing of it read."""
+    return (
+        isinstance(connection, FrontProtocol)
+        and connection._phase == _IDLE
+        and not connection._refused
+        and not connection._scanner.begun
+        and (connection.cycle is None or connection.cycle.response_complete)
+        and not connection.pipeline
+    )
+
+
 class FrontProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) that lets ``Front`` answer first.
 
@@ -122,8 +134,22 @@ class FrontProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._excess = len(self.connections) > self._limits.max_connections
+        if len(self.connections) > self._limits.max_connections:
+            # At the limit, as nginx does, an idle connection (silent since it connected, or
+            # kept alive after an answer) makes room; without one, this one is the excess.
+            idle = next((c for c in self.connections if c is not self and _idle(c)), None)
+            if isinstance(idle, FrontProtocol):
+                idle._make_room()
+            else:
+                self._excess = True
         self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+
+    def _make_room(self) -> None:
+        self._refused = True
+        self._stop_timers()
+        self._unset_keepalive_if_required()
+        self._count(503)
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timers()

@@ -13,8 +13,10 @@ request. They are what nginx gives its operators by default, each a setting
   than ``max_headers`` header lines is a 431, found while the bytes arrive (``HeadScanner``),
   before the parser buffers them; a request line longer than the longest URL the app
   answers (feedsvc.http.cost) is a 414;
-* past ``max_connections`` connections in one process, a new connection's request is
-  answered 503 with ``Retry-After`` at once, without reaching the app.
+* past ``max_connections`` connections in one process, an idle connection (nothing sent
+  since it connected or since its last answer) is closed to make room, as nginx does; when
+  none is idle, the new connection's request is answered 503 with ``Retry-After`` at once,
+  without reaching the app.
 
 And RFC 9112's refusals (``refusal``): an HTTP/1.1 request without ``Host``, any request
 with two, a ``Host`` that is not ``host[:port]`` is a 400; a major version other than 1
@@ -127,6 +129,11 @@ class HeadScanner:
         self._started = False  # the request line is behind us
         self._cr = False  # the last byte read was a CR
         self.done = False
+
+    @property
+    def begun(self) -> bool:
+        """Whether any byte of a head (a blank line included) has been read since ``restart``."""
+        return self._started or self._line > 0 or self.done
 
     def feed(self, data: bytes) -> Refusal | None:
         limits = self._limits
