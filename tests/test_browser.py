@@ -10,14 +10,12 @@ Screenshots of each theme go to tests/output/ (and /tmp/feedsvc-screens/).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,14 +26,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from feedsvc.config import load_settings
-from feedsvc.http.app import create_app
 from feedsvc.render.embed import iframe
 from feedsvc.service import Service
 from tests.conftest import CATEGORIES, commentary
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -325,46 +321,6 @@ class Tab(Session):
 
 
 # --- the servers --------------------------------------------------------------------------
-
-
-class LiveServer:
-    """The real app under uvicorn, on its own event loop in a thread."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        settings = load_settings(
-            {}, database_url=f"sqlite:///{tmp / 'feedsvc.db'}", public_url=self.url, media_dir=str(tmp / "media"),
-        )
-        self.app = create_app(settings)
-        config = uvicorn.Config(self.app, log_level="warning", ws="none", http="h11", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="feedsvc-uvicorn", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-
-    def run(self, coro: Any) -> Any:
-        """Run a coroutine on the server's loop (where the store's connection lives)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.loop.close()
-        self.sock.close()
 
 
 def partner_page(feedsvc: str, theme: str) -> bytes:
