@@ -193,9 +193,12 @@ def absolute_url(url: str, base: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    BLOCKS: frozenset[str] = frozenset(
-        {"p", "br", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption"}
-    )
+    # Every tag that ends a run of words where a browser would: without it, text taken
+    # from "<td>a</td><td>b</td>" or "<p>a<br>b</p>" glues the words ("ab").
+    BLOCKS: frozenset[str] = frozenset({
+        "p", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "td", "th", "pre",
+        "figure", "figcaption", "caption", "ul", "ol", "dl", "dt", "dd", "table", "hr", "div", "section",
+    })
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -206,6 +209,8 @@ class _TextExtractor(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.BLOCKS:
             self.parts.append("\n")
+            if self._current is not None:
+                self._current.append(" ")
         if tag == "p":
             self._current = []
 

@@ -25,6 +25,7 @@ from feedsvc.text import (
     _TextExtractor,
     _urls_absolute,
     absolutize_urls,
+    derive_summary,
     html_to_text,
     render_markdown,
     sanitize_html,
@@ -172,3 +173,21 @@ def test_the_quick_link_scan_sees_what_the_regular_expression_sees(parts: list[s
     html = "".join(parts)
     expected = all(_ABSOLUTE.match(m.group(2)) and "<" not in m.group(2) for m in _URL_ATTR.finditer(html))
     assert _urls_absolute(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("<p>Line one<br>Line two</p>", "Line one\nLine two"),
+        ("<table><tr><td>cell</td><td>next</td></tr></table>", "cell\nnext"),
+        ("<p>tally: 1</p><ul><li><p>Autumn</p></li></ul>", "tally: 1\nAutumn"),
+        ("<dl><dt>term</dt><dd>meaning</dd></dl>", "term\nmeaning"),
+    ],
+)
+def test_block_boundaries_keep_words_apart(body: str, text: str) -> None:
+    assert html_to_text(body) == text
+    assert _fast_text(body) is not None  # the fast path agrees (checked above on many inputs)
+
+
+def test_a_derived_summary_keeps_the_words_of_a_broken_line_apart() -> None:
+    assert derive_summary("<p>Line one<br>Line two</p><p>More.</p>") == "Line one Line two"

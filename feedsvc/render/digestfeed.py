@@ -48,10 +48,13 @@ def digest_html(digest: Digest) -> str:
         summary = escape(_line(entry.summary), quote=False)
         rows.append(
             f'<li><p><a href="{escape(safe_url(_line(entry.url)))}">{title}</a>{marker}</p>'
-            + (f"<p>{summary}</p>" if summary else "")
+            + (f"\n<p>{summary}</p>" if summary else "")
             + "</li>"
         )
-    return f"<p>{escape(tally_text(digest.trends, digest.lang), quote=False)}</p><ul>{''.join(rows)}</ul>"
+    # Blocks on lines of their own: readers that make a teaser by stripping tags (an npm
+    # parser did: "no trend: 1Autumn Rotation…") keep the words apart.
+    rows_html = "\n".join(rows)
+    return f"<p>{escape(tally_text(digest.trends, digest.lang), quote=False)}</p>\n<ul>\n{rows_html}\n</ul>"
 
 
 def digest_parts(view: FeedView, digest: Digest) -> ItemParts:
