@@ -172,4 +172,5 @@ def _clean_image(image: Image) -> Image:
         alt=clean_line(image.alt) or None if image.alt else None,
         caption=clean_line(image.caption) or None if image.caption else None,
         credit=clean_line(image.credit) or None if image.credit else None,
+        length=image.length,
     )

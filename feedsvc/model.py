@@ -140,6 +140,9 @@ class Image(Struct, forbid_unknown_fields=True, omit_defaults=True):
     alt: ShortText | None = None
     caption: ShortText | None = None
     credit: ShortText | None = None
+    length: Annotated[int, Meta(ge=1, le=2**40)] | None = None
+    """The file's size in bytes, when the publisher knows it: RSS enclosures carry it
+    (``length="0"`` means unknown there). feedsvc never fetches the image to find it."""
 
 
 class Translation(Struct):

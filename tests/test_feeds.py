@@ -113,38 +113,50 @@ async def test_items_are_complete(client: Client, seeded: list[dict[str, Any]]) 
     atom = (await client.get("/feed.atom?tag=nato&lang=en")).content
     jf = check_json_feed((await client.get("/feed.json?tag=nato&lang=en")).content)
 
-    # RSS: every author as dc:creator, Media RSS image with credit, the GUID from the id.
+    # RSS: one dc:creator naming every author, affiliations in the commentary namespace,
+    # the image as an enclosure and as Media RSS with its credit, the GUID from the id.
     doc = etree.fromstring(rss)
     ns = {"dc": "http://purl.org/dc/elements/1.1/", "media": "http://search.yahoo.com/mrss/",
           "c": "https://feedsvc.dev/ns/commentary/1.0", "atom": "http://www.w3.org/2005/Atom",
           "content": "http://purl.org/rss/1.0/modules/content/"}
     item = doc.find("channel/item")
     assert item is not None
-    assert [e.text for e in item.findall("dc:creator", ns)] == ["Anna Kovalenko (Vistula Centre)", "Piotr Nowak"]
+    assert [e.text for e in item.findall("dc:creator", ns)] == ["Anna Kovalenko and Piotr Nowak"]
+    assert [(a.get("name"), a.get("affiliation")) for a in item.findall("c:author", ns)] == [
+        ("Anna Kovalenko", "Vistula Centre"), ("Piotr Nowak", None)]
+    enclosure = item.find("enclosure")
+    assert enclosure is not None and enclosure.attrib == {
+        "url": f"{PUBLIC_URL}/media/map.svg", "length": "0", "type": "image/svg+xml"}
     assert item.findtext("guid") is not None and first["id"] in item.findtext("guid", "")
     assert item.find("guid").get("isPermaLink") == "false"  # type: ignore[union-attr]
     assert item.find("media:content", ns).get("url") == f"{PUBLIC_URL}/media/map.svg"  # type: ignore[union-attr]
     assert item.findtext(".//media:credit", namespaces=ns) == "Photo: A. B."
+    assert item.find(".//media:description", ns) is None and item.find(".//media:title", ns) is None
     assert item.findtext("c:trend", namespaces=ns) == "worsened"
     period = item.find("c:period", ns)
     assert period is not None and (period.get("start"), period.get("end")) == ("2026-03-02", "2026-03-08")
     alternates = item.findall("atom:link[@rel='alternate']", ns)
     # The hreflang set names the item itself and its translation.
     assert {a.get("hreflang") for a in alternates} == {"en", "be"}
-    assert "Originally published in" in item.findtext("content:encoded", namespaces=ns, default="")
+    content = item.findtext("content:encoded", namespaces=ns, default="")
+    assert "Originally published in" in content and "Anna Kovalenko (Vistula Centre)" in content
 
-    # Atom: several authors, translations as hreflang alternates, published and updated.
+    # Atom: one author naming both, translations as hreflang alternates, published and updated.
     parsed = feedparser.parse(atom)
     entry = parsed.entries[0]
-    assert [a.name for a in entry.authors] == ["Anna Kovalenko (Vistula Centre)", "Piotr Nowak"]
+    assert [a.name for a in entry.authors] == ["Anna Kovalenko and Piotr Nowak"]
+    assert [e.get("type") for e in entry.enclosures] == ["image/svg+xml"]
     assert any(link.get("hreflang") == "be" for link in entry.links)
     assert entry.published_parsed and entry.updated_parsed
     assert {t.term for t in entry.tags} >= {"regional-security", "border", "nato"}
 
-    # JSON Feed: authors, image, the _commentary extension.
+    # JSON Feed: authors by name, image and attachment, the _commentary extension.
     jitem = jf["items"][0]
-    assert [a["name"] for a in jitem["authors"]] == ["Anna Kovalenko (Vistula Centre)", "Piotr Nowak"]
+    assert [a["name"] for a in jitem["authors"]] == ["Anna Kovalenko", "Piotr Nowak"]
     assert jitem["image"] == f"{PUBLIC_URL}/media/map.svg"
+    assert jitem["attachments"] == [{"url": f"{PUBLIC_URL}/media/map.svg", "mime_type": "image/svg+xml"}]
+    assert [(a["name"], a.get("affiliation")) for a in jitem["_commentary"]["authors"]] == [
+        ("Anna Kovalenko", "Vistula Centre"), ("Piotr Nowak", None)]
     ext = jitem["_commentary"]
     assert ext["trend"] == "worsened" and ext["period"] == {"start": "2026-03-02", "end": "2026-03-08"}
     assert ext["source"]["name"] == "The Outlet" and ext["image"]["credit"] == "Photo: A. B."

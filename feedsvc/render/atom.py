@@ -1,26 +1,39 @@
 """Atom 1.0 (RFC 4287) from a FeedView and presented commentaries (feedgen).
 
-Per entry: ``id`` (a tag URI), ``title``, ``updated``, ``published``, one ``author`` per
-author (``name`` is ``Name (Affiliation)``, ``uri`` when known; an entry without authors
-gets the feed's title as its author, since Atom requires one), ``content type="html"``
-(the full HTML, with the image figure on top and the source line at the end), ``summary``,
+Per entry: ``id`` (a tag URI), ``title``, ``updated``, ``published``, one ``author`` whose
+``name`` names every author ("A and B"; ``uri`` when there is one author with a URL; an
+entry without authors gets the feed's title as its author, since Atom requires one),
+``content type="html"`` (the lede, the image figure, the body, the source and authors
+lines), ``summary type="html"``,
 ``link rel="alternate" type="text/html" hreflang=...`` for the item and for each
 translation, ``link rel="enclosure"`` for the image (``type`` from the file extension,
-``application/octet-stream`` when unknown), ``category`` (term = slug, ``scheme="{base}/categories"``,
-``label`` in the feed's language; tags with ``scheme="{base}/tags"``), ``xml:lang`` when
-the entry's language differs from the feed's, and the ``commentary`` elements (see
+``application/octet-stream`` when unknown; ``length`` when known), ``category`` (term =
+slug, ``scheme="{base}/categories"``, ``label`` in the feed's language; tags with
+``scheme="{base}/tags"``), ``xml:lang`` when the entry's language differs from the feed's,
+and the ``commentary`` elements (see
 :mod:`feedsvc.render.feedview`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import escape
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.model import Commentary
-from feedsvc.render.feedview import XML_LANG, FeedView, ItemParts, clean_view_text, newest_update, prepare, safe_view
+from feedsvc.render.feedview import (
+    XML_LANG,
+    FeedView,
+    ItemParts,
+    byline,
+    clean_view_text,
+    enclosure_type,
+    newest_update,
+    prepare,
+    safe_view,
+)
 from feedsvc.render.xmlfeed import (
     TRANSLATION_TYPE,
     EntryExtension,
@@ -69,7 +82,9 @@ class _AtomEntryExtension(EntryExtension):
         if p.image:
             # An unknown image format still gets a type: without one, readers (feedparser)
             # assume text/html.
-            link = {"href": p.image.url, "rel": "enclosure", "type": p.image.type or "application/octet-stream"}
+            link = {"href": p.image.url, "rel": "enclosure", "type": enclosure_type(p.image)}
+            if p.image.length:
+                link["length"] = str(p.image.length)
             _SubElement(entry, "link", link)
         add_commentary_elements(entry, p)
         return entry
@@ -133,19 +148,24 @@ def _add_entry(fg: FeedGenerator, p: ItemParts, view: FeedView, fallback_author:
     fe.title(p.title)
     fe.updated(p.updated)
     fe.published(p.published)
-    authors = []
-    for a in p.authors:
-        author = {"name": a.display}
-        if a.url:
-            author["uri"] = a.url
-        authors.append(author)
-    fe.author(authors or fallback_author)
+    if p.authors:
+        # One author naming them all: the reader library keeps one <author> only. A single
+        # author's page is its uri; each author's own is in commentary:author.
+        author = {"name": byline(p)}
+        if len(p.authors) == 1 and p.authors[0].url:
+            author["uri"] = p.authors[0].url
+        fe.author([author])
+    else:
+        fe.author(fallback_author)
     if p.url:
         fe.link(href=p.url, rel="alternate")
     if p.content_html or not p.url:  # Atom needs content or an alternate link; blank content warns
         fe.content(p.content_html, type="html")
     if p.summary:
-        fe.summary(p.summary)
+        # type="html" (the text escaped once more, as in RSS): feedparser marks a text
+        # summary text/plain, and rss2email, which mails text/plain first, would then
+        # mail the lede alone instead of the content.
+        fe.summary(escape(p.summary, quote=False), type="html")
     categories = []
     if p.category_slug:
         categories.append({"term": p.category_slug, "scheme": f"{view.base_url}/categories", "label": p.category_label})

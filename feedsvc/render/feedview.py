@@ -80,7 +80,7 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from feedsvc.model import EPOCH, Category, Commentary, Translation
-from feedsvc.text import absolute_url, clean_line, derive_summary, strip_invalid_xml
+from feedsvc.text import absolute_url, clean_line, derive_summary, html_to_text, strip_invalid_xml
 
 COMMENTARY_NS = "https://feedsvc.dev/ns/commentary/1.0"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
@@ -101,6 +101,9 @@ IMAGE_TYPES = {
     "gif": "image/gif",
     "avif": "image/avif",
 }
+
+# The word joining the last two names of a byline ("A, B and C").
+_AND = {"en": "and", "be": "і", "ru": "и", "uk": "і", "pl": "i"}
 
 # "Originally published in <Outlet>." in the languages commentaries are written in.
 _ORIGINALLY = {
@@ -175,6 +178,8 @@ class ImageParts(msgspec.Struct, frozen=True):
     alt: str | None
     caption: str | None
     credit: str | None
+    length: int | None = None
+    """Bytes, when the publisher gave them."""
 
 
 class SourceParts(msgspec.Struct, frozen=True):
@@ -269,6 +274,12 @@ def image_type(url: str) -> str | None:
     return IMAGE_TYPES.get(path[dot + 1 :].lower())
 
 
+def enclosure_type(image: ImageParts) -> str:
+    """The media type an enclosure declares: the image's, or ``application/octet-stream``
+    when its extension says nothing (readers assume text/html without one)."""
+    return image.type or "application/octet-stream"
+
+
 def _line(text: str) -> str:
     """A one-line text already known to be XML-safe: trimmed, whitespace runs collapsed."""
     return " ".join(text.split())
@@ -339,8 +350,66 @@ def _figure(image: ImageParts) -> str:
     if image.credit:
         caption.append(f"<small>{escape(image.credit, quote=False)}</small>")
     alt = image.alt or image.caption or ""
-    figcaption = f"<figcaption>{'<br>'.join(caption)}</figcaption>" if caption else ""
+    # On a line of its own: text made from the content (a plain-text mail) keeps the
+    # caption apart from the image.
+    figcaption = f"\n<figcaption>{'<br>'.join(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="{escape(image.url)}" alt="{escape(alt)}">{figcaption}</figure>'
+
+
+def byline(p: ItemParts) -> str:
+    """Every author's name in one string: "A", "A and B", "A, B and C" (the conjunction in
+    the item's language); affiliations stay out.
+
+    Feeds give readers this one string rather than one element per author: RSS readers
+    keep a single author string (feedparser's ``author``, the reader library, newsboat and
+    Miniflux take the last ``dc:creator``), the reader library keeps one Atom ``<author>``,
+    and the reader library splits an RSS author at commas and reads "(...)" as an e-mail
+    address, so "Name (Affiliation, Institute)" became two fake authors.
+    """
+    names = [a.name for a in p.authors]
+    if len(names) < 2:
+        return names[0] if names else ""
+    word = _AND.get((p.lang or "en").split("-")[0].lower(), _AND["en"])
+    return f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+def _authors_line(authors: Sequence[AuthorParts]) -> str:
+    """The authors with their affiliations, for the end of the content (the only place
+    readers show affiliations: no author field can carry them without being misread)."""
+    if not any(a.affiliation for a in authors):
+        return ""
+    return f"<p>{'<br>'.join(escape(a.display, quote=False) for a in authors)}</p>"
+
+
+# The end of the first block of a body: the image goes after it, so that a teaser cut from
+# the start of the content is the lede, never the image's caption.
+_FIRST_BLOCK_END = re.compile(r"</(?:p|ul|ol|h[1-6]|blockquote|pre|table|div|section)>", re.IGNORECASE)
+_FIRST_PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.IGNORECASE | re.DOTALL)
+
+
+def _opens_with(body: str, summary: str) -> bool:
+    """Whether ``summary`` is the body's first paragraph (as a derived summary is): then
+    the content does not repeat it as a lede."""
+    match = _FIRST_PARAGRAPH.search(body)
+    first = clean_line(html_to_text(match.group(1))) if match else clean_line(html_to_text(body))
+    return bool(first) and (first == summary or (summary.endswith("…") and first.startswith(summary[:-1])))
+
+
+def _content(lede: str, body: str, figure: str, tail: list[str]) -> str:
+    """The content HTML: lede, image, body, then the source and authors lines; blocks
+    separated by newlines, so that text taken from it by tag stripping keeps its word
+    boundaries."""
+    blocks = [lede] if lede else []
+    if figure:
+        end = None if lede else _FIRST_BLOCK_END.search(body)
+        if lede or end is None:
+            blocks += [figure, body]
+        else:
+            blocks += [body[: end.end()], figure, body[end.end() :].lstrip("\n")]
+    else:
+        blocks.append(body)
+    blocks += tail
+    return "\n".join(b for b in blocks if b)
 
 
 def _source_line(source: SourceParts, lang: str | None) -> str:
@@ -407,6 +476,7 @@ def prepare(view: FeedView, item: Commentary) -> ItemParts:
                 alt=_opt(item.image.alt, line),
                 caption=_opt(item.image.caption, line),
                 credit=_opt(item.image.credit, line),
+                length=item.image.length,
             )
 
     source = None
@@ -419,11 +489,13 @@ def prepare(view: FeedView, item: Commentary) -> ItemParts:
     summary = block(item.summary).strip()
     if not summary and body:
         summary = derive_summary(body)
-    content = body or (f"<p>{escape(summary, quote=False)}</p>" if summary else "")
-    if image is not None:
-        content = _figure(image) + content
-    if source is not None:
-        content += _source_line(source, lang)
+    # A lede written apart from the body opens the content, so that a reader showing only
+    # the content (rss2email, newsboat) shows the whole commentary; a summary derived from
+    # the body's first paragraph is not repeated.
+    lede = f"<p>{escape(summary, quote=False)}</p>" if summary and not (body and _opens_with(body, summary)) else ""
+    tail = [_source_line(source, lang)] if source is not None else []
+    tail.append(_authors_line(authors))
+    content = _content(lede, body, _figure(image) if image is not None else "", tail)
 
     category_slug = line(item.category)
     category = view.categories.get(item.category)

@@ -6,8 +6,9 @@ RFC 5005 ``prev_archive``: JSON Feed pages towards *older* items), ``icon``/``fa
 (both the view's icon; ``icon`` falls back to the logo), ``language``, ``hubs``
 (``WebSub``) and ``items``. Per item: ``id`` (the tag URI also used as RSS guid and Atom
 id), ``url``, ``title``, ``content_html``, ``summary``, ``image``, ``date_published``,
-``date_modified``, ``authors`` (``name`` is ``Name (Affiliation)``), ``tags``,
-``language`` and the ``_commentary`` extension object described in
+``date_modified``, ``authors`` (one per author, the name alone: affiliations are in
+``_commentary.authors``), ``tags``, ``language``, ``attachments`` (the image, with its
+``size_in_bytes`` when known) and the ``_commentary`` extension object described in
 :mod:`feedsvc.render.feedview`.
 """
 
@@ -19,7 +20,16 @@ from datetime import date, datetime
 import msgspec
 
 from feedsvc.model import Commentary, Translation
-from feedsvc.render.feedview import FeedView, ItemParts, RefParts, clean_view_text, prepare, related_refs, safe_view
+from feedsvc.render.feedview import (
+    FeedView,
+    ItemParts,
+    RefParts,
+    clean_view_text,
+    enclosure_type,
+    prepare,
+    related_refs,
+    safe_view,
+)
 
 VERSION = "https://jsonfeed.org/version/1.1"
 MEDIA_TYPE = "application/feed+json"
@@ -54,6 +64,13 @@ class Image(msgspec.Struct, kw_only=True, omit_defaults=True):
     alt: str | None = None
     caption: str | None = None
     credit: str | None = None
+    length: int | None = None
+
+
+class Attachment(msgspec.Struct, kw_only=True, omit_defaults=True):
+    url: str
+    mime_type: str
+    size_in_bytes: int | None = None
 
 
 class Ref(msgspec.Struct):
@@ -99,6 +116,7 @@ class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
     authors: list[Author] = msgspec.field(default_factory=list)
     tags: list[str] = msgspec.field(default_factory=list)
     language: str | None = None
+    attachments: list[Attachment] = msgspec.field(default_factory=list)
     commentary: CommentaryExt = msgspec.field(name="_commentary")
 
 
@@ -135,15 +153,18 @@ def _item(p: ItemParts, related: list[Ref]) -> Item:
         image=img.url if img else None,
         date_published=p.published,
         date_modified=p.updated,
-        authors=[Author(name=a.display, url=a.url) for a in p.authors],
+        authors=[Author(name=a.name, url=a.url) for a in p.authors],
         tags=list(p.tags),
         language=p.lang,
+        attachments=[Attachment(url=img.url, mime_type=enclosure_type(img), size_in_bytes=img.length)] if img else [],
         commentary=CommentaryExt(
             category=CategoryRef(slug=p.category_slug, name=p.category_label) if p.category_slug else None,
             trend=p.trend,
             period=Period(start=p.period[0], end=p.period[1]) if p.period else None,
             source=Source(name=p.source.name, url=p.source.url) if p.source else None,
-            image=Image(url=img.url, alt=img.alt, caption=img.caption, credit=img.credit) if img else None,
+            image=Image(url=img.url, alt=img.alt, caption=img.caption, credit=img.credit, length=img.length)
+            if img
+            else None,
             authors=[AuthorDetail(name=a.name, affiliation=a.affiliation, url=a.url) for a in p.authors],
             translations=_refs(p.translations),
             related=related,

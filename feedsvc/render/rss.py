@@ -4,11 +4,12 @@ Per item: ``title``, ``link``, ``description`` (the summary), ``content:encoded`
 full HTML, with the image figure on top and the source line at the end), ``guid``
 (a tag URI, ``isPermaLink="false"``), ``category`` (the category in the feed's language,
 ``domain="{base}/categories"``, then every tag with ``domain="{base}/tags"``),
-``pubDate``, ``atom:updated``, one ``dc:creator`` per author (``Name (Affiliation)``;
-RSS ``<author>`` would need an e-mail address), ``dc:language`` when the item's language
-differs from the feed's, ``source`` (when the original has a URL), Media RSS
-``media:content``/``media:thumbnail`` for the image, ``atom:link rel="alternate"
-hreflang=...`` per translation, and the ``commentary`` elements (see
+``pubDate``, ``atom:updated``, one ``dc:creator`` naming every author ("A and B", see
+:func:`~feedsvc.render.feedview.byline`; RSS ``<author>`` would need an e-mail address),
+``dc:language`` when the item's language differs from the feed's, ``source`` (when the
+original has a URL), the image as ``<enclosure>`` and as Media RSS
+``media:content``/``media:thumbnail`` (with ``media:credit``), ``atom:link
+rel="alternate" hreflang=...`` per translation, and the ``commentary`` elements (see
 :mod:`feedsvc.render.feedview`).
 """
 
@@ -28,6 +29,8 @@ from feedsvc.render.feedview import (
     MEDIA_NS,
     FeedView,
     ItemParts,
+    byline,
+    enclosure_type,
     newest_update,
     prepare,
     safe_view,
@@ -56,7 +59,6 @@ _DC_CREATOR = f"{{{DC_NS}}}creator"
 _DC_LANGUAGE = f"{{{DC_NS}}}language"
 _MEDIA_CONTENT = f"{{{MEDIA_NS}}}content"
 _MEDIA_THUMBNAIL = f"{{{MEDIA_NS}}}thumbnail"
-_MEDIA_DESCRIPTION = f"{{{MEDIA_NS}}}description"
 _MEDIA_CREDIT = f"{{{MEDIA_NS}}}credit"
 
 
@@ -82,20 +84,26 @@ class _RssItemExtension(EntryExtension):
         p = self.parts
         _SubElement(item, "pubDate").text = rfc822(p.published)
         _SubElement(item, _ATOM_UPDATED).text = p.updated.isoformat()
-        for author in p.authors:
-            _SubElement(item, _DC_CREATOR).text = author.display
+        if p.authors:
+            _SubElement(item, _DC_CREATOR).text = byline(p)
         if p.lang and p.lang != self.feed_lang:
             _SubElement(item, _DC_LANGUAGE).text = p.lang
         if p.source and p.source.url:
             _SubElement(item, "source", url=p.source.url).text = p.source.name
         if p.image:
             img = p.image
+            # The standard enclosure first (feedparser, the reader library and rss2email
+            # see no other); length 0 when unknown, as the RSS Advisory Board's best
+            # practices profile says.
+            _SubElement(item, "enclosure", url=img.url, length=str(img.length or 0), type=enclosure_type(img))
             attrs = {"url": img.url, "medium": "image"}
             if img.type:
                 attrs["type"] = img.type
+            if img.length:
+                attrs["fileSize"] = str(img.length)
             content = _SubElement(item, _MEDIA_CONTENT, attrs)
-            if img.caption:
-                _SubElement(content, _MEDIA_DESCRIPTION, type="plain").text = img.caption
+            # No media:description or media:title: feedparser takes them for the item's
+            # summary and title. The caption is in the content's figure.
             if img.credit:
                 _SubElement(content, _MEDIA_CREDIT).text = img.credit
             _SubElement(item, _MEDIA_THUMBNAIL, url=img.url)

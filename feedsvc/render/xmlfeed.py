@@ -37,6 +37,7 @@ EXTENSION = "feedsvc"
 _TREND = f"{{{COMMENTARY_NS}}}trend"
 _PERIOD = f"{{{COMMENTARY_NS}}}period"
 _SOURCE = f"{{{COMMENTARY_NS}}}source"
+_AUTHOR = f"{{{COMMENTARY_NS}}}author"
 _ARCHIVE = f"{{{HISTORY_NS}}}archive"
 
 _SubElement = etree.SubElement
@@ -83,7 +84,7 @@ def new_generator(
     fg.register_extension(EXTENSION, feed_ext, entry_ext, atom=True, rss=True)
     ext: FeedExtension = getattr(fg, EXTENSION)
     ext.view = view
-    ext.uses_commentary = any(p.trend or p.period or p.source for p in parts)
+    ext.uses_commentary = any(p.trend or p.period or p.source or _has_author_details(p) for p in parts)
     ext.uses_media = any(p.image for p in parts)
     ext.uses_dc = any(p.authors for p in parts)
     fg.title(clean_view_text(view.title) or view.id)
@@ -92,8 +93,21 @@ def new_generator(
     return fg, ext
 
 
+def _has_author_details(p: ItemParts) -> bool:
+    return any(a.affiliation or a.url for a in p.authors)
+
+
 def add_commentary_elements(parent: etree._Element, p: ItemParts) -> None:
-    """``commentary:trend``, ``commentary:period``, ``commentary:source`` (when known)."""
+    """``commentary:author`` per author (when any has an affiliation or a URL: what the one
+    author string of RSS and Atom leaves out), ``commentary:trend``, ``commentary:period``,
+    ``commentary:source`` (when known)."""
+    for a in p.authors if _has_author_details(p) else ():
+        attrs = {"name": a.name}
+        if a.affiliation:
+            attrs["affiliation"] = a.affiliation
+        if a.url:
+            attrs["url"] = a.url
+        _SubElement(parent, _AUTHOR, attrs)
     if p.trend:
         _SubElement(parent, _TREND).text = p.trend
     if p.period:

@@ -132,8 +132,18 @@
           </span>
         </xsl:if>
       </p>
+      <!-- type="html": HTML-escaped plain text, unescaped once as in RSS -->
       <xsl:if test="normalize-space(atom:summary)">
-        <p class="summary" dir="auto"><xsl:value-of select="atom:summary"/></p>
+        <p class="summary" dir="auto">
+          <xsl:choose>
+            <xsl:when test="atom:summary/@type = 'html'">
+              <xsl:call-template name="unescape">
+                <xsl:with-param name="text" select="string(atom:summary)"/>
+              </xsl:call-template>
+            </xsl:when>
+            <xsl:otherwise><xsl:value-of select="atom:summary"/></xsl:otherwise>
+          </xsl:choose>
+        </p>
       </xsl:if>
     </article>
   </xsl:template>
