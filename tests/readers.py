@@ -135,6 +135,7 @@ def read_reader(base_url: str, workdir: Path, urls: list[str] | None = None) -> 
     added, updated once, and read back from its database."""
     from reader import make_reader
 
+    workdir.mkdir(parents=True, exist_ok=True)
     reader = make_reader(str(workdir / "reader.sqlite"))
     try:
         feeds = urls if urls is not None else [s["url"] for s in subscriptions(base_url)]

@@ -260,6 +260,50 @@ async def test_a_write_shows_in_the_next_fetch(client: Client, auth: dict[str, s
     assert "Fresh news" not in titles
 
 
+TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}deleted-entry"
+
+
+async def tombstones(client: Client, path: str) -> dict[str, str]:
+    """The RFC 6721 tombstones of a feed (ref: when), after checking it parses cleanly."""
+    r = await client.get(path)
+    assert r.status_code == 200, r.text
+    check_feed(path.split("?")[0].rsplit(".", 1)[1], r.content)
+    if path.split("?")[0].endswith(".json"):
+        return {}
+    return {e.get("ref", ""): e.get("when", "") for e in etree.fromstring(r.content).iter(TOMBSTONE)}
+
+
+async def test_atom_feeds_name_the_commentaries_deleted_from_their_window(
+    client: Client, auth: dict[str, str], seeded: list[dict[str, Any]]
+) -> None:
+    gone = next(c for c in seeded if c["title"] == "Policy two")
+    guid = next(e.id for e in check_xml_feed((await client.get("/feed.atom")).content).entries if gone["id"] in e.id)
+    assert await tombstones(client, "/feed.atom") == {}
+    r = await client.delete(f"/api/v1/commentaries/{gone['id']}", headers={**auth, "If-Match": "*"})
+    assert r.status_code == 204
+
+    told = await tombstones(client, "/feed.atom")
+    assert list(told) == [guid]
+    assert datetime.fromisoformat(told[guid]) <= datetime.now().astimezone()
+    assert list(await tombstones(client, "/categories/foreign-policy/feed.atom")) == [guid]
+    # feeds it was never in, and formats that cannot say it, say nothing
+    for path in ("/categories/economy/feed.atom", "/be/feed.atom", "/feed.rss", "/feed.json"):
+        assert await tombstones(client, path) == {}, path
+    # readers that do not know tombstones see a feed without the item, nothing else
+    parsed = check_xml_feed((await client.get("/feed.atom")).content)
+    assert guid not in {e.id for e in parsed.entries} and len(parsed.entries) == len(seeded) - 1
+
+    # a commentary taken back to draft is gone too, until it is published again
+    back = next(c for c in seeded if c["title"] == "Policy three")
+    patch = {**auth, "If-Match": "*"}
+    r = await client.patch(f"/api/v1/commentaries/{back['id']}", json={"status": "draft"}, headers=patch)
+    assert r.is_success
+    assert len(await tombstones(client, "/categories/foreign-policy/feed.atom")) == 2
+    r = await client.patch(f"/api/v1/commentaries/{back['id']}", json={"status": "published"}, headers=patch)
+    assert r.is_success
+    assert list(await tombstones(client, "/categories/foreign-policy/feed.atom")) == [guid]
+
+
 async def test_a_write_in_one_category_leaves_other_views_alone(
     client: Client, auth: dict[str, str], seeded: Any
 ) -> None:

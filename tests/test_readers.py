@@ -294,3 +294,26 @@ def test_rss2email_mails_an_image_commentary_with_its_lede_and_text(
         for author in c["authors"]:  # with their affiliations, at the end
             assert author["name"] in text and (author.get("affiliation") or "") in text
     assert with_images >= 5
+
+
+def test_readers_skip_atom_tombstones_harmlessly(tmp_path: Path) -> None:
+    """A feed naming a deleted commentary (RFC 6721) reads as the feed without it."""
+    live = LiveServer(tmp_path / "server", media_dir=DEMO_DATA / "media")
+    live.start()
+    try:
+        live.load_demo()
+        token, _ = live.run(live.service.create_token("readers", ["write"]))
+        url = f"{live.url}/feed.atom"
+        with httpx.Client(base_url=live.url, timeout=30) as http:
+            before = http.get("/api/v1/commentaries", params={"limit": 100, "lang": "en"}).json()["items"]
+            gone = before[0]["id"]
+            r = http.delete(f"/api/v1/commentaries/{gone}", headers={"Authorization": f"Bearer {token}",
+                                                                     "If-Match": "*"})
+            assert r.status_code == 204, r.text
+            assert b"at:deleted-entry" in http.get("/feed.atom").content
+        for entries in (readers.read_feedparser(live.url, [url])[url],
+                        readers.read_reader(live.url, tmp_path / "reader", [url])[url]):
+            ids = [e["id"] for e in entries]
+            assert ids and not [i for i in ids if i.endswith(f"/{gone}")] and len(ids) == len(set(ids))
+    finally:
+        live.stop()

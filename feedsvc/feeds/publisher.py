@@ -21,6 +21,10 @@ Archives (RFC 5005 §4): the subscription document holds the newest ``feed_limit
 and links ``prev-archive`` to the page of items just older than its last one, and so on
 back to the first commentary. Pages are keyset-bounded, so walking them yields every
 public commentary exactly once; archive pages carry ``<fh:archive/>`` and ``current``.
+
+Deletions (RFC 6721): an Atom subscription document names the commentaries that left its
+window (see ``tombstones``). They need no stamp of their own: a commentary that leaves a
+document's window was one of its items, so its going changes the stamp.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
@@ -41,8 +45,12 @@ from feedsvc.feeds.fragments import Fragments
 from feedsvc.feeds.views import FORMAT_NAMES, FORMATS, MEDIA_TYPES, FeedFormat, FeedSpec, canonical_params, is_canonical
 from feedsvc.model import Category, Commentary, Query, Translation, to_us
 from feedsvc.render.digestfeed import render_digest_feed
-from feedsvc.render.feedview import FeedView
+from feedsvc.render.feedview import FeedView, tag_uri
 from feedsvc.service import RELATED_IN_FEEDS, Service
+
+TOMBSTONE_DAYS = 30
+"""How long an Atom feed tells of a deletion: readers that polled in that time learn of it."""
+MAX_TOMBSTONES = 50
 
 MAX_ADDRESSES = 10_000
 """Request paths remembered for ``FeedPublisher.cached``: a backstop, since only the
@@ -228,12 +236,41 @@ class FeedPublisher:
         items = items[: query.limit]
         presented = await self.service.present(items)
         view = await self._view(fmt, spec, cursor, presented, older, seq)
+        if fmt == "atom" and cursor is None:
+            view = msgspec.structs.replace(view, deleted=await self.tombstones(query, items, older))
         body = self.fragments.render(fmt, view, presented, related)
         self.stats.renders += 1
         rendered = Rendered(body, _newest(presented), seq, shown)
         canonical = cursor is None and spec.query.limit == self.feed_limit and is_canonical(spec)
         self._keep(key, rendered, canonical=canonical)
         return rendered
+
+    async def tombstones(
+        self, query: Query, items: Sequence[Commentary], older: bool
+    ) -> tuple[tuple[str, datetime], ...]:
+        """The commentaries that left this view's window in the last ``TOMBSTONE_DAYS``, as
+        ``(guid, when)``, newest first. The window: everything the view holds when this
+        document shows all of it, else its items' time span (a commentary older than the
+        oldest shown had left the document before it went). Views by category and
+        language only: other filters (tag, author, trend, dates, full text) are not
+        replayed on the deleted commentaries, so those feeds name none."""
+        if query.tag or query.author or query.trend or query.q or query.updated_since or query.after:
+            return ()
+        if query.from_date or query.to_date or query.from_time or query.to_time:
+            return ()
+        since = self.service.clock() - timedelta(days=TOMBSTONE_DAYS)
+        oldest = min((c.published_at for c in items), default=None) if older else None
+        found = []
+        for gone in await self.service.store.get_deletions(max(since, oldest) if oldest else since, MAX_TOMBSTONES):
+            c = gone.last
+            if c is None or (oldest is not None and c.published_at < oldest):
+                continue
+            if (query.lang and c.lang.lower() != query.lang.lower()) or (
+                query.categories and c.category not in query.categories
+            ):
+                continue
+            found.append((tag_uri(self.tag_authority, c), gone.at))
+        return tuple(found)
 
     def cached(self, path: str) -> tuple[Rendered, FeedFormat, str] | None:
         """The document of the canonical view last served at ``path``, its format and route

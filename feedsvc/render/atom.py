@@ -1,5 +1,9 @@
 """Atom 1.0 (RFC 4287) from a FeedView and presented commentaries (feedgen).
 
+Feed level, besides the usual: an RFC 6721 ``<at:deleted-entry ref="GUID" when="..."/>``
+for each item gone from the feed's window (``FeedView.deleted``); readers that do not
+know tombstones skip them.
+
 Per entry: ``id`` (a tag URI), ``title``, ``updated``, ``published``, one ``author`` whose
 ``name`` names every author ("A and B"; ``uri`` when there is one author with a URL; an
 entry without authors gets the feed's title as its author, since Atom requires one),
@@ -24,9 +28,11 @@ from lxml import etree
 
 from feedsvc.model import Commentary
 from feedsvc.render.feedview import (
+    TOMBSTONES_NS,
     XML_LANG,
     FeedView,
     ItemParts,
+    aware,
     byline,
     clean_view_text,
     enclosure_type,
@@ -48,14 +54,22 @@ from feedsvc.render.xmlfeed import (
 MEDIA_TYPE = "application/atom+xml"
 
 _SubElement = etree.SubElement
+_DELETED_ENTRY = f"{{{TOMBSTONES_NS}}}deleted-entry"
 
 
 class _AtomFeedExtension(FeedExtension):
     def extend_ns(self) -> dict[str, str]:
-        return self._ns()
+        ns = self._ns()
+        if self.view.deleted:
+            ns["at"] = TOMBSTONES_NS
+        return ns
 
     def extend_atom(self, feed: etree._Element) -> etree._Element:
         add_archive_marker(feed, self.view)
+        # Before the entries (feedgen adds them after the extensions), so the document's
+        # head carries them and the entries stay what feedsvc.feeds.fragments reuses.
+        for ref, when in self.view.deleted:
+            _SubElement(feed, _DELETED_ENTRY, ref=ref, when=aware(when).isoformat())
         return feed
 
 

@@ -84,6 +84,7 @@ from feedsvc.text import absolute_url, clean_line, derive_summary, html_to_text,
 
 COMMENTARY_NS = "https://feedsvc.dev/ns/commentary/1.0"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -162,6 +163,9 @@ class FeedView(msgspec.Struct, frozen=True, kw_only=True):
     """When set, RSS and Atom begin with ``<?xml-stylesheet type="text/xsl" href=...?>``."""
     ttl: int | None = None
     """RSS ``<ttl>`` in minutes."""
+    deleted: tuple[tuple[str, datetime], ...] = ()
+    """Items gone from this feed's window: ``(guid, when)``, newest first. Atom writes them
+    as RFC 6721 ``at:deleted-entry``; RSS and JSON Feed have no way to say it."""
 
 
 class AuthorParts(msgspec.Struct, frozen=True):

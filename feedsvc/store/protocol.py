@@ -38,6 +38,7 @@ from feedsvc.model import (
 from feedsvc.store.bulk_rows import Imported, ImportRow
 from feedsvc.store.records import (
     CopyBatch,
+    Deletion,
     DigestMark,
     DigestRecord,
     IdempotencyKey,
@@ -189,6 +190,11 @@ class ChangeLog(Protocol):
     async def get_changes(self, since: int, limit: int) -> tuple[list[Change], int]:
         """Public changes with a sequence number above ``since``, oldest first, and the
         sequence number to resume from (the last one examined)."""
+
+    async def get_deletions(self, since: datetime, limit: int) -> list[Deletion]:
+        """Commentaries that left public view at ``since`` or later and have not come back,
+        newest first, at most ``limit``; only among the log's last 10,000 entries, so the
+        cost is bounded whatever the log's size."""
 
 
 class Tokens(Protocol):

@@ -65,6 +65,16 @@ class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
     """The commentary after the change, as the stored JSON bytes (public upserts only)."""
 
 
+class Deletion(msgspec.Struct, frozen=True, kw_only=True):
+    """A commentary gone from public view (deleted, or back to draft) and not back since."""
+
+    id: str
+    at: datetime
+    """When it went."""
+    last: Commentary | None
+    """The commentary as it was last public (``None`` if the log no longer has it)."""
+
+
 class StoredCategory(msgspec.Struct, frozen=True, kw_only=True):
     """A category as stored, with the version and time of its last change."""
 

@@ -3,8 +3,10 @@ public changes mirrors page through, the log as stored (copies), a deletion's la
 
 from __future__ import annotations
 
-from feedsvc.model import Change, Commentary, from_us
-from feedsvc.store.records import LOG_ENTRY, Columns, LogEntry, StoreState, decode_commentary, log_entry
+from datetime import datetime
+
+from feedsvc.model import Change, Commentary, from_us, to_us
+from feedsvc.store.records import LOG_ENTRY, Columns, Deletion, LogEntry, StoreState, decode_commentary, log_entry
 from feedsvc.store.sql.base import SqlBase
 
 CHANGE = Columns("newest", "seq", "ref", "public_op", "at_us", "doc")
@@ -16,6 +18,24 @@ CHANGES = (
     f" SELECT {CHANGE.sql} FROM n LEFT JOIN (SELECT seq, ref, public_op, at_us, doc FROM changes"
     "  WHERE seq > ? AND seq <= (SELECT newest FROM n) AND public_op IS NOT NULL ORDER BY seq LIMIT ?) c ON true"
     " ORDER BY c.seq"
+)
+
+# Public deletions since a time, among the log's last entries, newest first, each with the
+# commentary's last public document and only while nothing public came after it. The log
+# is in commit order, so "since a time" is "after the newest entry older than it"; both
+# walks stay within the last `DELETIONS_SCAN` entries (a range of the primary key).
+DELETIONS_SCAN = 10_000
+DELETIONS = (
+    "WITH n AS (SELECT coalesce(max(seq), 0) - ? AS floor FROM changes),"
+    " b AS (SELECT coalesce(max(seq), (SELECT floor FROM n)) AS start FROM changes"
+    "  WHERE seq > (SELECT floor FROM n) AND at_us < ?)"
+    " SELECT d.ref, d.at_us,"
+    "  (SELECT u.doc FROM changes u WHERE u.ref = d.ref AND u.seq < d.seq AND u.doc IS NOT NULL"
+    "   ORDER BY u.seq DESC LIMIT 1)"
+    " FROM changes d"
+    " WHERE d.seq > (SELECT start FROM b) AND d.public_op = 'deleted' AND d.kind = 'commentary'"
+    "  AND NOT EXISTS (SELECT 1 FROM changes l WHERE l.ref = d.ref AND l.seq > d.seq AND l.doc IS NOT NULL)"
+    " ORDER BY d.seq DESC LIMIT ?"
 )
 
 
@@ -50,6 +70,13 @@ class ChangeReads(SqlBase):
         # A short page means every change up to `newest` was examined.
         resume = items[-1].seq if len(items) == limit else max(newest, since)
         return items, resume
+
+    async def get_deletions(self, since: datetime, limit: int) -> list[Deletion]:
+        rows = await self._rows(DELETIONS, (DELETIONS_SCAN, to_us(since), limit))
+        return [
+            Deletion(id=r[0], at=from_us(r[1]), last=decode_commentary(r[2]) if r[2] is not None else None)
+            for r in rows
+        ]
 
     async def get_log(self, since: int, limit: int) -> list[LogEntry]:
         rows = await self._rows(
