@@ -44,10 +44,10 @@ JSON Feed: each item has ``_commentary`` with the keys
 ``trend``         as above (absent when unknown);
 ``period``        ``{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`` (absent when unknown);
 ``source``        ``{"name": ..., "url": ...}`` (absent when unknown; ``url`` optional);
-``image``         ``{"url", "alt", "caption", "credit"}``, the item's ``image`` with its
-                  caption and credit (absent when there is no image);
+``image``         ``{"url", "alt", "caption", "credit", "length"}``, the item's ``image``
+                  with its caption and credit (absent when there is no image);
 ``authors``       ``[{"name", "affiliation", "url"}]``, structured, where the standard
-                  ``authors`` carry the display name ``"Name (Affiliation)"``;
+                  ``authors`` carry names only;
 ``translations``  ``[{"id", "lang", "title", "url"}]``, always present, may be empty;
 ``related``       same shape as ``translations``, always present: the commentaries most
                   related to this one, best first (feedsvc serves at most 3; see
@@ -55,10 +55,14 @@ JSON Feed: each item has ``_commentary`` with the keys
 
 Other mappings worth knowing: item GUIDs/ids are tag URIs (RFC 4151)
 ``tag:{tag_authority},{YYYY-MM-DD of created_at in UTC}:commentary/{id}``, so they survive
-changes of title, slug, URL and domain of the links. Authors are
-``"Name (Affiliation)"`` in RSS ``dc:creator`` and Atom ``author/name``. The image is
-Media RSS ``media:content``/``media:thumbnail`` in RSS, ``link rel="enclosure"`` in Atom,
-``image`` in JSON Feed, and a ``<figure>`` at the top of the content HTML everywhere.
+changes of title, slug, URL and domain of the links. RSS ``dc:creator`` and Atom
+``author/name`` are one string naming every author (:func:`byline`); affiliations are in
+``commentary:author`` elements (``name``, ``affiliation``, ``url``; written when any author
+has an affiliation or URL) and in the content's last paragraph. The image is an RSS
+``<enclosure>`` plus Media RSS ``media:content``/``media:thumbnail``, ``link
+rel="enclosure"`` in Atom, ``image`` and an attachment in JSON Feed, and a ``<figure>``
+after the content's first block (the lede, when the summary is not the body's first
+paragraph) everywhere.
 Translations are ``rel="alternate"`` links with ``hreflang`` (``atom:link`` inside RSS
 items), typed ``text/html; charset=utf-8`` and placed after the item's own ``text/html``
 link so that every common reader keeps the item's own URL as its permalink. RSS items
