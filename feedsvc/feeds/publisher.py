@@ -23,8 +23,8 @@ back to the first commentary. Pages are keyset-bounded, so walking them yields e
 public commentary exactly once; archive pages carry ``<fh:archive/>`` and ``current``.
 
 Deletions (RFC 6721): an Atom subscription document names the commentaries that left its
-window (see ``tombstones``). They need no stamp of their own: a commentary that leaves a
-document's window was one of its items, so its going changes the stamp.
+window (see ``tombstones``); they are part of its stamp, worked out again whenever the
+sequence moved, like JSON Feed's related lists.
 """
 
 from __future__ import annotations
@@ -222,10 +222,17 @@ class FeedPublisher:
         items: list[Commentary] | None = None
         related: dict[str, list[Translation]] = {}
         shown: object = stamp.versions
+        deleted: tuple[tuple[str, datetime], ...] = ()
         if fmt == "json":
             items = await self.service.store.get_commentaries(probe)
             related = await self.service.related_links(items[: query.limit], RELATED_IN_FEEDS)
             shown = (stamp.versions, related)
+        elif fmt == "atom" and cursor is None:
+            # Tombstones are part of what is shown: two nodes (or one, before and after a
+            # restart) whose cached bytes saw different histories must agree on them.
+            items = await self.service.store.get_commentaries(probe)
+            deleted = await self.tombstones(query, items[: query.limit], len(items) > query.limit)
+            shown = (stamp.versions, deleted)
         if entry is not None and entry.stamp == shown:
             entry.seq = seq
             self.stats.revalidated += 1
@@ -236,8 +243,8 @@ class FeedPublisher:
         items = items[: query.limit]
         presented = await self.service.present(items)
         view = await self._view(fmt, spec, cursor, presented, older, seq)
-        if fmt == "atom" and cursor is None:
-            view = msgspec.structs.replace(view, deleted=await self.tombstones(query, items, older))
+        if deleted:
+            view = msgspec.structs.replace(view, deleted=deleted)
         body = self.fragments.render(fmt, view, presented, related)
         self.stats.renders += 1
         rendered = Rendered(body, _newest(presented), seq, shown)

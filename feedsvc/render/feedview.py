@@ -398,8 +398,13 @@ _FIRST_PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.IGNORECASE | re.DO
 def _opens_with(body: str, summary: str) -> bool:
     """Whether ``summary`` is the body's first paragraph (as a derived summary is): then
     the content does not repeat it as a lede."""
-    match = _FIRST_PARAGRAPH.search(body)
-    first = clean_line(html_to_text(match.group(1))) if match else clean_line(html_to_text(body))
+    first = ""
+    for match in _FIRST_PARAGRAPH.finditer(body):  # the first with text, as derive_summary takes
+        first = clean_line(html_to_text(match.group(1)))
+        if first:
+            break
+    else:
+        first = clean_line(html_to_text(body))
     return bool(first) and (first == summary or (summary.endswith("…") and first.startswith(summary[:-1])))
 
 
