@@ -282,7 +282,7 @@ async def test_an_upgraded_database_gets_the_keys_of_its_commentaries(
     if url.startswith("sqlite:///"):
         import sqlite3
 
-        from feedsvc.store.sqlite import split_sql as _split_sql
+        from feedsvc.store.migrations.steps import statements as _split_sql
 
         conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
         try:

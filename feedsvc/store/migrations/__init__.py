@@ -1,1 +1,2 @@
-"""Numbered schema steps, one module per backend. Each step links the issue that asked for it."""
+"""Numbered schema steps: written once (``steps``), spelled per engine (``sqlite``, ``postgres``).
+Each step links the issue that asked for it."""

@@ -6,6 +6,6 @@ plans; ``related`` its statement for related commentaries; ``watch`` the WAL-ind
 Everything both engines share lives in feedsvc.store.sql.
 """
 
-from feedsvc.store.sqlite.store import SqliteStore, build_where, source_of, split_sql
+from feedsvc.store.sqlite.store import SqliteStore, build_where, source_of
 
-__all__ = ["SqliteStore", "build_where", "source_of", "split_sql"]
+__all__ = ["SqliteStore", "build_where", "source_of"]

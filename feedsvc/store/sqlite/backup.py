@@ -28,6 +28,7 @@ from pathlib import Path
 from feedsvc.errors import InvalidInputError
 from feedsvc.files import create_private, sync_directory
 from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.migrations.steps import statements
 
 REQUIRED_TABLES = frozenset({"commentaries", "changes", "categories"})
 """Tables without which a file is not a feedsvc database at all."""
@@ -179,19 +180,13 @@ def _build(conn: sqlite3.Connection, first: int, last: int) -> None:
     for n in range(first, last + 1):
         conn.execute("BEGIN")
         try:
-            for statement in _statements(schema.STEPS[n]):
+            for statement in statements(schema.STEPS[n]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA main.user_version = {n}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-
-def _statements(script: str) -> list[str]:
-    """A migration's statements (no step uses ';' inside a string or trigger)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _objects(conn: sqlite3.Connection, db: str) -> dict[tuple[str, str], str | None]:

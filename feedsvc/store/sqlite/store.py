@@ -41,6 +41,7 @@ from feedsvc.model import Commentary, Query
 from feedsvc.store import related
 from feedsvc.store.bulk_rows import Imported, ImportRow, import_rows
 from feedsvc.store.migrations import sqlite as schema
+from feedsvc.store.migrations.steps import statements
 from feedsvc.store.sql.base import Rows
 from feedsvc.store.sql.changes import ChangeReads
 from feedsvc.store.sql.commentaries import CommentaryReads
@@ -89,12 +90,6 @@ def build_where(query: Query, *, members: Sequence[tuple[str, Any]] | None = Non
         if query.q:
             members.append((search.Member("text", None).clause("list"), search.fts_query(query.q)))
     return shared_where(query, SQLITE, members=[(clause, [param]) for clause, param in members])
-
-
-def split_sql(script: str) -> list[str]:
-    """Split a migration into statements (no step uses ';' inside a string or trigger)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 class WriteTurn:
@@ -328,7 +323,7 @@ class SqliteStore(
             if current > schema.VERSION:
                 raise StorageError(f"the database is at schema {current}, newer than this feedsvc ({schema.VERSION})")
             for n in range(current + 1, schema.VERSION + 1):
-                for statement in split_sql(schema.STEPS[n]):
+                for statement in statements(schema.STEPS[n]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {n}")
 
