@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,26 @@ def rows(settings: Settings) -> Any:
     """Read the real database directly (SQL with ``?`` placeholders, on either store), to
     assert on what was (not) stored."""
     return rows_for(settings.database_url)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``main`` (and ``configure_logging``) set up the root logger of the process: undo it
+    after the test. Modules that run the command line use it for every test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``FEEDSVC_*`` setting of the environment the tests run in reaches the command
+    line (the tests' own ``FEEDSVC_TEST_*`` stay)."""
+    for key in list(os.environ):
+        if key.startswith("FEEDSVC_") and not key.startswith("FEEDSVC_TEST_"):
+            monkeypatch.delenv(key)
 
 
 def pytest_report_header() -> str:

@@ -13,10 +13,8 @@ revocation runs on both stores.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,22 +34,7 @@ from feedsvc.store.sqlite import SqliteStore
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary, rows_for
 from tests.test_lifecycle import sql
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """``main`` configures the root logger of the process: undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("FEEDSVC_") and not key.startswith("FEEDSVC_TEST_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("restore_logging", "clean_env")
 
 
 def tamper(db: Path, *statements: str) -> None:

@@ -28,6 +28,8 @@ from tests.conftest import CATEGORIES, PUBLIC_URL, commentary, postgres_dsn
 from tests.test_cli import CATEGORIES as IMPORT_CATEGORIES
 from tests.test_cli import record
 
+pytestmark = pytest.mark.usefixtures("restore_logging", "clean_env")
+
 
 @pytest.fixture(autouse=True)
 def usual_umask() -> Iterator[None]:
@@ -36,19 +38,6 @@ def usual_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
-
-
-@pytest.fixture(autouse=True)
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``main`` configures the root logger of the process: undo it after each test."""
-    for key in list(os.environ):
-        if key.startswith("FEEDSVC_") and not key.startswith("FEEDSVC_TEST_"):
-            monkeypatch.delenv(key)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def mode(path: Path) -> int:

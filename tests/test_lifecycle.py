@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,8 @@ from feedsvc.store.migrations.sqlite import VERSION
 from feedsvc.store.sqlite import SqliteStore
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 @pytest.fixture
 def settings(sqlite_settings: Settings) -> Settings:
@@ -45,23 +45,6 @@ def settings(sqlite_settings: Settings) -> Settings:
 
 
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """``main`` configures the root logger of the process: undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("FEEDSVC_"):
-            monkeypatch.delenv(key)
 
 
 def sql(db: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,8 @@ from feedsvc.http.observe import loggable_path, request_id_from
 from feedsvc.logs import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, redact, resolve_format
 from tests.conftest import PUBLIC_URL, commentary
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 @pytest.fixture
 def settings(sqlite_settings: Settings) -> Settings:
@@ -29,16 +30,6 @@ def settings(sqlite_settings: Settings) -> Settings:
     return sqlite_settings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes the root logger of the process: undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def metrics_auth(client: AsyncTestClient[Litestar]) -> dict[str, str]:
