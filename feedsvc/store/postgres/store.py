@@ -31,7 +31,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -58,6 +58,7 @@ from feedsvc.store.sql.writes import CommentaryWrites, WriteFunctions
 from feedsvc.store.words import Words
 
 POOL_MIN, POOL_MAX = 1, 10
+_T = TypeVar("_T")
 LOCK_TIMEOUT_MS = 10_000
 """How long a write waits for the write lock (or any row lock) before StorageBusyError."""
 COMMAND_TIMEOUT_S = 60.0
@@ -262,7 +263,11 @@ class PostgresStore(
         return int(row[0]), schema.VERSION
 
 
-    # --- writes (feedsvc.store.postgres.writes, run by sql.writes.CommentaryWrites) --------
+    # --- writes (sql.rules and feedsvc.store.postgres.writes, run by sql.writes.CommentaryWrites)
+
+    async def _apply(self, rule: rules.Rule[_T]) -> _T:
+        async with self._write() as tx:
+            return await rules.drive_async(rule, tx.do)
 
     async def _transact(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         async with self._write() as tx:
@@ -328,12 +333,13 @@ class PostgresStore(
                     results.append(rules.unknown_category(item.category))
                     continue
                 seq = tx.seq
+                add = rules.add(item, unique_slug=unique_slug, now=now)
                 try:
                     if isolate:
                         async with tx.conn.transaction():
-                            results.append(await writes.add(tx, item, unique_slug=unique_slug, now=now))
+                            results.append(await rules.drive_async(add, tx.do))
                     else:
-                        results.append(await writes.add(tx, item, unique_slug=unique_slug, now=now))
+                        results.append(await rules.drive_async(add, tx.do))
                 except FeedsvcError as e:
                     results.append(e)
                 except _BUSY:

@@ -1,8 +1,9 @@
 """PostgreSQL's writes: each a few statements in one transaction that holds the write lock
 (feedsvc.store.postgres.store), the commentary's rows and change in one round trip.
 
-The rules they keep are the shared ones (feedsvc.store.sql.rules); change numbers are
-handed out by ``Tx`` in commit order (see the store's module docstring).
+The shared writes (feedsvc.store.sql.rules) run here through ``Tx.do``, which answers their
+requests with awaits; change numbers are handed out by ``Tx`` in commit order (see the
+store's module docstring).
 """
 
 from __future__ import annotations
@@ -14,21 +15,19 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from feedsvc.model import CategoryIn, Commentary, to_us
+from feedsvc.model import Commentary, to_us
 from feedsvc.store import related
 from feedsvc.store.postgres.text import search_vectors, text_search_config
-from feedsvc.store.records import Columns, CopyBatch, IdempotencyKey, decode_commentary, encode
+from feedsvc.store.records import Columns, CopyBatch, decode_commentary, encode
 from feedsvc.store.sql import copy, rules
 from feedsvc.store.sql.dialect import POSTGRES
 from feedsvc.store.sql.digests import MARK_UPSERT
 from feedsvc.store.words import Words
 
-REMEMBERED = Columns("fingerprint", "doc")
 DUE = Columns("cid", "doc")
 
 # Issue 9: a public commentary with a period leaves its weekly digest when it is replaced or
-# deleted, and joins one when it turns public; the digest notes the time (see
-# feedsvc.store.sqlite.writes._mark_digest), so its updated time moves though no commentary left in it did.
+# deleted, and joins one when it turns public; the digest notes the time (rules.Drop).
 _DIGEST_MARK_UPSERT = MARK_UPSERT.format(greatest=POSTGRES.greatest)
 _DELETE_COMMENTARY = (
     "WITH gone AS (DELETE FROM commentaries WHERE cid = $1 RETURNING lang, period_start, public)"
@@ -100,63 +99,24 @@ class Tx:
         self.seq += 1
         return self.seq
 
-    async def scalar(self, sql: str, *args: Any) -> Any:
-        return await self.conn.fetchval(POSTGRES.sql(sql), *args)
-
-
-async def add(tx: Tx, item: Commentary, *, unique_slug: bool, now: datetime) -> Commentary:
-    """What ``add_commentary`` does inside its transaction (the import's too)."""
-    if await tx.scalar(rules.ID_TAKEN, item.id):
-        raise rules.id_taken(item.id)
-    item = await _settle_slug(tx, item, unique_slug=unique_slug)
-    public = rules.is_public(item, now)
-    item = msgspec.structs.replace(item, version=await tx.next_seq())
-    await _insert(tx, item, public, op="created", public_op="created" if public else None, now=now)
-    return item
-
-
-async def add_once(
-    tx: Tx, item: Commentary, *, unique_slug: bool, now: datetime, key: IdempotencyKey, not_before: datetime
-) -> tuple[Commentary, bool]:
-    """``add_commentary_once``. Racing calls with one key are serialised by the write lock:
-    the second finds the key."""
-    await tx.conn.execute(POSTGRES.sql(rules.FORGET_KEYS), to_us(not_before))
-    row = await tx.conn.fetchrow(POSTGRES.sql(rules.REMEMBERED_KEY), key.owner, key.key)
-    if row is not None:
-        if row[REMEMBERED.at["fingerprint"]] != key.fingerprint:
-            raise rules.key_reused()
-        return decode_commentary(row[REMEMBERED.at["doc"]]), False
-    stored = await add(tx, item, unique_slug=unique_slug, now=now)
-    await tx.conn.execute(
-        POSTGRES.sql(rules.REMEMBER_KEY), key.owner, key.key, key.fingerprint, stored.id, encode(stored), to_us(now)
-    )
-    return stored, True
-
-
-async def update(
-    tx: Tx, item: Commentary, *, expected_version: int | None, unique_slug: bool, now: datetime
-) -> Commentary:
-    """``update_commentary``: the row is replaced whole."""
-    current = await tx.conn.fetchrow(POSTGRES.sql(rules.current_sql(POSTGRES)), item.id)
-    cid, was_public = rules.check_current(current, item.id, expected_version)
-    item = await _settle_slug(tx, item, unique_slug=unique_slug)
-    public = rules.is_public(item, now)
-    item = msgspec.structs.replace(item, version=await tx.next_seq())
-    await tx.conn.execute(_DELETE_COMMENTARY, cid, to_us(now))
-    await _insert(tx, item, public, op="updated", public_op=rules.public_op(was_public, public), now=now)
-    return item
-
-
-async def delete(tx: Tx, id: str, *, expected_version: int | None, now: datetime) -> int:
-    """``delete_commentary``: a tombstone in the change log, and the row gone."""
-    current = await tx.conn.fetchrow(POSTGRES.sql(rules.current_sql(POSTGRES)), id)
-    cid, was_public = rules.check_current(current, id, expected_version)
-    seq = await tx.next_seq()
-    await tx.conn.execute(
-        _INSERT_CHANGE, seq, "commentary", id, "deleted", "deleted" if was_public else None, to_us(now), None
-    )
-    await tx.conn.execute(_DELETE_COMMENTARY, cid, to_us(now))
-    return seq
+    async def do(self, op: rules.Op) -> Any:
+        """What a shared write (feedsvc.store.sql.rules) asks for, done in this transaction."""
+        match op:
+            case rules.One(sql, params):
+                return await self.conn.fetchrow(POSTGRES.sql(sql), *params)
+            case rules.Run(sql, params):
+                await self.conn.execute(POSTGRES.sql(sql), *params)
+            case rules.Change(kind, ref, what, public_op, now):
+                seq = await self.next_seq()
+                await self.conn.execute(_INSERT_CHANGE, seq, kind, ref, what, public_op, to_us(now), None)
+                return seq
+            case rules.Put(item, public, what, public_op, now, _):
+                item = msgspec.structs.replace(item, version=await self.next_seq())
+                await _insert(self, item, public, op=what, public_op=public_op, now=now)
+                return item
+            case rules.Drop(cid, now):
+                await self.conn.execute(_DELETE_COMMENTARY, cid, to_us(now))
+        return None
 
 
 async def publish_due(tx: Tx, now: datetime) -> int:
@@ -187,19 +147,6 @@ async def publish_due(tx: Tx, now: datetime) -> int:
     return len(rows)
 
 
-async def put_category(tx: Tx, slug: str, data: CategoryIn, *, now: datetime) -> bool:
-    """``put_category``'s write; whether the category is new."""
-    exists = bool(await tx.scalar("SELECT 1 FROM categories WHERE slug = ?", slug))
-    seq = await tx.next_seq()
-    await tx.conn.execute(
-        _INSERT_CHANGE, seq, "category", slug, "updated" if exists else "created", None, to_us(now), None
-    )
-    await tx.conn.execute(
-        POSTGRES.sql(copy.UPSERT_CATEGORY), slug, encode(data.names), encode(data.descriptions), to_us(now), seq
-    )
-    return not exists
-
-
 async def load_copy(tx: Tx, batch: CopyBatch) -> None:
     """``load_copy``: each commentary replaces the row of its id and any stale one holding
     its language and slug."""
@@ -225,17 +172,6 @@ async def _run(conn: asyncpg.Connection, statements: copy.Statements) -> None:
     for sql, rows in statements:
         if rows:
             await conn.executemany(POSTGRES.sql(sql), rows)
-
-
-async def _settle_slug(tx: Tx, item: Commentary, *, unique_slug: bool) -> Commentary:
-    """Keep the slug unique within its language: suffix it, or refuse with ConflictError."""
-    n, slug = 1, item.slug
-    while await tx.scalar(rules.SLUG_TAKEN, item.lang, slug, item.id):
-        if not unique_slug:
-            raise rules.slug_taken(slug, item.lang)
-        n += 1
-        slug = rules.next_slug(item.slug, n)
-    return item if slug == item.slug else msgspec.structs.replace(item, slug=slug)
 
 
 async def _insert(tx: Tx, item: Commentary, public: bool, *, op: str, public_op: str | None, now: datetime) -> None:

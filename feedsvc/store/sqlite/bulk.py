@@ -19,7 +19,7 @@ encodings and text extractions on the one writer thread. A bulk import splits th
 
 A rule only the database knows (a trigger, a constraint added later) surfaces as
 ``sqlite3.IntegrityError`` from a statement that holds the whole batch; the caller then rolls
-back and writes the batch again a record at a time through ``writes.add`` (what
+back and writes the batch again a record at a time through ``rules.add`` (what
 ``add_commentary`` runs), each in a savepoint, so that the record fails alone.
 """
 
@@ -138,8 +138,8 @@ def write_rows(
 def _write_isolated(
     conn: sqlite3.Connection, rows: list[ImportRow], categories: set[str], now: datetime
 ) -> list[Imported | FeedsvcError]:
-    """The batch record by record, each in a SAVEPOINT and through ``writes.add``, the
-    function add_commentary runs, so a record the database refuses fails alone."""
+    """The batch record by record, each in a SAVEPOINT and through ``rules.add``, the
+    write add_commentary runs, so a record the database refuses fails alone."""
     items = [row.commentary() for row in rows]
     words.shared().prime(item.title for item in items)  # for the related keys
     results: list[Imported | FeedsvcError] = []
@@ -149,7 +149,7 @@ def _write_isolated(
             continue
         conn.execute("SAVEPOINT import_record")
         try:
-            stored = writes.add(conn, item, unique_slug=row.unique_slug, now=now)
+            stored = writes.apply(conn, rules.add(item, unique_slug=row.unique_slug, now=now))
         except (FeedsvcError, sqlite3.IntegrityError) as e:
             conn.execute("ROLLBACK TO import_record")
             conn.execute("RELEASE import_record")
@@ -163,7 +163,7 @@ def _write_isolated(
 
 
 def _free_slug(conn: Any, row: ImportRow, taken: set[tuple[str, str]]) -> str:
-    """The slug ``_settle_slug`` would give ``row``: suffixed -2, -3, ... until free, in the
+    """The slug ``rules.settle_slug`` would give ``row``: suffixed -2, -3, ... until free, in the
     database and among the rows of this batch written before it."""
     base, n, slug = row.slug, 1, row.slug
     while (row.lang, slug) in taken or conn.execute(

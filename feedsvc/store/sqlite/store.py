@@ -42,6 +42,7 @@ from feedsvc.store import related
 from feedsvc.store.bulk_rows import Imported, ImportRow, import_rows
 from feedsvc.store.migrations import sqlite as schema
 from feedsvc.store.migrations.steps import statements
+from feedsvc.store.sql import rules
 from feedsvc.store.sql.base import Rows
 from feedsvc.store.sql.changes import ChangeReads
 from feedsvc.store.sql.commentaries import CommentaryReads
@@ -334,7 +335,10 @@ class SqliteStore(
         row = await self._row("PRAGMA user_version")
         return int(row[0]), schema.VERSION
 
-    # --- writes (feedsvc.store.sqlite.writes, run by sql.writes.CommentaryWrites) ----------
+    # --- writes (sql.rules and feedsvc.store.sqlite.writes, run by sql.writes.CommentaryWrites)
+
+    async def _apply(self, rule: rules.Rule[_T]) -> _T:
+        return await self._write(functools.partial(writes.apply, rule=rule))
 
     async def _transact(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         return await self._write(functools.partial(fn, **kwargs))
@@ -412,7 +416,7 @@ class SqliteStore(
 
     # A batch runs on the writer thread, on a connection of its own (bulk.Connection), so
     # it costs one thread hop; it is written as rows built beforehand, one statement a
-    # table; when the database refuses one of them, record by record through writes.add.
+    # table; when the database refuses one of them, record by record through rules.add.
 
     async def import_commentaries(
         self, items: Sequence[tuple[Commentary, bool]], *, now: datetime

@@ -1,30 +1,32 @@
 """SQLite's writes: plain synchronous functions ``fn(conn, ...)`` run inside one write
 transaction on the writer thread (as datasette's ``execute_write_fn``).
 
-``add_commentary`` and the bulk import's record-by-record path (feedsvc.store.sqlite.bulk)
-call the very same ``add``; nothing here awaits, so a whole transaction costs one trip to
-the writer thread.
+The shared writes (feedsvc.store.sql.rules) run here through ``apply``, their requests
+answered by plain calls on the connection; ``add_commentary`` and the bulk import's
+record-by-record path (feedsvc.store.sqlite.bulk) run the very same ``rules.add``. Nothing
+here awaits, so a whole transaction costs one trip to the writer thread.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from feedsvc.errors import ConflictError, InvalidInputError, StorageBusyError, StorageError
-from feedsvc.model import CategoryIn, Commentary, to_us
+from feedsvc.model import Commentary, to_us
 from feedsvc.store import related
-from feedsvc.store.records import Columns, CopyBatch, IdempotencyKey, decode_commentary, encode
+from feedsvc.store.records import Columns, CopyBatch, decode_commentary, encode
 from feedsvc.store.sql import copy, rules
 from feedsvc.store.sql.dialect import SQLITE
 from feedsvc.store.sql.digests import MARK_UPSERT
 from feedsvc.text import html_to_text
 
-REMEMBERED = Columns("fingerprint", "doc")
 DUE = Columns("rowid", "doc")
+_T = TypeVar("_T")
 
 
 def wrap(e: sqlite3.Error) -> Exception:
@@ -46,64 +48,31 @@ def _scalar(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
     return row[0] if row else None
 
 
-def add(conn: sqlite3.Connection, item: Commentary, *, unique_slug: bool, now: datetime) -> Commentary:
-    """What ``add_commentary`` does inside its transaction (the bulk import's too)."""
-    if _scalar(conn, rules.ID_TAKEN, (item.id,)):
-        raise rules.id_taken(item.id)
-    item = _settle_slug(conn, item, unique_slug=unique_slug)
-    public = rules.is_public(item, now)
-    seq = _append_change(conn, "commentary", item.id, "created", "created" if public else None, now)
-    item = msgspec.structs.replace(item, version=seq)
-    _insert_row(conn, item, public)
-    if public:
-        _set_change_doc(conn, seq, item)
-    return item
+def apply(conn: sqlite3.Connection, rule: rules.Rule[_T]) -> _T:
+    """A shared write (feedsvc.store.sql.rules) on ``conn``, inside its transaction."""
+    return rules.drive(rule, functools.partial(_do, conn))
 
 
-def add_once(
-    conn: sqlite3.Connection, item: Commentary, *, unique_slug: bool, now: datetime, key: IdempotencyKey,
-    not_before: datetime,
-) -> tuple[Commentary, bool]:
-    """``add_commentary_once`` (see the Writer protocol)."""
-    conn.execute(rules.FORGET_KEYS, (to_us(not_before),))
-    row = conn.execute(rules.REMEMBERED_KEY, (key.owner, key.key)).fetchone()
-    if row is not None:
-        if row[REMEMBERED.at["fingerprint"]] != key.fingerprint:
-            raise rules.key_reused()
-        return decode_commentary(row[REMEMBERED.at["doc"]]), False
-    stored = add(conn, item, unique_slug=unique_slug, now=now)
-    conn.execute(rules.REMEMBER_KEY, (key.owner, key.key, key.fingerprint, stored.id, encode(stored), to_us(now)))
-    return stored, True
-
-
-def update(
-    conn: sqlite3.Connection, item: Commentary, *, expected_version: int | None, unique_slug: bool, now: datetime
-) -> Commentary:
-    """``update_commentary``: the row is replaced whole, under its rowid."""
-    rowid, was_public = rules.check_current(
-        conn.execute(rules.current_sql(SQLITE), (item.id,)).fetchone(), item.id, expected_version
-    )
-    item = _settle_slug(conn, item, unique_slug=unique_slug)
-    public = rules.is_public(item, now)
-    seq = _append_change(conn, "commentary", item.id, "updated", rules.public_op(was_public, public), now)
-    item = msgspec.structs.replace(item, version=seq)
-    _mark_digest(conn, rowid, now)
-    _delete_row(conn, rowid)
-    _insert_row(conn, item, public, rowid=rowid)
-    if public:
-        _set_change_doc(conn, seq, item)
-    return item
-
-
-def delete(conn: sqlite3.Connection, id: str, *, expected_version: int | None, now: datetime) -> int:
-    """``delete_commentary``: a tombstone in the change log, and the row gone."""
-    rowid, was_public = rules.check_current(
-        conn.execute(rules.current_sql(SQLITE), (id,)).fetchone(), id, expected_version
-    )
-    seq = _append_change(conn, "commentary", id, "deleted", "deleted" if was_public else None, now)
-    _mark_digest(conn, rowid, now)
-    _delete_row(conn, rowid)
-    return seq
+def _do(conn: sqlite3.Connection, op: rules.Op) -> Any:
+    """What a shared write asks for, done on ``conn``."""
+    match op:
+        case rules.One(sql, params):
+            return conn.execute(sql, params).fetchone()
+        case rules.Run(sql, params):
+            conn.execute(sql, params)
+        case rules.Change(kind, ref, what, public_op, now):
+            return _append_change(conn, kind, ref, what, public_op, now)
+        case rules.Put(item, public, what, public_op, now, rowid):
+            seq = _append_change(conn, "commentary", item.id, what, public_op, now)
+            item = msgspec.structs.replace(item, version=seq)
+            _insert_row(conn, item, public, rowid=rowid)
+            if public:
+                _set_change_doc(conn, seq, item)
+            return item
+        case rules.Drop(rowid, now):
+            _mark_digest(conn, rowid, now)
+            _delete_row(conn, rowid)
+    return None
 
 
 def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
@@ -125,14 +94,6 @@ def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
         _insert_related_keys(conn, item, rowid)
         _set_change_doc(conn, seq, item)
     return len(rows)
-
-
-def put_category(conn: sqlite3.Connection, slug: str, data: CategoryIn, *, now: datetime) -> bool:
-    """``put_category``'s write; whether the category is new."""
-    exists = _scalar(conn, "SELECT 1 FROM categories WHERE slug = ?", (slug,))
-    seq = _append_change(conn, "category", slug, "updated" if exists else "created", None, now)
-    conn.execute(copy.UPSERT_CATEGORY, (slug, encode(data.names), encode(data.descriptions), to_us(now), seq))
-    return not exists
 
 
 def load_copy(conn: sqlite3.Connection, batch: CopyBatch) -> None:
@@ -159,17 +120,6 @@ def load_copy(conn: sqlite3.Connection, batch: CopyBatch) -> None:
 def _run(conn: sqlite3.Connection, statements: copy.Statements) -> None:
     for sql, rows in statements:
         conn.executemany(sql, rows)
-
-
-def _settle_slug(conn: sqlite3.Connection, item: Commentary, *, unique_slug: bool) -> Commentary:
-    """Keep the slug unique within its language: suffix it, or refuse with ConflictError."""
-    n, slug = 1, item.slug
-    while _scalar(conn, rules.SLUG_TAKEN, (item.lang, slug, item.id)):
-        if not unique_slug:
-            raise rules.slug_taken(slug, item.lang)
-        n += 1
-        slug = rules.next_slug(item.slug, n)
-    return item if slug == item.slug else msgspec.structs.replace(item, slug=slug)
 
 
 def _append_change(
