@@ -88,15 +88,15 @@ def import_rows(items: Iterable[tuple[Commentary, bool]]) -> list[ImportRow]:
     pairs = list(items)
     # The titles' words (for the related keys) in one tokenizer pass, not one a title.
     words.shared().prime(item.title for item, _ in pairs)
-    return [_import_row(item, unique_slug) for item, unique_slug in pairs]
+    return [import_row(item, unique_slug) for item, unique_slug in pairs]
 
 
-def _import_row(item: Commentary, unique_slug: bool) -> ImportRow:
+def import_row(item: Commentary, unique_slug: bool) -> ImportRow:
+    """The ``ImportRow`` of one commentary (its version left to the transaction)."""
     if item.version != 0:
         item = msgspec.structs.replace(item, version=0)
     doc = _encode(item)
     at = doc.index(_VERSION_0) + len(_VERSION_0) - 1
-    # The same values, computed the same way, as _insert_row and _insert_related_keys bind.
     tags = {t.casefold(): t for t in item.tags}
     authors = {a.name.casefold(): a.name for a in item.authors}
     return ImportRow(

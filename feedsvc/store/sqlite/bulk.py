@@ -12,10 +12,11 @@ encodings and text extractions on the one writer thread. A bulk import splits th
 * ``write_rows`` writes a batch of them in the transaction it is given: the rules
   ``add_commentary`` checks (known category, new id, free slug, suffixed when allowed) are
   checked for the whole batch in Python against two queries, then each table gets one
-  ``executemany``. The rowids and sequence numbers are the ones one-by-one writes would
-  take (``max(rowid) + 1`` for the commentaries, AUTOINCREMENT's next number for the change
-  log, in order), so the tables end up holding exactly the same rows (tests/test_bulk_import.py
-  compares every table and the full-text index's terms).
+  ``executemany`` (``writes.insert_rows``, which a single write runs for its one row too).
+  The rowids and sequence numbers are the ones one-by-one writes take (``max(rowid) + 1``
+  for the commentaries, AUTOINCREMENT's next number for the change log, in order), so the
+  tables end up holding exactly the same rows (tests/test_bulk_import.py compares every
+  table and the full-text index's terms).
 
 A rule only the database knows (a trigger, a constraint added later) surfaces as
 ``sqlite3.IntegrityError`` from a statement that holds the whole batch; the caller then rolls
@@ -65,21 +66,11 @@ def write_rows(
         " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
         (_encode([(r.lang, r.slug) for r in rows]).decode(),),
     ))
-    # What the next INSERTs would take: the rowid after the largest, and AUTOINCREMENT's
-    # next number (above both its counter and the largest seq).
-    cid = conn.execute("SELECT coalesce(max(rowid), 0) FROM commentaries").fetchone()[0]
-    seq = conn.execute(
-        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),"
-        " coalesce((SELECT max(seq) FROM changes), 0))"
-    ).fetchone()[0]
+    cid, seq = conn.execute(writes.LAST_ROWID).fetchone()[0], conn.execute(writes.LAST_SEQ).fetchone()[0]
     now_us = to_us(now)
     results: list[Imported | FeedsvcError] = []
-    commentaries: list[tuple[Any, ...]] = []
     changes: list[tuple[Any, ...]] = []
-    tags: list[tuple[Any, ...]] = []
-    authors: list[tuple[Any, ...]] = []
-    keys: list[tuple[Any, ...]] = []
-    fts: list[tuple[Any, ...]] = []
+    placed: list[writes.Placed] = []
     for row in rows:
         # In the order add_commentary (and the import before it) checks them.
         if row.category not in categories:
@@ -106,32 +97,9 @@ def write_rows(
         results.append(Imported(seq, slug))
         changes.append((seq, "commentary", row.id, "created", "created" if public else None, now_us,
                         doc if public else None))
-        commentaries.append((
-            cid, row.id, row.lang, slug, row.translation_key, row.category, row.status, row.trend,
-            row.pub_us, row.pub_date, row.updated_us, row.period_start, row.period_end, seq, int(public), doc,
-        ))
-        tags += [(cid, tag, key) for tag, key in row.tags]
-        authors += [(cid, name, key) for name, key in row.authors]
-        if public:
-            keys += [(row.lang, key, row.pub_us, row.id, row.translation_key, cid) for key in row.related_keys]
-        fts.append((cid, *row.fts))
-    conn.executemany(
-        "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)", changes
-    )
-    conn.executemany(
-        "INSERT INTO commentaries (rowid, id, lang, slug, translation_key, category, status, trend,"
-        " pub_us, pub_date, updated_us, period_start, period_end, version, public, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        commentaries,
-    )
-    conn.executemany("INSERT INTO commentary_tags (cid, tag, tag_key) VALUES (?, ?, ?)", tags)
-    conn.executemany("INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)", authors)
-    conn.executemany(
-        "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)", keys
-    )
-    conn.executemany(
-        "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)", fts
-    )
+        placed.append(writes.Placed(cid, row, slug, seq, public, doc))
+    conn.executemany(writes.INSERT_CHANGE, changes)
+    writes.insert_rows(conn, placed)
     return results
 
 

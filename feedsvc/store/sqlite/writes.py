@@ -11,22 +11,48 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
 from feedsvc.errors import ConflictError, InvalidInputError, StorageBusyError, StorageError
 from feedsvc.model import Commentary, to_us
 from feedsvc.store import related
+from feedsvc.store.bulk_rows import ImportRow, import_row
 from feedsvc.store.records import Columns, CopyBatch, decode_commentary, encode
 from feedsvc.store.sql import copy, rules
 from feedsvc.store.sql.dialect import SQLITE
 from feedsvc.store.sql.digests import MARK_UPSERT
-from feedsvc.text import html_to_text
 
 DUE = Columns("rowid", "doc")
 _T = TypeVar("_T")
+
+INSERT_CHANGE = "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_RELATED_KEY = (
+    "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# What the next INSERTs would take: the rowid after the largest, and AUTOINCREMENT's next
+# number (above both its counter and the largest seq). A write that gives them itself can
+# write the change with its document at once, and the rows of a whole batch in one go.
+LAST_ROWID = "SELECT coalesce(max(rowid), 0) FROM commentaries"
+LAST_SEQ = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),"
+    " coalesce((SELECT max(seq) FROM changes), 0))"
+)
+
+
+class Placed(NamedTuple):
+    """A commentary's rows as ``insert_rows`` writes them: its ``ImportRow`` with what the
+    transaction decided (rowid, slug, version, public, the document with that version)."""
+
+    cid: int
+    row: ImportRow
+    slug: str
+    version: int
+    public: bool
+    doc: bytes
 
 
 def wrap(e: sqlite3.Error) -> Exception:
@@ -43,7 +69,7 @@ def wrap(e: sqlite3.Error) -> Exception:
     return StorageError(f"database error: {e}")
 
 
-def _scalar(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+def _scalar(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
     row = conn.execute(sql, params).fetchone()
     return row[0] if row else None
 
@@ -63,16 +89,56 @@ def _do(conn: sqlite3.Connection, op: rules.Op) -> Any:
         case rules.Change(kind, ref, what, public_op, now):
             return _append_change(conn, kind, ref, what, public_op, now)
         case rules.Put(item, public, what, public_op, now, rowid):
-            seq = _append_change(conn, "commentary", item.id, what, public_op, now)
-            item = msgspec.structs.replace(item, version=seq)
-            _insert_row(conn, item, public, rowid=rowid)
-            if public:
-                _set_change_doc(conn, seq, item)
-            return item
+            # The bulk import's path (insert_rows), for one commentary.
+            seq = _scalar(conn, LAST_SEQ) + 1
+            placed = _placed(conn, item, public, rowid, seq)
+            conn.execute(INSERT_CHANGE, (seq, "commentary", item.id, what, public_op, to_us(now),
+                                         placed.doc if public else None))
+            insert_rows(conn, [placed])
+            return msgspec.structs.replace(item, version=seq)
         case rules.Drop(rowid, now):
             _mark_digest(conn, rowid, now)
             _delete_row(conn, rowid)
     return None
+
+
+def _placed(conn: sqlite3.Connection, item: Commentary, public: bool, rowid: int | None, version: int) -> Placed:
+    """``item``'s rows at ``rowid`` (None: after the last), with ``version``."""
+    row = import_row(item, unique_slug=False)
+    cid = rowid if rowid is not None else _scalar(conn, LAST_ROWID) + 1
+    return Placed(cid, row, item.slug, version, public, row.document(version))
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[Placed]) -> None:
+    """The rows of commentaries, their tags, authors, related keys (those public) and
+    full-text rows, one statement a table: what every write of a commentary writes (a
+    single one, a bulk import's batch, a copy)."""
+    conn.executemany(
+        "INSERT INTO commentaries (rowid, id, lang, slug, translation_key, category, status, trend,"
+        " pub_us, pub_date, updated_us, period_start, period_end, version, public, doc)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (p.cid, r.id, r.lang, p.slug, r.translation_key, r.category, r.status, r.trend, r.pub_us,
+             r.pub_date, r.updated_us, r.period_start, r.period_end, p.version, int(p.public), p.doc)
+            for p in rows for r in (p.row,)
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO commentary_tags (cid, tag, tag_key) VALUES (?, ?, ?)",
+        [(p.cid, tag, key) for p in rows for tag, key in p.row.tags],
+    )
+    conn.executemany(
+        "INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)",
+        [(p.cid, name, key) for p in rows for name, key in p.row.authors],
+    )
+    conn.executemany(INSERT_RELATED_KEY, [
+        (r.lang, key, r.pub_us, r.id, r.translation_key, p.cid)
+        for p in rows if p.public for r in (p.row,) for key in r.related_keys
+    ])
+    conn.executemany(
+        "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)",
+        [(p.cid, *p.row.fts) for p in rows],
+    )
 
 
 def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
@@ -83,16 +149,16 @@ def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
         (to_us(now),),
     ).fetchall()
     for row in rows:
-        rowid = row[DUE.at["rowid"]]
-        item = decode_commentary(row[DUE.at["doc"]])
-        seq = _append_change(conn, "commentary", item.id, "updated", "created", now)
-        item = msgspec.structs.replace(item, version=seq)
-        conn.execute(
-            "UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?", (seq, encode(item), rowid)
-        )
+        rowid, seq = row[DUE.at["rowid"]], _scalar(conn, LAST_SEQ) + 1
+        item = msgspec.structs.replace(decode_commentary(row[DUE.at["doc"]]), version=seq)
+        doc = encode(item)
+        conn.execute(INSERT_CHANGE, (seq, "commentary", item.id, "updated", "created", to_us(now), doc))
+        conn.execute("UPDATE commentaries SET public = 1, version = ?, doc = ? WHERE rowid = ?", (seq, doc, rowid))
         _mark_digest(conn, rowid, now)
-        _insert_related_keys(conn, item, rowid)
-        _set_change_doc(conn, seq, item)
+        conn.executemany(INSERT_RELATED_KEY, [
+            (item.lang, key, to_us(item.published_at), item.id, item.translation_key, rowid)
+            for key in related.stored_keys(item)
+        ])
     return len(rows)
 
 
@@ -111,7 +177,7 @@ def load_copy(conn: sqlite3.Connection, batch: CopyBatch) -> None:
         stale = _scalar(conn, "SELECT rowid FROM commentaries WHERE lang = ? AND slug = ?", (item.lang, item.slug))
         if stale is not None:
             _delete_row(conn, stale)
-        _insert_row(conn, item, stored.public, rowid=rowids.get(item.id))
+        insert_rows(conn, [_placed(conn, item, stored.public, rowids.get(item.id), item.version)])
     # An explicit seq also moves AUTOINCREMENT's counter (sqlite_sequence) up to it, so the
     # next write here gets the number after the copied ones.
     _run(conn, copy.after_commentaries(batch, SQLITE))
@@ -131,54 +197,6 @@ def _append_change(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
-
-
-def _set_change_doc(conn: sqlite3.Connection, seq: int, item: Commentary) -> None:
-    conn.execute("UPDATE changes SET doc = ? WHERE seq = ?", (encode(item), seq))
-
-
-def _insert_row(conn: sqlite3.Connection, item: Commentary, public: bool, rowid: int | None = None) -> None:
-    cur = conn.execute(
-        "INSERT INTO commentaries (rowid, id, lang, slug, translation_key, category, status, trend,"
-        " pub_us, pub_date, updated_us, period_start, period_end, version, public, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rowid, item.id, item.lang, item.slug, item.translation_key, item.category, item.status,
-            item.trend, to_us(item.published_at), item.published_at.date().isoformat(),
-            to_us(item.updated_at),
-            item.period.start.isoformat() if item.period else None,
-            item.period.end.isoformat() if item.period else None,
-            item.version, int(public), encode(item),
-        ),
-    )
-    cid = cur.lastrowid
-    tags = {t.casefold(): t for t in item.tags}
-    conn.executemany(
-        "INSERT INTO commentary_tags (cid, tag, tag_key) VALUES (?, ?, ?)", [(cid, t, k) for k, t in tags.items()]
-    )
-    authors = {a.name.casefold(): a.name for a in item.authors}
-    conn.executemany(
-        "INSERT INTO commentary_authors (cid, name, name_key) VALUES (?, ?, ?)",
-        [(cid, n, k) for k, n in authors.items()],
-    )
-    if public:
-        _insert_related_keys(conn, item, cid)
-    conn.execute(
-        "INSERT INTO commentaries_fts (rowid, title, summary, body, tags, authors) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            cid, item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
-            " ".join(a.name for a in item.authors),
-        ),
-    )
-
-
-def _insert_related_keys(conn: sqlite3.Connection, item: Commentary, cid: int | None) -> None:
-    """The related keys (feedsvc.store.related) of a commentary that is public now."""
-    pub_us = to_us(item.published_at)
-    conn.executemany(
-        "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)",
-        [(item.lang, key, pub_us, item.id, item.translation_key, cid) for key in related.stored_keys(item)],
-    )
 
 
 def _mark_digest(conn: sqlite3.Connection, rowid: int, now: datetime) -> None:
