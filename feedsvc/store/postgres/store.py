@@ -276,16 +276,8 @@ class PostgresStore(
     # --- reads of its own: pages with full text, related windows --------------------------
 
     async def _page(self, query: Query, columns: str, rows: Rows | None = None) -> list[Any]:
-        members = [
-            (f"c.cid IN (SELECT cid FROM {table} WHERE {key} = ?)", [value.casefold()])
-            for table, key, value in (
-                ("commentary_tags", "tag_key", query.tag), ("commentary_authors", "name_key", query.author)
-            )
-            if value
-        ]
-        if query.q:
-            members.append(search_member(query.q, self._tokenizer()))
-        where, params = build_where(query, self.dialect, members=members)
+        text = search_member(query.q, self._tokenizer()) if query.q else None
+        where, params = build_where(query, self.dialect, text=text)
         return await (rows or self._rows)(
             f"SELECT {columns} FROM commentaries c WHERE {where} {PAGE_ORDER}", [*params, query.limit]
         )

@@ -51,14 +51,18 @@ def membership(d: Dialect, kind: str) -> str:
 
 
 def build_where(
-    query: Query, d: Dialect, *, members: Sequence[tuple[str, Sequence[Any]]] | None = None
+    query: Query,
+    d: Dialect,
+    *,
+    members: Sequence[tuple[str, Sequence[Any]]] | None = None,
+    text: tuple[str, Sequence[Any]] | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (public commentaries only) and its parameters for a Query, with
     ``?`` placeholders.
 
     Its tag, author and full-text conditions are ``members``, (condition, parameters) pairs
-    the engine gives (full text is each engine's own); without them, tag and author are
-    ``membership`` conditions and the text is left out.
+    the engine gives; without them, tag and author are ``membership`` conditions followed
+    by ``text``, the engine's full-text condition (full text is each engine's own).
     """
     clauses = [d.public("c")]
     params: list[Any] = []
@@ -77,7 +81,7 @@ def build_where(
             (membership(d, kind), [value.casefold()])
             for kind, value in (("tag", query.tag), ("author", query.author))
             if value
-        ]
+        ] + ([text] if text else [])
     date_clauses, date_params = date_window(query, d)
     clauses += date_clauses
     params += date_params
