@@ -8,9 +8,9 @@ list cannot be read as another one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -207,6 +207,9 @@ _decode_events = msgspec.json.Decoder(list[Any]).decode
 encode = msgspec.json.Encoder().encode
 
 
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
 def _us(value: int | None) -> datetime | None:
     return from_us(value) if value is not None else None
 
@@ -249,17 +252,22 @@ def webhook_record(row: Any) -> WebhookRecord:
     return WebhookRecord(webhook=webhook_from_row(row), secret=bytes(row[WEBHOOK_WITH_SECRET.at["secret"]]))
 
 
-STORED_WEBHOOK = Columns(*StoredWebhook.__struct_fields__)
-"""The columns of a StoredWebhook (they are named as its fields), on either store."""
+def struct_rows(cls: type[_S], *, json: tuple[str, ...] = ()) -> tuple[Columns, Callable[[Any], _S]]:
+    """The columns of a table whose columns are named as ``cls``'s fields, and a decoder
+    of their rows into ``cls``: by name (``msgspec.convert`` checks every value's type),
+    the JSON columns ``json`` decoded first. For records copied verbatim between stores."""
+    columns = Columns(*cls.__struct_fields__)
+
+    def decode(row: Any) -> _S:
+        values = dict(zip(columns.names, row, strict=True))
+        for name in json:
+            values[name] = msgspec.json.decode(values[name])
+        return msgspec.convert(values, cls)
+
+    return columns, decode
 
 
-def stored_webhook(row: Any) -> StoredWebhook:
-    """A StoredWebhook from a row of ``STORED_WEBHOOK``."""
-    values = dict(zip(STORED_WEBHOOK.names, row, strict=True))
-    for name in ("events", "categories", "languages"):
-        values[name] = decode_str_list(values[name])
-    values["secret"] = bytes(values["secret"])
-    return StoredWebhook(**values)
+STORED_WEBHOOK, stored_webhook = struct_rows(StoredWebhook, json=("events", "categories", "languages"))
 
 
 def webhook_values(hook: StoredWebhook) -> tuple[Any, ...]:
@@ -270,31 +278,8 @@ def webhook_values(hook: StoredWebhook) -> tuple[Any, ...]:
     )
 
 
-LOG_ENTRY = Columns(*LogEntry.__struct_fields__)
-"""The columns of the change log, as a LogEntry holds them."""
-
-
-def log_entry(row: Any) -> LogEntry:
-    """A LogEntry from a row of ``LOG_ENTRY``."""
-    at = LOG_ENTRY.at
-    doc = row[at["doc"]]
-    return LogEntry(
-        seq=row[at["seq"]], kind=row[at["kind"]], ref=row[at["ref"]], op=row[at["op"]],
-        public_op=row[at["public_op"]], at_us=row[at["at_us"]], doc=bytes(doc) if doc is not None else None,
-    )
-
-
-STORED_CATEGORY = Columns("slug", "names", "descriptions", "updated_us", "version")
-
-
-def stored_category(row: Any) -> StoredCategory:
-    """A StoredCategory from a row of ``STORED_CATEGORY``."""
-    at = STORED_CATEGORY.at
-    return StoredCategory(
-        slug=row[at["slug"]], names=decode_str_dict(row[at["names"]]),
-        descriptions=decode_str_dict(row[at["descriptions"]]), updated_us=row[at["updated_us"]],
-        version=row[at["version"]],
-    )
+LOG_ENTRY, log_entry = struct_rows(LogEntry)
+STORED_CATEGORY, stored_category = struct_rows(StoredCategory, json=("names", "descriptions"))
 
 
 CATEGORY = Columns("slug", "names", "descriptions", "updated_us", "count")
