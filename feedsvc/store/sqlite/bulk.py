@@ -180,22 +180,15 @@ class Connection:
         """Write one batch (on the writer thread, inside the store's write lock, so one
         batch at a time uses this connection): all of it in one go, or, when the database
         refused a record, record by record (see the module docstring)."""
-        conn = self.conn
         self.before_batch()
-        conn.execute("BEGIN IMMEDIATE")
+
+        def categories(conn: sqlite3.Connection) -> set[str]:
+            return {row[0] for row in conn.execute("SELECT slug FROM categories")}
+
         try:
-            categories = {row[0] for row in conn.execute("SELECT slug FROM categories")}
-            try:
-                results = write_rows(conn, rows, categories, now)
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                results = _write_isolated(conn, rows, categories, now)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            results = writes.transaction(self.conn, lambda c: write_rows(c, rows, categories(c), now))
+        except sqlite3.IntegrityError:
+            results = writes.transaction(self.conn, lambda c: _write_isolated(c, rows, categories(c), now))
         self.after_commit()
         return results
 

@@ -155,20 +155,12 @@ class Writer:
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-    """``fn(conn)`` as one write transaction, rolled back on any error; driver errors are
-    mapped onto the feedsvc error tree here, on the writer thread."""
+    """``writes.transaction``, with driver errors mapped onto the feedsvc error tree here,
+    on the writer thread."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        return writes.transaction(conn, fn)
     except sqlite3.Error as e:
         raise writes.wrap(e) from e
-    return result
 
 
 class SqliteStore(
