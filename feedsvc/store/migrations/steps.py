@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from feedsvc.errors import StorageError
+
 
 class Words(NamedTuple):
     """How an engine spells what the shared steps leave open."""
@@ -238,3 +240,14 @@ def statements(script: str) -> list[str]:
     """A step's statements, comment lines left out (no step has ';' in a string or trigger)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def pending(current: int, version: int) -> range:
+    """The steps a database at ``current`` needs to reach ``version``.
+
+    Raises:
+        StorageError: the database is newer than this feedsvc.
+    """
+    if current > version:
+        raise StorageError(f"the database is at schema {current}, newer than this feedsvc ({version})")
+    return range(current + 1, version + 1)

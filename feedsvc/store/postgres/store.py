@@ -40,6 +40,7 @@ from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError, Stora
 from feedsvc.model import Commentary, Query
 from feedsvc.store import related
 from feedsvc.store.migrations import postgres as schema
+from feedsvc.store.migrations.steps import pending
 from feedsvc.store.postgres import writes
 from feedsvc.store.postgres.text import search_member
 from feedsvc.store.postgres.watch import PostgresWatch
@@ -215,15 +216,6 @@ class PostgresStore(
 
             yield rows
 
-    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._read() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            return rows
-
-    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        async with self._read() as conn:
-            return await conn.fetchrow(sql, *args)
-
     def _tokenizer(self) -> Words:
         if self._words is None:
             raise StorageError("the store is not open")
@@ -241,11 +233,7 @@ class PostgresStore(
                     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
                 await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
                 current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
-                if current > schema.VERSION:
-                    raise StorageError(
-                        f"the database is at schema {current}, newer than this feedsvc ({schema.VERSION})"
-                    )
-                for n in range(current + 1, schema.VERSION + 1):
+                for n in pending(current, schema.VERSION):
                     await conn.execute(schema.STEPS[n])
                 if current < schema.VERSION:
                     await conn.execute("DELETE FROM schema_version")
@@ -255,7 +243,7 @@ class PostgresStore(
         return schema.VERSION
 
     async def schema_status(self) -> tuple[int, int]:
-        row = await self._fetchrow(
+        row = await self._row(
             "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0"
             " ELSE (SELECT coalesce(max(version), 0) FROM schema_version) END"
         )

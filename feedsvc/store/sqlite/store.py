@@ -41,7 +41,7 @@ from feedsvc.model import Commentary, Query
 from feedsvc.store import related
 from feedsvc.store.bulk_rows import Imported, ImportRow, import_rows
 from feedsvc.store.migrations import sqlite as schema
-from feedsvc.store.migrations.steps import statements
+from feedsvc.store.migrations.steps import pending, statements
 from feedsvc.store.sql import rules
 from feedsvc.store.sql.base import Rows
 from feedsvc.store.sql.changes import ChangeReads
@@ -312,10 +312,7 @@ class SqliteStore(
 
     async def migrate(self) -> int:
         def step(conn: sqlite3.Connection) -> None:
-            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if current > schema.VERSION:
-                raise StorageError(f"the database is at schema {current}, newer than this feedsvc ({schema.VERSION})")
-            for n in range(current + 1, schema.VERSION + 1):
+            for n in pending(int(conn.execute("PRAGMA user_version").fetchone()[0]), schema.VERSION):
                 for statement in statements(schema.STEPS[n]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {n}")
