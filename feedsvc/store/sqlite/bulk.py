@@ -66,7 +66,7 @@ def write_rows(
         " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
         (_encode([(r.lang, r.slug) for r in rows]).decode(),),
     ))
-    cid, seq = conn.execute(writes.LAST_ROWID).fetchone()[0], conn.execute(writes.LAST_SEQ).fetchone()[0]
+    cid, seq = conn.execute(writes.LAST_NUMBERS).fetchone()
     now_us = to_us(now)
     results: list[Imported | FeedsvcError] = []
     changes: list[tuple[Any, ...]] = []

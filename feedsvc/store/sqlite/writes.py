@@ -33,12 +33,12 @@ INSERT_CHANGE = "INSERT INTO changes (seq, kind, ref, op, public_op, at_us, doc)
 INSERT_RELATED_KEY = (
     "INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid) VALUES (?, ?, ?, ?, ?, ?)"
 )
-# What the next INSERTs would take: the rowid after the largest, and AUTOINCREMENT's next
-# number (above both its counter and the largest seq). A write that gives them itself can
+# The largest rowid and change number: the next INSERTs would take the ones after them
+# (AUTOINCREMENT's counter may be above the largest seq). A write that gives them itself can
 # write the change with its document at once, and the rows of a whole batch in one go.
-LAST_ROWID = "SELECT coalesce(max(rowid), 0) FROM commentaries"
-LAST_SEQ = (
-    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),"
+LAST_NUMBERS = (
+    "SELECT (SELECT coalesce(max(rowid), 0) FROM commentaries),"
+    " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),"
     " coalesce((SELECT max(seq) FROM changes), 0))"
 )
 
@@ -103,8 +103,9 @@ def _do(conn: sqlite3.Connection, op: rules.Op) -> Any:
             return _append_change(conn, kind, ref, what, public_op, now)
         case rules.Put(item, public, what, public_op, now, rowid):
             # The bulk import's path (insert_rows), for one commentary.
-            seq = _scalar(conn, LAST_SEQ) + 1
-            placed = _placed(conn, item, public, rowid, seq)
+            last_rowid, last_seq = conn.execute(LAST_NUMBERS).fetchone()
+            seq = last_seq + 1
+            placed = _placed(item, public, rowid if rowid is not None else last_rowid + 1, seq)
             conn.execute(INSERT_CHANGE, (seq, "commentary", item.id, what, public_op, to_us(now),
                                          placed.doc if public else None))
             insert_rows(conn, [placed])
@@ -115,11 +116,10 @@ def _do(conn: sqlite3.Connection, op: rules.Op) -> Any:
     return None
 
 
-def _placed(conn: sqlite3.Connection, item: Commentary, public: bool, rowid: int | None, version: int) -> Placed:
-    """``item``'s rows at ``rowid`` (None: after the last), with ``version``."""
+def _placed(item: Commentary, public: bool, rowid: int, version: int) -> Placed:
+    """``item``'s rows at ``rowid``, with ``version``."""
     row = import_row(item, unique_slug=False)
-    cid = rowid if rowid is not None else _scalar(conn, LAST_ROWID) + 1
-    return Placed(cid, row, item.slug, version, public, row.document(version))
+    return Placed(rowid, row, item.slug, version, public, row.document(version))
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[Placed]) -> None:
@@ -162,7 +162,7 @@ def publish_due(conn: sqlite3.Connection, now: datetime) -> int:
         (to_us(now),),
     ).fetchall()
     for row in rows:
-        rowid, seq = row[DUE.at["rowid"]], _scalar(conn, LAST_SEQ) + 1
+        rowid, seq = row[DUE.at["rowid"]], conn.execute(LAST_NUMBERS).fetchone()[1] + 1
         item = msgspec.structs.replace(decode_commentary(row[DUE.at["doc"]]), version=seq)
         doc = encode(item)
         conn.execute(INSERT_CHANGE, (seq, "commentary", item.id, "updated", "created", to_us(now), doc))
@@ -190,7 +190,8 @@ def load_copy(conn: sqlite3.Connection, batch: CopyBatch) -> None:
         stale = _scalar(conn, "SELECT rowid FROM commentaries WHERE lang = ? AND slug = ?", (item.lang, item.slug))
         if stale is not None:
             _delete_row(conn, stale)
-        insert_rows(conn, [_placed(conn, item, stored.public, rowids.get(item.id), item.version)])
+        rowid = rowids.get(item.id) or conn.execute(LAST_NUMBERS).fetchone()[0] + 1
+        insert_rows(conn, [_placed(item, stored.public, rowid, item.version)])
     # An explicit seq also moves AUTOINCREMENT's counter (sqlite_sequence) up to it, so the
     # next write here gets the number after the copied ones.
     _run(conn, copy.after_commentaries(batch, SQLITE))
