@@ -9,7 +9,8 @@ index's text extracted and the related keys found. It is pure, so ``feedsvc impo
 it in its worker processes, beside the Markdown and sanitising, and ships the rows back as
 MessagePack (no datetimes in them, so nothing is lost on the way). A store that takes such
 rows offers the ``RowImport`` capability (feedsvc.store.protocol); the SQLite store does
-(feedsvc.store.sqlite.bulk writes them).
+(feedsvc.store.sqlite.bulk writes them), and its single writes build the one row they
+write with ``import_row``, so that both write the same values the same way.
 """
 
 from __future__ import annotations
