@@ -216,6 +216,12 @@ class PostgresStore(
 
             yield rows
 
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """One row of a statement in PostgreSQL's own spelling (``$n``), outside the shared
+        core (tests use it to find and end a node's listener)."""
+        async with self._read() as conn:
+            return await conn.fetchrow(sql, *args)
+
     def _tokenizer(self) -> Words:
         if self._words is None:
             raise StorageError("the store is not open")
