@@ -128,17 +128,18 @@ class Server(NamedTuple):
     log: Path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("limits")
+@contextlib.contextmanager
+def serving(tmp: Path, *, timeout: float) -> Iterator[Server]:
+    """A real ``feedsvc serve`` process with every client timeout at ``timeout`` seconds and
+    room for ``MAX_CONNECTIONS``, holding one commentary."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     env.update({
         "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp / 'feedsvc.db'}",
         "FEEDSVC_LOG_FORMAT": "json",
         "FEEDSVC_ACCESS_LOG": "false",
-        "FEEDSVC_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-        "FEEDSVC_BODY_TIMEOUT": str(BODY_TIMEOUT),
-        "FEEDSVC_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE_TIMEOUT),
+        "FEEDSVC_HEADER_TIMEOUT": str(timeout),
+        "FEEDSVC_BODY_TIMEOUT": str(timeout),
+        "FEEDSVC_KEEP_ALIVE_TIMEOUT": str(timeout),
         "FEEDSVC_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
         **{f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")},
     })
@@ -166,6 +167,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Timeouts short enough to watch them cut."""
+    with serving(tmp_path_factory.mktemp("limits"), timeout=HEADER_TIMEOUT) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def patient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Timeouts far longer than a test: the connection limit alone decides who is closed,
+    however slowly a loaded machine opens the connections."""
+    with serving(tmp_path_factory.mktemp("patient"), timeout=60.0) as running:
+        yield running
 
 
 class Exchange(NamedTuple):
@@ -305,7 +321,8 @@ async def status_of(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return int(head.split()[1]), head
 
 
-async def test_connections_past_the_limit_get_a_503_at_once_when_none_is_idle(server: Server) -> None:
+async def test_connections_past_the_limit_get_a_503_at_once_when_none_is_idle(patient_server: Server) -> None:
+    server = patient_server
     """Connections each in the middle of a request hold their places: newcomers are refused."""
     held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(MAX_CONNECTIONS)]
     try:
@@ -330,7 +347,8 @@ async def test_connections_past_the_limit_get_a_503_at_once_when_none_is_idle(se
             writer.close()
 
 
-async def test_at_the_limit_an_idle_connection_makes_room_for_a_new_one(server: Server) -> None:
+async def test_at_the_limit_an_idle_connection_makes_room_for_a_new_one(patient_server: Server) -> None:
+    server = patient_server
     """As nginx does: connections waiting with nothing sent (silent since they connected, or
     kept alive after an answer) are closed to serve newcomers, so idle connections cannot
     lock clients out."""
