@@ -184,10 +184,16 @@ def trend_label(trend: str, lang: str | None) -> str:
     return _TRENDS[_primary(lang)][trend]
 
 
+def month_names(lang: str | None) -> tuple[str, ...]:
+    """The twelve month names as they follow a day number, in ``lang`` (English when the
+    language has no entry)."""
+    return _MONTHS[_primary(lang)]
+
+
 def date_range(start: date, end: date, lang: str | None) -> str:
     """"2 – 8 March 2026", "28 February – 6 March 2022", "29 December 2025 – 4 January 2026",
     or one day; day before month, as every supported language writes it."""
-    months = _MONTHS[_primary(lang)]
+    months = month_names(lang)
     last = f"{end.day} {months[end.month - 1]} {end.year}"
     if start == end:
         return last

@@ -107,7 +107,7 @@ async def test_embed_lists_the_latest_five_by_default(client: Client, seeded: li
     assert first["href"] == newest["url"] == f"{PUBLIC_URL}/commentaries/{newest['id']}"
     assert first["target"] == "_top" and first["rel"] == "noopener"
     assert first["summary"] == "Summary of commentary 7."
-    assert "2026-03-07" in first["meta"] and "Regional security" in first["meta"] and "↘ worsened" in first["meta"]
+    assert "7 March 2026" in first["meta"] and "Regional security" in first["meta"] and "↘ worsened" in first["meta"]
     assert first["lang"] == "en"
 
 

@@ -11,7 +11,10 @@ API, with the same class names and labels, using text-only DOM operations.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from functools import cache
 from html import escape
 from importlib import resources
 from typing import Literal
@@ -20,6 +23,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from feedsvc.model import Category, Commentary
+from feedsvc.render.messages import Messages, script_words
 
 Theme = Literal["light", "dark"]
 THEMES: tuple[Theme, ...] = ("light", "dark")
@@ -28,15 +32,6 @@ THEMES: tuple[Theme, ...] = ("light", "dark")
 # for the summary without a scroll bar in most cases.
 CARD_WIDTH = 600
 CARD_HEIGHT = 240
-
-# Trend markers in the languages the publisher writes in; others fall back to English.
-# Kept in step with TREND_LABELS in static/embed.js.
-TREND_LABELS: dict[str, dict[str, str]] = {
-    "en": {"improved": "improved", "worsened": "worsened", "unchanged": "unchanged"},
-    "be": {"improved": "паляпшэнне", "worsened": "пагаршэнне", "unchanged": "без змен"},
-    "ru": {"improved": "улучшение", "worsened": "ухудшение", "unchanged": "без изменений"},
-}
-TREND_ARROWS = {"improved": "↗", "worsened": "↘", "unchanged": "→"}
 
 STYLE = """
 :root{--fg:#1d2330;--muted:#5b6474;--line:#d8dde6;--accent:#1f5fbf;--bg:#fff;color-scheme:light}
@@ -58,12 +53,6 @@ a.feedsvc-title:hover,a.feedsvc-title:focus{text-decoration:underline}
 """
 
 
-def trend_label(trend: str, lang: str | None) -> str:
-    """The trend marker as shown: an arrow and a word in ``lang`` (English by default)."""
-    labels = TREND_LABELS.get((lang or "en").split("-")[0].lower(), TREND_LABELS["en"])
-    return f"{TREND_ARROWS.get(trend, '')} {labels.get(trend, trend)}".strip()
-
-
 def _link(url: str, text: str, cls: str) -> str:
     # The page is framed: a plain link would navigate the little frame, so it opens the
     # commentary in the top window, without giving it a handle on the partner's page.
@@ -72,15 +61,13 @@ def _link(url: str, text: str, cls: str) -> str:
 
 def _item(item: Commentary, category: Category | None, lang: str | None, *, authors: bool) -> str:
     shown_lang = lang or item.lang
-    meta = [f'<time datetime="{escape(item.published_at.isoformat())}">{item.published_at:%Y-%m-%d}</time>']
+    m = Messages(shown_lang)
+    meta = [f'<time datetime="{escape(item.published_at.isoformat())}">{escape(m.day(item.published_at))}</time>']
     meta.append(
         f'<span class="feedsvc-category">{escape(category.name(shown_lang) if category else item.category)}</span>'
     )
     if item.trend:
-        meta.append(
-            f'<span class="feedsvc-trend trend-{escape(item.trend)}">'
-            f"{escape(trend_label(item.trend, shown_lang))}</span>"
-        )
+        meta.append(f'<span class="feedsvc-trend trend-{escape(item.trend)}">{escape(m.trend(item.trend))}</span>')
     by = ""
     if authors and item.authors:
         by = f'<p class="feedsvc-authors">{escape(", ".join(a.name for a in item.authors))}</p>'
@@ -121,19 +108,21 @@ def embed_page(
         site_title: the publication's name, shown in the footer link.
         site_url: where the footer links to (the publication's feedsvc index).
     """
+    m = Messages(lang)
     if items:
         lis = "".join(_item(c, categories.get(c.category), lang, authors=False) for c in items)
         listing = f'<ul class="feedsvc-list">{lis}</ul>'
     else:
-        listing = '<p class="feedsvc-empty">No commentaries yet.</p>'
-    footer = f'<p class="feedsvc-footer">{_link(site_url, site_title, "feedsvc-site")}</p>'
-    return _document(f"{site_title}: latest commentaries", listing + footer, lang=lang or "en", theme=theme)
+        listing = f'<p class="feedsvc-empty">{m.html("no_commentaries")}</p>'
+    name = m.site_name(site_title)
+    footer = f'<p class="feedsvc-footer">{_link(site_url, name, "feedsvc-site")}</p>'
+    return _document(m("embed_title", site=name), listing + footer, lang=m.tag, theme=theme)
 
 
 def embed_card(item: Commentary, category: Category | None, *, theme: Theme, site_title: str) -> str:
     """``GET /embed?id=``: one commentary as a card, the view an oEmbed iframe shows."""
     body = f'<ul class="feedsvc-list">{_item(item, category, None, authors=True)}</ul>'
-    return _document(f"{item.title} — {site_title}", body, lang=item.lang, theme=theme)
+    return _document(f"{item.title} — {Messages(item.lang).site_name(site_title)}", body, lang=item.lang, theme=theme)
 
 
 # --- oEmbed -------------------------------------------------------------------------------
@@ -202,7 +191,9 @@ def iframe(src: str, *, width: int | str, height: int, title: str) -> str:
 # --- snippets for the index page ----------------------------------------------------------
 
 
-def snippets(base_url: str, *, site_title: str, categories: Sequence[Category], example_url: str | None) -> str:
+def snippets(
+    base_url: str, *, site_title: str, categories: Sequence[Category], example_url: str | None, lang: str | None = None
+) -> str:
     """The "Embed on your site" section of ``GET /``: what a partner pastes, ready to copy.
 
     Args:
@@ -210,9 +201,12 @@ def snippets(base_url: str, *, site_title: str, categories: Sequence[Category], 
         site_title: the publication's name, for the iframe's accessible title.
         categories: the categories to mention as values of ``category``.
         example_url: a commentary's page URL for the oEmbed example (a placeholder if None).
+        lang: the language of the page's words (English by default).
     """
+    m = Messages(lang)
     frame = iframe(
-        f"{base_url}/embed?limit=5&theme=light", width="100%", height=520, title=f"{site_title}: latest commentaries"
+        f"{base_url}/embed?limit=5&theme=light", width="100%", height=520,
+        title=m("embed_title", site=m.site_name(site_title)),
     )
     script = (
         f'<div data-feedsvc-embed data-limit="5" data-theme="light"'
@@ -221,29 +215,36 @@ def snippets(base_url: str, *, site_title: str, categories: Sequence[Category], 
     )
     page = example_url or f"{base_url}/commentaries/ID"
     oembed_url = f"{base_url}/oembed?" + urlencode({"url": page, "format": "json"})
-    slugs = ", ".join(f"<code>{escape(c.slug)}</code>" for c in categories) or "none yet"
+    slugs = ", ".join(f"<code>{escape(c.slug)}</code>" for c in categories) or m.html("none_yet")
+
+    def code(text: str) -> str:
+        return f"<code>{escape(text)}</code>"
 
     def block(text: str) -> str:
-        return f"<pre><code>{escape(text)}</code></pre>"
+        return f"<pre>{code(text)}</pre>"
 
+    intro = m.html(
+        "embed_intro", category=code("category"), slugs=slugs, lang=code("lang"),
+        langs=f"{code('en')}, {code('be')}, {code('ru')}, …", limit=code("limit"), theme=code("theme"),
+        light=code("light"), dark=code("dark"),
+    )
     return (
-        '<section id="embed"><h2>Embed on your site</h2>'
-        "<p>Show the latest commentaries on your own pages. Both forms take the same options: "
-        "<code>category</code> (a slug: " + slugs + "), <code>lang</code> (<code>en</code>, "
-        "<code>be</code>, <code>ru</code>, …), <code>limit</code> (1–20, default 5) and "
-        "<code>theme</code> (<code>light</code> or <code>dark</code>). "
-        "Links open in the top window.</p>"
-        "<h3>An iframe</h3><p class=\"muted\">Self-contained: no script, no cookies, nothing loaded "
-        "from elsewhere.</p>" + block(frame)
-        + "<h3>A script tag</h3><p class=\"muted\">Renders the list into your page, styled to "
-        "fit; set the <code>data-</code> attributes you need and remove the others. "
-        "It only ever inserts text, never markup.</p>" + block(script)
-        + "<h3>oEmbed</h3><p class=\"muted\">Paste a commentary's page address here into a tool "
-        "that speaks oEmbed (a CMS, a chat app); it asks for the embed code like this:</p>" + block(oembed_url)
-        + "</section>"
+        f'<section id="embed"><h2>{m.html("embed_heading")}</h2><p>{intro}</p>'
+        f'<h3>{m.html("embed_iframe")}</h3><p class="muted">{m.html("embed_iframe_help")}</p>{block(frame)}'
+        f'<h3>{m.html("embed_script")}</h3><p class="muted">{m.html("embed_script_help", data=code("data-"))}</p>'
+        f"{block(script)}"
+        f'<h3>{m.html("embed_oembed")}</h3><p class="muted">{m.html("embed_oembed_help")}</p>{block(oembed_url)}'
+        "</section>"
     )
 
 
+_WORDS = re.compile(r"/\*@words\*/.*?/\*words@\*/", re.DOTALL)
+
+
+@cache
 def embed_js() -> bytes:
-    """The source of ``/embed.js``."""
-    return resources.files("feedsvc.render").joinpath("static", "embed.js").read_bytes()
+    """The source of ``/embed.js``, with the words of the message catalogue written in."""
+    source = resources.files("feedsvc.render").joinpath("static", "embed.js").read_text("utf-8")
+    words = json.dumps(script_words(), ensure_ascii=False, separators=(",", ":"))
+    # Inside a <script> element "</" could end it early; JSON allows writing it "<\/".
+    return _WORDS.sub(lambda _: words.replace("</", "<\\/"), source, count=1).encode()

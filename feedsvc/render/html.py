@@ -14,8 +14,10 @@ from xml.sax.saxutils import quoteattr
 
 import msgspec
 
-from feedsvc.digest import Digest, tally_text, trend_text
+from feedsvc.digest import Digest, tally_text
 from feedsvc.model import Category, Commentary, RelatedCommentary
+from feedsvc.render.messages import Messages, capitalised
+from feedsvc.text import derive_summary
 
 FEED_TYPES = (
     ("rss", "application/rss+xml", "RSS"),
@@ -36,9 +38,6 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:.
 margin:0 .2em .2em 0;font-size:.85em}
 .trend{font-weight:600}pre,code{white-space:pre-wrap;word-break:break-all}li{margin:.3em 0}
 """
-
-TREND_LABELS = {"improved": "↗ improved", "worsened": "↘ worsened", "unchanged": "→ unchanged"}
-
 
 class FeedLink(msgspec.Struct, frozen=True):
     """A feed to list on a page and in OPML: its title and its URL per format."""
@@ -67,8 +66,17 @@ def autodiscovery(feed: FeedLink) -> str:
     )
 
 
-def _date(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d")
+def _time(value: datetime, m: Messages) -> str:
+    """A publication date as people write it, with the instant for machines."""
+    return f"<time datetime={quoteattr(value.isoformat())}>{escape(m.day(value))}</time>"
+
+
+def shows_summary(item: Commentary) -> bool:
+    """Whether a page shows the summary as a lede above the body: not when it is the body's
+    first paragraph (derived from it, or written the same), which would then be read twice."""
+    if not item.summary:
+        return False
+    return " ".join(item.summary.split()) != " ".join(derive_summary(item.body_html).split())
 
 
 def index_page(
@@ -82,11 +90,15 @@ def index_page(
     extra: Sequence[FeedLink],
     latest: Sequence[Commentary],
     snippets: str = "",
+    lang: str | None = None,
 ) -> str:
-    """``GET /``: every feed, with autodiscovery, and the latest commentaries."""
+    """``GET /``: every feed, with autodiscovery, and the latest commentaries; labels in
+    ``lang`` (English by default)."""
+    m = Messages(lang)
     head = "".join(autodiscovery(f) for f in (site, *categories, *languages, *extra))
     head += (
-        f'<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href={quoteattr(base_url + "/feeds.opml")}>'
+        f'<link rel="outline" type="text/x-opml" title={quoteattr(m("all_feeds_opml"))} '
+        f'href={quoteattr(base_url + "/feeds.opml")}>'
     )
 
     def rows(feeds: Sequence[FeedLink]) -> str:
@@ -102,23 +114,25 @@ def index_page(
         )
 
     latest_html = "".join(
-        f'<li><a href={quoteattr(c.url)}>{escape(c.title)}</a> <span class="muted">{_date(c.published_at)} · '
-        f"{escape(c.lang)}</span></li>"
+        f'<li><a href={quoteattr(c.url)} hreflang={quoteattr(c.lang)}>{escape(c.title)}</a> '
+        f'<span class="muted">{_time(c.published_at, m)} · {escape(m.language(c.lang))}</span></li>'
         for c in latest
     )
+    opml_link = f'<a href={quoteattr(base_url + "/feeds.opml")}>{m.html("feeds_as_opml")}</a>'
+    name = m.site_name(title)
     body = (
-        f"<h1>{escape(title)}</h1><p>{escape(description)}</p>"
-        "<h2>Feeds</h2><p class=\"muted\">Copy a feed's address into your feed reader, or import "
-        f'<a href={quoteattr(base_url + "/feeds.opml")}>all feeds as OPML</a>.</p>'
-        f"<table><tr><th>Feed</th><th>Formats</th></tr>{rows([site])}{rows(extra)}</table>"
-        f"<h3>By category</h3><table>{rows(categories)}</table>"
-        f"<h3>By language</h3><table>{rows(languages)}</table>"
-        f"<h2>Latest commentaries</h2><ul>{latest_html}</ul>"
+        f"<h1>{escape(name)}</h1><p>{escape(m.site_description(description))}</p>"
+        f'<h2>{m.html("feeds")}</h2><p class="muted">{m.html("feeds_help", opml=opml_link)}</p>'
+        f'<table><tr><th>{m.html("feed")}</th><th>{m.html("formats")}</th></tr>{rows([site])}{rows(extra)}</table>'
+        f'<h3>{m.html("by_category")}</h3><table>{rows(categories)}</table>'
+        f'<h3>{m.html("by_language")}</h3><table>{rows(languages)}</table>'
+        f'<h2>{m.html("latest")}</h2><ul>{latest_html}</ul>'
         f"{snippets}"
-        f'<p class="muted">API: <a href="{escape(base_url)}/api/v1/commentaries">/api/v1/commentaries</a> · '
+        f'<p class="muted">{m.html("api")}: '
+        f'<a href="{escape(base_url)}/api/v1/commentaries">/api/v1/commentaries</a> · '
         f'<a href="{escape(base_url)}/schema">OpenAPI</a></p>'
     )
-    return _page(title, body, head=head)
+    return _page(name, body, lang=m.tag, head=head)
 
 
 def commentary_page(
@@ -130,7 +144,9 @@ def commentary_page(
     oembed_url: str | None = None,
     related: Sequence[RelatedCommentary] = (),
 ) -> str:
-    """The readable page a commentary's ``url`` points to when it has no ``canonical_url``."""
+    """The readable page a commentary's ``url`` points to when it has no ``canonical_url``,
+    every label in the commentary's language."""
+    m = Messages(item.lang)
     head = "".join(autodiscovery(f) for f in feeds)
     for t in item.translations:
         head += (
@@ -149,13 +165,13 @@ def commentary_page(
         + (f" <span class=\"muted\">({escape(a.affiliation)})</span>" if a.affiliation else "")
         for a in item.authors
     )
-    meta = [f"<time datetime={quoteattr(item.published_at.isoformat())}>{_date(item.published_at)}</time>"]
+    meta = [_time(item.published_at, m)]
     if category is not None:
         meta.append(escape(category.name(item.lang)))
     if item.period is not None:
-        meta.append(f"period {item.period.start.isoformat()} – {item.period.end.isoformat()}")
+        meta.append(escape(m("period", period=m.period(item.period.start, item.period.end))))
     if item.trend:
-        meta.append(f'<span class="trend">{escape(TREND_LABELS.get(item.trend, item.trend))}</span>')
+        meta.append(f'<span class="trend">{escape(m.trend(item.trend))}</span>')
     figure = ""
     if item.image is not None:
         img = item.image
@@ -170,32 +186,38 @@ def commentary_page(
         name = escape(item.source.name)
         if item.source.url:
             name = f"<a href={quoteattr(item.source.url)}>{name}</a>"
-        source = f'<p class="muted">Originally published in {name}.</p>'
-    tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in item.tags)
+        source = f'<p class="muted">{m.html("originally_published", source=name)}</p>'
+    tags = ""
+    if item.tags:
+        tags = "<p>" + "".join(
+            f'<span class="tag">{escape(t)}</span>' for t in item.tags
+        ) + "</p>"
     translations = ""
     if item.translations:
-        translations = "<p>Also in: " + ", ".join(
-            f'<a hreflang={quoteattr(t.lang)} href={quoteattr(t.url)}>{escape(t.lang)}: {escape(t.title)}</a>'
+        translations = f'<p>{m.html("other_languages")} ' + ", ".join(
+            f'<a hreflang={quoteattr(t.lang)} href={quoteattr(t.url)}>{escape(capitalised(m.language(t.lang)))}: '
+            f'<span lang={quoteattr(t.lang)}>{escape(t.title)}</span></a>'
             for t in item.translations
         ) + "</p>"
     related_html = ""
     if related:
+        label = m.html("related")
         related_html = (
-            '<nav aria-label="Related commentaries"><h2>Related commentaries</h2><ul>'
+            f'<nav aria-label="{label}"><h2>{label}</h2><ul>'
             + "".join(
                 f"<li><a href={quoteattr(r.url)}>{escape(r.title)}</a> "
-                f'<span class="muted">{_date(r.published_at)}</span></li>'
+                f'<span class="muted">{_time(r.published_at, m)}</span></li>'
                 for r in related
             )
             + "</ul></nav>"
         )
-    feeds_html = _follow_links(feeds)
+    lede = f"<p><strong>{escape(item.summary)}</strong></p>" if shows_summary(item) else ""
     body = (
-        f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(item.title)}</h1>'
+        f'<p class="muted">{escape(m.site_name(site_title))}</p><article><h1>{escape(item.title)}</h1>'
         f'<p class="meta">{authors}</p><p class="meta">{" · ".join(meta)}</p>'
-        f"<p><strong>{escape(item.summary)}</strong></p>{figure}{item.body_html}{source}"
-        f"<p>{tags}</p>{translations}</article>{related_html}"
-        f'<p class="muted">Follow: {feeds_html}</p>'
+        f"{lede}{figure}{item.body_html}{source}"
+        f"{tags}{translations}</article>{related_html}"
+        f'<p class="muted">{m.html("follow")} {_follow_links(feeds)}</p>'
     )
     return _page(item.title, body, lang=item.lang, head=head)
 
@@ -206,8 +228,10 @@ def _follow_links(feeds: Sequence[FeedLink]) -> str:
 
 
 def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[FeedLink], site_title: str) -> str:
-    """The readable page of a weekly digest (issue 9): its commentaries, trends and summaries,
-    linked; ``others`` are the same week's digests in other languages."""
+    """The readable page of a weekly digest: its commentaries, trends and summaries, linked,
+    every label in the digest's language; ``others`` are the same week's digests in other
+    languages."""
+    m = Messages(digest.lang)
     head = "".join(autodiscovery(f) for f in feeds)
     for other in others:
         head += (
@@ -216,21 +240,21 @@ def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[Fee
         )
     entries = "".join(
         f"<li><p><a href={quoteattr(e.url)}>{escape(e.title)}</a> "
-        + (f'<span class="trend">{escape(trend_text(e.trend, digest.lang))}</span> ' if e.trend else "")
-        + f'<span class="muted">{_date(e.published_at)}</span></p><p>{escape(e.summary)}</p></li>'
+        + (f'<span class="trend">{escape(m.trend(e.trend))}</span> ' if e.trend else "")
+        + f'<span class="muted">{_time(e.published_at, m)}</span></p><p>{escape(e.summary)}</p></li>'
         for e in digest.commentaries
     )
     also = ""
     if others:
-        also = "<p>" + ", ".join(
-            f"<a hreflang={quoteattr(d.lang)} href={quoteattr(d.url)}>{escape(d.lang)}: {escape(d.title)}</a>"
+        also = f'<p>{m.html("this_week_in")} ' + ", ".join(
+            f"<a hreflang={quoteattr(d.lang)} href={quoteattr(d.url)}>{escape(capitalised(m.language(d.lang)))}: "
+            f"<span lang={quoteattr(d.lang)}>{escape(d.title)}</span></a>"
             for d in others
         ) + "</p>"
-    feeds_html = _follow_links(feeds)
     body = (
-        f'<p class="muted">{escape(site_title)}</p><article><h1>{escape(digest.title)}</h1>'
+        f'<p class="muted">{escape(m.site_name(site_title))}</p><article><h1>{escape(digest.title)}</h1>'
         f'<p class="meta">{escape(tally_text(digest.trends, digest.lang))}</p><ul>{entries}</ul></article>'
-        f'{also}<p class="muted">Follow: {feeds_html}</p>'
+        f'{also}<p class="muted">{m.html("follow")} {_follow_links(feeds)}</p>'
     )
     return _page(digest.title, body, lang=digest.lang, head=head)
 

@@ -201,13 +201,16 @@ async def oembed_endpoint(
     )
 
 
-async def index_snippets(service: Service, settings: Settings, latest: Sequence[Commentary]) -> str:
-    """The "Embed on your site" section of the index page."""
+async def index_snippets(
+    service: Service, settings: Settings, latest: Sequence[Commentary], lang: str | None = None
+) -> str:
+    """The "Embed on your site" section of the index page, in ``lang``."""
     return snippets(
         service.base_url,
         site_title=settings.title,
         categories=await service.get_categories(),
         example_url=service.page_url(latest[0].id) if latest else None,
+        lang=lang,
     )
 
 

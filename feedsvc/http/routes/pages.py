@@ -4,14 +4,15 @@ page, OPML, the feed stylesheet and the icon."""
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from feedsvc.config import Settings
+from feedsvc.digest import digest_name
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import FORMATS, FeedSpec
 from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, parse_start, responses
@@ -19,19 +20,31 @@ from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
 from feedsvc.model import Commentary, Query
 from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page, opml
+from feedsvc.render.messages import Messages, capitalised
 
 
-def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec) -> FeedLink:
-    return FeedLink(title=spec.title, urls={fmt: publisher.feed_url(spec, fmt) for fmt in FORMATS})
+def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec, title: str | None = None) -> FeedLink:
+    """A feed in every format; named ``title`` on the page (a label in the page's language)
+    or else by the feed's own title."""
+    return FeedLink(title=title or spec.title, urls={fmt: publisher.feed_url(spec, fmt) for fmt in FORMATS})
 
 
-async def all_feeds(publisher: NamedDependency[FeedPublisher]) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
-    """The site feed, one feed per category and one per language, in every format."""
+async def all_feeds(
+    publisher: NamedDependency[FeedPublisher], m: Messages | None = None
+) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
+    """The site feed, one feed per category and one per language, in every format; named by
+    their own titles, or with ``m`` as a page in its language names them."""
     service = publisher.service
     base = Query(limit=publisher.feed_limit)
-    site = feed_link(publisher, publisher.site_spec(base))
-    categories = [feed_link(publisher, publisher.category_spec(c, base)) for c in await service.get_categories()]
-    languages = [feed_link(publisher, publisher.lang_spec(lang.name, base)) for lang in await service.get_languages()]
+    site = feed_link(publisher, publisher.site_spec(base), m("all_commentaries") if m else None)
+    categories = [
+        feed_link(publisher, publisher.category_spec(c, base), c.name(m.tag) if m else None)
+        for c in await service.get_categories()
+    ]
+    languages = [
+        feed_link(publisher, publisher.lang_spec(lang.name, base), capitalised(m.language(lang.name)) if m else None)
+        for lang in await service.get_languages()
+    ]
     return site, categories, languages
 
 
@@ -51,15 +64,24 @@ def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int
     responses=responses(304, 503),
 )
 async def index(
-    request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
+    request: Request[Any, Any, Any],
+    publisher: NamedDependency[FeedPublisher],
+    settings: NamedDependency[Settings],
+    lang: Annotated[
+        str | None,
+        QueryParameter(description="BCP 47 tag: the language of labels and latest commentaries.", max_length=35),
+    ] = None,
 ) -> Response[str]:
-    site, categories, languages = await all_feeds(publisher)
-    latest = await publisher.service.list_commentaries(Query(limit=10))
+    lang = digest_lang(lang)
+    m = Messages(lang)
+    site, categories, languages = await all_feeds(publisher, m)
+    latest = await publisher.service.list_commentaries(Query(limit=10, lang=lang))
     text = index_page(
+        lang=lang,
         title=settings.title, description=settings.description, base_url=publisher.base_url,
         site=site, categories=categories, languages=languages, latest=latest.items,
-        extra=[feed_link(publisher, publisher.digest_spec(None))],
-        snippets=await index_snippets(publisher.service, settings, latest.items),
+        extra=[feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag))],
+        snippets=await index_snippets(publisher.service, settings, latest.items, lang),
     )
     return html_response(request, text, settings.cache_max_age)
 
@@ -99,10 +121,11 @@ async def commentary(
     item: Commentary = await service.get_commentary(id)
     category = await service.get_category(item.category)
     base = Query(limit=publisher.feed_limit)
+    m = Messages(item.lang)
     feeds = [
-        feed_link(publisher, publisher.category_spec(category, base)),
-        feed_link(publisher, publisher.lang_spec(item.lang, base)),
-        feed_link(publisher, publisher.site_spec(base)),
+        feed_link(publisher, publisher.category_spec(category, base), category.name(item.lang)),
+        feed_link(publisher, publisher.lang_spec(item.lang, base), m("everything_in", language=m.language(item.lang))),
+        feed_link(publisher, publisher.site_spec(base), m("all_commentaries")),
     ]
     oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
     related = await service.get_related(item.id)
@@ -148,9 +171,10 @@ async def digest_html(
     service = publisher.service
     digest = await service.get_digest(parse_start(start), lang=digest_lang(lang))
     versions = await service.get_digests_of(digest.period.start)
+    name = digest_name(digest.lang)
     feeds = [
-        feed_link(publisher, publisher.digest_spec(digest.lang)),
-        feed_link(publisher, publisher.digest_spec(None)),
+        feed_link(publisher, publisher.digest_spec(digest.lang), name),
+        feed_link(publisher, publisher.digest_spec(None), Messages(digest.lang)("digest_all_languages", digest=name)),
     ]
     text = digest_page(
         digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title

@@ -14,12 +14,10 @@
   var script = document.currentScript;
   var scriptBase = script && script.src ? script.src.replace(/\/embed\.js(?:[?#].*)?$/, "") : "";
   var STYLE_ID = "feedsvc-embed-style";
-  // Kept in step with TREND_LABELS in feedsvc/render/embed.py.
-  var TREND_LABELS = {
-    en: { improved: "improved", worsened: "worsened", unchanged: "unchanged" },
-    be: { improved: "паляпшэнне", worsened: "пагаршэнне", unchanged: "без змен" },
-    ru: { improved: "улучшение", worsened: "ухудшение", unchanged: "без изменений" }
-  };
+  // The widget's words per language (month names, trend words, messages), written in by
+  // feedsvc from the catalogue its own pages use (feedsvc/render/messages.py), so the two
+  // embeds say the same thing; English for any other language.
+  var WORDS = /*@words*/{ "en": { "months": [], "trends": {}, "messages": {} } }/*words@*/;
   var TREND_ARROWS = { improved: "\u2197", worsened: "\u2198", unchanged: "\u2192" };
   var CSS =
     ".feedsvc-embed{--fe-fg:#1d2330;--fe-muted:#5b6474;--fe-line:#d8dde6;--fe-accent:#1f5fbf;--fe-bg:#fff;" +
@@ -63,9 +61,21 @@
     return node;
   }
 
+  function words(lang) {
+    return WORDS[String(lang || "en").split("-")[0].toLowerCase()] || WORDS.en;
+  }
+
   function trendLabel(trend, lang) {
-    var labels = TREND_LABELS[String(lang || "en").split("-")[0].toLowerCase()] || TREND_LABELS.en;
+    var labels = words(lang).trends;
     return (TREND_ARROWS[trend] ? TREND_ARROWS[trend] + " " : "") + (labels[trend] || trend);
+  }
+
+  // "7 March 2026", "7 марта 2026": the calendar date written in the timestamp (its own
+  // offset), as the iframe shows it.
+  function dayText(timestamp, lang) {
+    var match = /^(\d{4})-(\d{2})-(\d{2})/.exec(timestamp);
+    var month = match ? words(lang).months[parseInt(match[2], 10) - 1] : null;
+    return month ? parseInt(match[3], 10) + " " + month + " " + match[1] : timestamp.slice(0, 10);
   }
 
   function categoryName(category, lang) {
@@ -93,7 +103,7 @@
 
     var meta = el("p", "feedsvc-meta");
     var published = String(item.published_at || "");
-    var time = el("time", null, published.slice(0, 10));
+    var time = el("time", null, dayText(published, shownLang));
     time.setAttribute("datetime", published);
     meta.appendChild(time);
     var name = categoryName(categories[item.category], shownLang) || item.category;
@@ -150,13 +160,13 @@
           content = el("ul", "feedsvc-list");
           items.forEach(function (item) { content.appendChild(renderItem(item, bySlug, lang)); });
         } else {
-          content = el("p", "feedsvc-empty", "No commentaries yet.");
+          content = el("p", "feedsvc-empty", words(lang).messages.no_commentaries);
         }
         target.replaceChildren(content);
         target.setAttribute("data-feedsvc-ready", "done");
       })
       .catch(function (error) {
-        target.replaceChildren(el("p", "feedsvc-empty", "Commentaries could not be loaded."));
+        target.replaceChildren(el("p", "feedsvc-empty", words(lang).messages.not_loaded));
         target.setAttribute("data-feedsvc-ready", "failed");
         if (window.console) console.warn(String(error));
       })
