@@ -8,13 +8,17 @@ One definition serves three purposes: decoding and validating request bodies (th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from feedsvc.errors import InvalidInputError
+from feedsvc.problems import Problem, one_of, problem, summary
+
+_T = TypeVar("_T")
 
 # --- constrained scalar types -------------------------------------------------------------
 
@@ -481,27 +485,45 @@ class Query(Struct, frozen=True, kw_only=True):
         q: str | None = None,
         limit: int = 20,
     ) -> Query:
-        """Validate and normalise raw query-string values; InvalidInputError names the field."""
-        categories = _category_slugs(category or [])
+        """Validate and normalise raw query-string values. InvalidInputError lists every
+        value that is wrong (``problems``, each naming its parameter)."""
+        problems: list[Problem] = []
+
+        def checked(name: str, check: Callable[[], _T]) -> _T | None:
+            try:
+                return check()
+            except InvalidInputError as e:
+                problems.extend(e.extra.get("problems") or [problem(e.message, name, "query")])
+                return None
+
+        categories = checked("category", lambda: _category_slugs(category or [])) or ()
         if lang is not None:
             if re.fullmatch(LANG_PATTERN, lang.strip()) is None:
-                raise InvalidInputError("`lang` must be a BCP 47 language tag such as en or pt-BR", field="lang")
-            lang = normalize_lang(lang.strip())
+                problems.append(
+                    problem("`lang` must be a BCP 47 language tag such as en or pt-BR", "lang", "query")
+                )
+                lang = None
+            else:
+                lang = normalize_lang(lang.strip())
         if trend is not None and trend not in TRENDS:
-            raise InvalidInputError(f"`trend` must be one of {', '.join(TRENDS)}", field="trend")
-        bounds: dict[str, date | datetime | None] = {}
-        for name, raw in (("from", from_), ("to", to)):
-            bounds[name] = parse_date_or_datetime(raw, name) if raw else None
-        start, end = bounds["from"], bounds["to"]
+            problems.append(one_of("trend", trend, TRENDS, "query"))
+            trend = None
+        start = checked("from", lambda: parse_date_or_datetime(from_, "from")) if from_ else None
+        end = checked("to", lambda: parse_date_or_datetime(to, "to")) if to else None
+        if start is not None and end is not None and _after(start, end):
+            problems.append(problem(f"`from` ({from_}) is after `to` ({to}): no commentary can match", "from", "query"))
         since: datetime | None = None
         if updated_since:
-            parsed = parse_date_or_datetime(updated_since, "updated_since")
-            since = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, datetime.min.time(), UTC)
+            parsed = checked("updated_since", lambda: parse_date_or_datetime(updated_since, "updated_since"))
+            if parsed is not None:
+                since = parsed if isinstance(parsed, datetime) else datetime.combine(parsed, datetime.min.time(), UTC)
         text = " ".join(q.split()) if q else None
         if text is not None and len(text) > 200:
-            raise InvalidInputError("`q` is limited to 200 characters", field="q")
+            problems.append(problem("`q` is limited to 200 characters", "q", "query"))
         if not 1 <= limit <= 100:
-            raise InvalidInputError("`limit` must be between 1 and 100", field="limit")
+            problems.append(problem("`limit` must be between 1 and 100", "limit", "query"))
+        if problems:
+            raise InvalidInputError(summary(problems, "the query"), problems=problems)
         return cls(
             categories=categories,
             tag=" ".join(tag.split()) or None if tag else None,
@@ -555,6 +577,19 @@ def _category_slugs(values: list[str]) -> tuple[str, ...]:
                 raise InvalidInputError(f"`category` {slug[:130]!r} is not a category slug", field="category")
             seen[slug] = None
     return tuple(seen)
+
+
+def _after(start: date | datetime, end: date | datetime) -> bool:
+    """Whether a ``from`` bound lies after a ``to`` bound, so that nothing can match. A date
+    compares with the date written in ``published_at`` (its own offset), an instant with
+    the instant: across the two, only a gap of more than a day is sure to be empty."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return start > end
+    if not isinstance(start, datetime) and not isinstance(end, datetime):
+        return start > end
+    first = start.astimezone(UTC).date() if isinstance(start, datetime) else start
+    last = end.astimezone(UTC).date() if isinstance(end, datetime) else end
+    return (first - last).days > 1
 
 
 def parse_date_or_datetime(raw: str, name: str) -> date | datetime:

@@ -13,7 +13,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,7 @@ from feedsvc.model import (
     normalize_lang,
     to_us,
 )
+from feedsvc.problems import Problem, one_of, summary
 from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
 from feedsvc.text import absolute_url, absolutize_urls, clean_line, strip_bidi_controls, strip_invalid_xml
 
@@ -97,6 +99,10 @@ class Service:
         self.require_if_match = require_if_match
         self.clock = clock
         self.listeners: list[Listener] = []
+        # The category slugs as of a change number: categories are never deleted, so a slug
+        # seen once stays known, and only a slug not seen yet makes it read them again (at
+        # most once per change), however often unknown slugs are asked for.
+        self._category_slugs: tuple[int, frozenset[str]] = (-1, frozenset())
 
     async def notify_changed(self, before: Commentary | None, after: Commentary | None) -> None:
         """Tell the listeners about a change stored outside the methods here (bulk import)."""
@@ -224,6 +230,36 @@ class Service:
         await self.state()
         return await self.store.get_categories()
 
+    async def category_problems(self, slugs: Sequence[str], *, source: str = "query") -> list[Problem]:
+        """A problem for each of ``slugs`` that names no category, listing the slugs there
+        are (empty when all exist)."""
+        seq, known = self._category_slugs
+        if all(s in known for s in slugs):
+            return []
+        state = await self.state()
+        if state.seq != seq:
+            known = frozenset(c.slug for c in await self.store.get_categories())
+            self._category_slugs = (state.seq, known)
+        return [one_of("category", s, sorted(known), source) for s in slugs if s not in known]
+
+    async def check_categories(self, slugs: Sequence[str]) -> None:
+        """InvalidInputError naming every one of ``slugs`` that is no category (a filter
+        on one matches nothing, which would otherwise look like an empty category)."""
+        problems = await self.category_problems(slugs)
+        if problems:
+            raise InvalidInputError(summary(problems, "the query"), problems=problems)
+
+    @asynccontextmanager
+    async def _known_category(self, slug: str) -> AsyncIterator[None]:
+        """Turn the store's "unknown category" into a problem listing the categories there are."""
+        try:
+            yield
+        except InvalidInputError as e:
+            problems = await self.category_problems([slug], source="body") if e.extra.get("field") == "category" else []
+            if not problems:
+                raise
+            raise InvalidInputError(summary(problems), problems=problems) from None
+
     async def get_category(self, slug: str) -> Category:
         if not is_slug(slug):
             # No category has such a slug; and PostgreSQL refuses some strings (NUL) outright.
@@ -336,7 +372,8 @@ class Service:
         item = await self._build_off_loop(
             new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None
         )
-        stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
+        async with self._known_category(item.category):
+            stored = await self.store.add_commentary(item, unique_slug=new.slug is None, now=now)
         await self.notify_changed(None, stored)
         return (await self.present([stored]))[0]
 
@@ -352,9 +389,10 @@ class Service:
             new, id=str(ULID.from_datetime(now)), created_at=now, updated_at=now, previous=None
         )
         record = IdempotencyKey(owner=owner, key=key, fingerprint=hashlib.sha256(_encode_new(new)).hexdigest())
-        stored, created = await self.store.add_commentary_once(
-            item, unique_slug=new.slug is None, now=now, key=record, not_before=now - IDEMPOTENCY_TTL
-        )
+        async with self._known_category(item.category):
+            stored, created = await self.store.add_commentary_once(
+                item, unique_slug=new.slug is None, now=now, key=record, not_before=now - IDEMPOTENCY_TTL
+            )
         if created:
             await self.notify_changed(None, stored)
         return (await self.present([stored]))[0], created
@@ -373,7 +411,8 @@ class Service:
         """Store an imported commentary, keeping its id and timestamps when it has them."""
         now = self.clock()
         item, unique_slug = self.prepare_import(rec, now=now)
-        stored = await self.store.add_commentary(item, unique_slug=unique_slug, now=now)
+        async with self._known_category(item.category):
+            stored = await self.store.add_commentary(item, unique_slug=unique_slug, now=now)
         await self.notify_changed(None, stored)
         return stored
 
@@ -383,9 +422,10 @@ class Service:
         current = await self.store.get_commentary(id, public_only=False)
         now = self.clock()
         item = await self._build_off_loop(new, id=id, created_at=current.created_at, updated_at=now, previous=current)
-        stored = await self.store.update_commentary(
-            item, expected_version=expected, unique_slug=False, now=now
-        )
+        async with self._known_category(item.category):
+            stored = await self.store.update_commentary(
+                item, expected_version=expected, unique_slug=False, now=now
+            )
         await self.notify_changed(current, stored)
         return (await self.present([stored]))[0]
 

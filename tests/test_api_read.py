@@ -124,7 +124,6 @@ FILTERS: list[tuple[str, list[int]]] = [
     ("category=economy,foreign-policy", [16, 12, 10, 9, 8, 7, 5, 4, 3]),
     ("category=economy,%20foreign-policy", [16, 12, 10, 9, 8, 7, 5, 4, 3]),
     ("category=economy&category=economy", [16, 12, 9, 7, 5]),
-    ("category=arms-control", []),
     # tag: case-insensitive, whole tag
     ("tag=border", [15, 11, 2, 1]),
     ("tag=BORDER", [15, 11, 2, 1]),
@@ -262,6 +261,9 @@ INVALID_FILTERS: list[tuple[str, str]] = [
     ("category=Bad_Slug", "category"),
     ("category=economy,Bad%20Slug", "category"),
     ("q=" + "x" * 201, "q"),
+    ("from=2026-03-08&to=2026-03-07", "from"),
+    ("from=2026-03-07T12:00:00Z&to=2026-03-07T11:00:00Z", "from"),
+    ("category=arms-control", "category"),  # no category has this slug (there are none yet)
 ]
 
 
@@ -269,6 +271,31 @@ async def test_an_invalid_filter_is_400_naming_it(client: Any, subtests: Any) ->
     for query, field in INVALID_FILTERS:
         with subtests.test(query[:40]):
             assert_error(await client.get(f"{API}?{query}"), 400, field)
+
+
+async def test_an_unknown_category_is_400_naming_it_and_the_categories_there_are(
+    client: Any, seeded: dict[int, str]
+) -> None:
+    known = ["economy", "foreign-policy", "regional-security"]
+    for path in (API, "/feed.rss", "/feed.json", "/be/feed.atom"):
+        for query, unknown in [
+            ("category=arms-control", ["arms-control"]),
+            ("category=economy,arms-control,sports", ["arms-control", "sports"]),
+            ("category=econmy", ["econmy"]),
+        ]:
+            body = assert_error(await client.get(f"{path}?{query}"), 400, "category")
+            assert [p["key"] for p in body["extra"]] == ["category"] * len(unknown)
+            assert all(p["allowed"] == known and p["source"] == "query" for p in body["extra"])
+            assert all(u in p["message"] for u, p in zip(unknown, body["extra"], strict=True))
+    assert "did you mean `economy`" in body["detail"]
+    # A category made after the first refusal is known at once.
+    token, _ = await client.app.state.service.create_token("t", ["write"])
+    r = await client.put(
+        "/api/v1/categories/arms-control", json={"names": {"en": "Arms control"}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 201, r.text
+    assert (await client.get(f"{API}?category=arms-control")).json() == {"items": [], "next_cursor": None}
 
 
 async def test_limit_bounds_are_inclusive(client: Any, seeded: dict[int, str]) -> None:

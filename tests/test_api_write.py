@@ -716,6 +716,64 @@ async def test_a_commentary_in_an_unknown_category_is_400_naming_category(
     assert r.json()["category"] == "arms-control"
 
 
+# --- a newcomer's first requests: every problem at once, with what would be right -----------
+
+
+def problems_of(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The problems of an error body by key; each one is also in ``detail``."""
+    out = {p["key"]: p for p in body["extra"]}
+    assert len(out) == len(body["extra"]), body
+    assert all(p["message"] in body["detail"] and p["source"] == "body" for p in body["extra"]), body
+    return out
+
+
+async def test_a_body_with_many_problems_names_every_one_at_once(
+    client: Any, auth: dict[str, str], categories: Any, stored_counts: Any
+) -> None:
+    before = stored_counts()
+    body = assert_error(await client.post(API, json={"title": "x"}, headers=auth), 400)
+    assert set(problems_of(body)) == {"lang", "category", "authors"}
+    assert body["detail"].startswith("3 problems in the body")
+
+    sent = {
+        "titel": "Exercises end early", "lang": "english", "category": "regional-securty", "trend": "worse",
+        "authors": [{"name": ""}, {"nmae": "Jane"}], "tags": ["ok", ""], "status": "archived",
+    }
+    found = problems_of(assert_error(await client.post(API, json=sent, headers=auth), 400))
+    assert set(found) == {
+        "titel", "title", "lang", "category", "trend", "authors[0].name", "authors[1].nmae", "authors[1].name",
+        "tags[1]", "status",
+    }
+    assert "did you mean `title`?" in found["titel"]["message"]
+    assert "did you mean `authors[1].name`?" in found["authors[1].nmae"]["message"]
+    assert found["trend"]["allowed"] == ["improved", "worsened", "unchanged"]
+    assert "did you mean `worsened`?" in found["trend"]["message"]
+    assert found["status"]["allowed"] == ["draft", "published"]
+    assert found["category"]["allowed"] == sorted(categories)
+    assert "did you mean `regional-security`?" in found["category"]["message"]
+    assert stored_counts() == before
+
+
+async def test_an_unknown_category_alone_lists_the_categories_there_are(
+    client: Any, auth: dict[str, str], categories: Any
+) -> None:
+    body = assert_error(await client.post(API, json=commentary(category="sports"), headers=auth), 400, "category")
+    (found,) = body["extra"]
+    assert found["allowed"] == sorted(categories) and "sports" in found["message"]
+    made = await client.post(API, json=commentary(), headers=auth)
+    headers = {**auth, "If-Match": made.headers["etag"]}
+    r = await client.patch(f"{API}/{made.json()['id']}", json={"category": "sports"}, headers=headers)
+    assert assert_error(r, 400, "category")["extra"][0]["allowed"] == sorted(categories)
+
+
+async def test_a_patch_names_every_problem_too(client: Any, auth: dict[str, str], categories: Any) -> None:
+    made = await client.post(API, json=commentary(), headers=auth)
+    headers = {**auth, "If-Match": made.headers["etag"]}
+    r = await client.patch(f"{API}/{made.json()['id']}", json={"trend": "Worse", "summry": "x"}, headers=headers)
+    found = problems_of(assert_error(r, 400))
+    assert set(found) == {"trend", "summry"} and "did you mean `summary`?" in found["summry"]["message"]
+
+
 async def test_a_put_without_published_at_keeps_the_publication_date(
     client: Any, auth: dict[str, str], categories: Any
 ) -> None:

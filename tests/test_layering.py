@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "feedsvc"
 
 LAYER_OF_TOP = {
     "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
+    "problems": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
     "cursors": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",

@@ -310,7 +310,41 @@ def test_query_from_params_normalises_categories_lang_dates_and_text() -> None:
 def test_query_from_params_rejects_naming_the_field(params: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         Query.from_params(**params)
-    assert info.value.extra["field"] == field
+    assert [(p["key"], p["source"]) for p in info.value.extra["problems"]] == [(field, "query")]
+
+
+def test_query_from_params_names_every_wrong_value_at_once() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        Query.from_params(category=["Economy"], lang="english", trend="worse", from_="soon", limit=0)
+    problems = info.value.extra["problems"]
+    assert [p["key"] for p in problems] == ["category", "lang", "trend", "from", "limit"]
+    trend = problems[2]
+    assert trend["allowed"] == ["improved", "worsened", "unchanged"] and "worsened" in trend["message"]
+    assert all(p["message"] in info.value.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("from_", "to", "empty"),
+    [
+        ("2026-03-02", "2026-03-01", True),
+        ("2026-03-01", "2026-03-01", False),
+        ("2026-03-01T12:00:00+00:00", "2026-03-01T11:59:59+00:00", True),
+        ("2026-03-01T12:00:00+03:00", "2026-03-01T10:00:00+00:00", False),  # the same instant
+        # A date is the date written in published_at, in its own offset: a day either side
+        # of an instant may still match something.
+        ("2026-03-02", "2026-03-01T23:00:00+00:00", False),
+        ("2026-03-04", "2026-03-01T23:00:00+00:00", True),
+        ("2026-03-01T00:00:00+00:00", "2026-02-28", False),
+    ],
+)
+def test_from_after_to_is_refused_when_nothing_could_match(from_: str, to: str, empty: bool) -> None:
+    if not empty:
+        Query.from_params(from_=from_, to=to)
+        return
+    with pytest.raises(InvalidInputError) as info:
+        Query.from_params(from_=from_, to=to)
+    assert [p["key"] for p in info.value.extra["problems"]] == ["from"]
+    assert "after `to`" in info.value.message
 
 
 def test_query_fingerprint_ignores_position_and_limit_but_not_filters() -> None:

@@ -350,15 +350,20 @@ async def test_made_up_language_feeds_are_404s_kept_nowhere(settings: Settings) 
 
 
 async def test_filtered_feeds_live_in_a_cache_bounded_in_bytes(settings: Settings) -> None:
-    """Feeds of made-up tags, authors and categories: rendered, and evicted past the bound."""
+    """Feeds of made-up tags and authors: rendered, and evicted past the bound. Made-up
+    categories are refused (400) before any rendering, and kept nowhere."""
     async with serve(settings, **NO_RATE_LIMITS) as served:
         publisher = served.publisher
         publisher.max_bytes = 200_000
         for n in range(600):
-            param = ("tag", "author", "category")[n % 3]
+            param = ("tag", "author")[n % 2]
             assert (await served.http.get(f"/feed.atom?{param}=made-up-{n}")).status_code == 200
             assert publisher._cache_bytes <= publisher.max_bytes
         assert 0 < len(publisher._cache) < 600
+        cached = len(publisher._cache)
+        for n in range(300):
+            assert (await served.http.get(f"/feed.atom?category=made-up-{n}")).status_code == 400
+        assert len(publisher._cache) == cached
 
 
 # --- the event loop stays free -----------------------------------------------------------------

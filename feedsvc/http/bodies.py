@@ -12,6 +12,9 @@ from litestar import Request
 from litestar.exceptions import HTTPException, SerializationException
 
 from feedsvc.errors import InvalidInputError
+from feedsvc.model import is_slug
+from feedsvc.problems import body_problems, summary
+from feedsvc.service import Service
 
 _AT_PATH = re.compile(r" - at `\$\.?(.*)`$")
 T = TypeVar("T")
@@ -49,12 +52,24 @@ class WriteRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         _require_json(self)
         try:
-            return await super().json()
+            value = await super().json()
         except RecursionError:
             raise InvalidInputError("the body is nested too deeply", field="body", source="body") from None
         except (SerializationException, ValueError) as e:
             reason = e.detail if isinstance(e, SerializationException) else str(e)
             raise InvalidInputError(f"the body is not valid JSON: {reason}", field="body", source="body") from None
+        # Litestar checks the body against the handler's type next, and stops at the first
+        # problem; here every problem is listed at once.
+        expected = self.route_handler.parsed_data_field
+        if expected is not None:
+            problems = body_problems(value, expected.annotation)
+            category = value.get("category") if isinstance(value, dict) else None
+            if problems and isinstance(category, str) and is_slug(category):
+                service: Service = self.app.state.service
+                problems.extend(await service.category_problems([category], source="body"))
+            if problems:
+                raise InvalidInputError(summary(problems), problems=problems)
+        return value
 
 
 class _DuplicateKey(Exception):

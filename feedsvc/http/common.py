@@ -16,7 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from feedsvc.errors import AuthenticationError, InvalidInputError
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import Query, Trend, in_range
+from feedsvc.model import TRENDS, Query, in_range
 from feedsvc.service import Service
 
 API = "/api/v1"
@@ -81,7 +81,15 @@ async def provide_query(
         QueryParameter(description="Only commentaries by this author (exact name, case-insensitive).", max_length=200),
     ] = None,
     lang: Annotated[str | None, QueryParameter(description="BCP 47 language tag.", max_length=35)] = None,
-    trend: Annotated[Trend | None, QueryParameter(description="Trend marker.")] = None,
+    # A string here, checked by Query.from_params, so that a wrong value is answered with
+    # the values there are; the schema still lists them.
+    trend: Annotated[
+        str | None,
+        QueryParameter(
+            description="Trend marker.", max_length=20,
+            schema_extra={"type": ["null", "string"], "one_of": None, "enum": [*TRENDS, None]},
+        ),
+    ] = None,
     from_: Annotated[
         str | None,
         QueryParameter(
@@ -102,11 +110,17 @@ async def provide_query(
         str | None, QueryParameter(description="Full-text search: every word must occur.", max_length=200)
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100, description="Items per page.")] = 20,
+    *,
+    service: ServiceDep,
 ) -> Query:
-    return Query.from_params(
+    """The list filters of the API and the feeds; a category that does not exist is a 400
+    naming it (as the category's own feed is a 404), not an empty list."""
+    query = Query.from_params(
         category=category, tag=tag, author=author, lang=lang, trend=trend, from_=from_, to=to,
         updated_since=updated_since, q=q, limit=limit,
     )
+    await service.check_categories(query.categories)
+    return query
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:

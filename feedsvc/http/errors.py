@@ -1,9 +1,11 @@
 """The one mapping from FeedsvcError to an HTTP status and a JSON body.
 
 Every error body has the keys Litestar gives its own errors: ``status_code``, ``detail``
-and ``extra``. For 400s and 422s ``extra`` is a list of ``{"message", "key", "source"}`` naming the
-offending fields (Litestar's validation errors have the same shape); otherwise it is an
-object with details such as ``available_languages`` (or empty).
+and ``extra``. For 400s and 422s ``extra`` is a list of ``{"message", "key", "source"}``, one
+per problem, naming the offending fields (Litestar's validation errors have the same shape),
+with ``"allowed"`` (the valid values) where there is a fixed set of them; ``detail`` sums
+them up. Otherwise ``extra`` is an object with details such as ``available_languages`` (or
+empty).
 
 A 5xx never carries what went wrong inside: a driver's message names tables, addresses
 and values. The failure is logged with the request id; the answer says only what the
@@ -88,8 +90,11 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
     headers: dict[str, str] = {}
     extra: Any = dict(exc.extra)
     if status in (400, 422):
-        field = extra.pop("field", None)
-        extra = [{"message": exc.message, "key": field, "source": extra.pop("source", None)}] if field else []
+        problems = extra.pop("problems", None)
+        if problems is None:
+            field = extra.pop("field", None)
+            problems = [{"message": exc.message, "key": field, "source": extra.pop("source", None)}] if field else []
+        extra = problems
     if status == 401:
         headers["WWW-Authenticate"] = (
             f'Bearer realm="feedsvc", error="invalid_token", error_description="{exc.message}"'
