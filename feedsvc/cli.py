@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -99,7 +101,9 @@ def require_database(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Check (and migrate) the database once, then run uvicorn on ``app_from_env``."""
+    """Check the port is free and (migrate) the database once, then run uvicorn on
+    ``app_from_env``."""
+    check_port_free(settings.host, settings.port)
     asyncio.run(_check_database(settings))
     import uvicorn
 
@@ -109,7 +113,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             os.environ[f"FEEDSVC_{name.upper()}"] = str(value)
     raise_open_files_limit(settings.max_connections)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"feedsvc {__version__} serving http://{host}:{settings.port} (public URL {settings.public_url})", flush=True)
+    source = "FEEDSVC_PUBLIC_URL" if settings.public_url else "the address served; set FEEDSVC_PUBLIC_URL to change it"
+    print(
+        f"feedsvc {__version__} serving http://{host}:{settings.port}; links use {settings.base_url} ({source})",
+        flush=True,
+    )
     from feedsvc.http.uvicorn_front import FrontProtocol
 
     uvicorn.run(
@@ -145,6 +153,26 @@ def raise_open_files_limit(connections: int) -> None:
         logging.getLogger("feedsvc").warning(
             "the open-files limit (%d) is below FEEDSVC_MAX_CONNECTIONS + 64 (%d): raise it (ulimit -n)", soft, needed
         )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """InvalidInputError, naming the settings to change, when ``host``:``port`` cannot be
+    listened on (in use, or an address this machine does not have); uvicorn would only
+    log the bare OS error. Bound as uvicorn binds (SO_REUSEADDR), then let go at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InvalidInputError(
+                    f"port {port} on {host} is already in use (another feedsvc or another server): stop it, "
+                    f"or choose another port with FEEDSVC_PORT={port + 1} or --port {port + 1}"
+                ) from None
+            raise InvalidInputError(
+                f"cannot listen on {host}:{port} ({e.strerror}): check FEEDSVC_HOST / --host and FEEDSVC_PORT / --port"
+            ) from None
 
 
 async def _check_database(settings: Settings) -> None:

@@ -20,8 +20,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_url: str = "sqlite:///data/feedsvc.db"
     """`sqlite:///path` (relative to the working directory; `sqlite:////abs/path` for absolute),
     a bare file path, or `postgresql://user@host:port/db`."""
-    public_url: str = "http://127.0.0.1:8000"
-    """The absolute base of every link the service emits. Never taken from request headers."""
+    public_url: str | None = None
+    """The absolute base of every link the service emits (`https://feeds.example.org`).
+    Never taken from request headers. Unset, links follow where `feedsvc serve` listens:
+    `http://HOST:PORT` from `host` and `port` (`127.0.0.1` when it listens on every
+    address), which is right on one machine only; set it to the address readers use."""
     title: str = "Commentaries"
     """The publication's name: the title of the site-wide feeds and pages."""
     description: str = "Analytical commentaries on security and foreign policy."
@@ -124,8 +127,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def base_url(self) -> str:
-        """``public_url`` without a trailing slash, ready for ``base_url + "/path"``."""
-        return self.public_url.rstrip("/")
+        """``public_url`` (or, unset, the address served) without a trailing slash, ready
+        for ``base_url + "/path"``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return served_url(self.host, self.port)
+
+
+def served_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for a server listening on ``host`` and ``port``: the loopback
+    address when it listens on every address, whose own name no link could use."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -140,7 +153,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     for key in ("allowed_hosts", "webhook_allowed_networks"):
         if isinstance(raw.get(key), str):
             raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
-    for key in ("websub_hub", "redis_url"):
+    for key in ("websub_hub", "redis_url", "public_url"):
         if raw.get(key) == "":
             raw[key] = None
     raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -148,7 +161,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise InvalidInputError(f"bad configuration: {e}") from None
-    if not settings.public_url.startswith(("http://", "https://")):
+    if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
         raise InvalidInputError("FEEDSVC_PUBLIC_URL must be an absolute http(s) URL")
     for network in settings.webhook_allowed_networks:
         try:

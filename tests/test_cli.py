@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from feedsvc.cli import app_from_env, main
+from feedsvc.config import load_settings
 from feedsvc.errors import AuthenticationError, PermissionDeniedError
 from feedsvc.service import Service
 from feedsvc.store import open_store
@@ -689,6 +691,75 @@ def test_serve_answers_and_stops_on_sigint(cli_db: Path, sample: Path, run: Run)
         proc.send_signal(2)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "base_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"FEEDSVC_PORT": "8001"}, "http://127.0.0.1:8001"),
+        ({"FEEDSVC_HOST": "0.0.0.0", "FEEDSVC_PORT": "8080"}, "http://127.0.0.1:8080"),
+        ({"FEEDSVC_HOST": "::", "FEEDSVC_PORT": "8080"}, "http://[::1]:8080"),
+        ({"FEEDSVC_HOST": "192.0.2.7"}, "http://192.0.2.7:8000"),
+        ({"FEEDSVC_PUBLIC_URL": "", "FEEDSVC_PORT": "8002"}, "http://127.0.0.1:8002"),
+        ({"FEEDSVC_PUBLIC_URL": "https://feeds.example.org/", "FEEDSVC_PORT": "8001"}, "https://feeds.example.org"),
+    ],
+)
+def test_links_follow_the_address_served_unless_a_public_url_is_set(environ: dict[str, str], base_url: str) -> None:
+    assert load_settings(environ).base_url == base_url
+
+
+@pytest.mark.slow
+def test_without_a_public_url_every_link_names_the_port_served(cli_db: Path, sample: Path, run: Run) -> None:
+    assert run("import", str(sample))[0] == 0
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(FEEDSVC_PORT=str(port), FEEDSVC_DATABASE_URL=f"sqlite:///{cli_db}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feedsvc", "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"links use {base} " in first and "FEEDSVC_PUBLIC_URL" in first, first
+        body = _get_when_up(f"{base}/api/v1/commentaries?limit=5")
+        assert body["items"] and all(item["url"].startswith(f"{base}/") for item in body["items"])
+        for path in ("/", "/feed.rss", "/feeds.opml"):
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                text = response.read().decode()
+            links = set(re.findall(r"https?://[\w.\[\]:-]+", text)) - {"http://www.w3.org", "https://www.w3.org"}
+            ours = {link for link in links if "127.0.0.1" in link or "localhost" in link}
+            assert ours == {base}, (path, ours)
+    finally:
+        proc.send_signal(2)
+        proc.wait(timeout=15)
+
+
+@pytest.mark.slow
+def test_a_port_in_use_ends_at_once_with_a_message_naming_the_setting(cli_db: Path, sample: Path, run: Run) -> None:
+    assert run("import", str(sample))[0] == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--database-url", f"sqlite:///{cli_db}"],
+            capture_output=True, env=env, text=True, timeout=60,
+        )
+    assert done.returncode != 0
+    assert time.monotonic() - started < 30
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr, done.stderr
+    assert "FEEDSVC_PORT=" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _get_when_up(url: str) -> Any:
