@@ -5,7 +5,8 @@ feedsvc runs under uvicorn on one 127.0.0.1 port with data seeded over HTTP, inc
 commentary whose title, summary and body carry script, event-handler and ``javascript:``
 payloads; a partner page on a second port embeds the iframe (``/embed``) and the script
 (``/embed.js``). The payloads must neither run nor show as markup, in either embed.
-Screenshots of each theme go to tests/output/ (and /tmp/feedsvc-screens/).
+Screenshots of each theme, and of pages in Belarusian and Russian, go to tests/output/ (and
+/tmp/feedsvc-screens/).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +31,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from feedsvc.render.embed import iframe
+from feedsvc.render.messages import MESSAGES, Messages
 from feedsvc.service import Service
 from tests.conftest import CATEGORIES, commentary
 from tests.live import LiveServer
@@ -478,6 +481,8 @@ def test_partner_page_embeds(
     filtered = tab.eval("Array.from(document.querySelectorAll('#filtered .feedsvc-item'))" + ITEM_DATA)
     assert [i["title"] for i in filtered] == ["Санкции и транзит: что изменилось"]
     assert "Внешняя политика" in filtered[0]["text"] and "↘ ухудшение" in filtered[0]["text"]
+    assert "3 марта 2026" in filtered[0]["text"]  # the date as the Russian iframe writes it
+    assert "9 March 2026" in widget[0]["text"]
     assert tab.eval(MARKUP) == 0 and tab.eval(HANDLER_ATTRS) == []
     assert tab.eval("document.querySelectorAll('style#feedsvc-embed-style').length") == 1
 
@@ -532,4 +537,37 @@ def test_partner_page_embeds(
             )
             == 0
         )
+    tab.close()
+
+
+@pytest.mark.parametrize("lang", ["be", "ru"])
+def test_pages_read_in_their_language(
+    lang: str, browser: Browser, live: tuple[LiveServer, list[dict[str, Any]]]
+) -> None:
+    """A Belarusian and a Russian commentary's page, and the index in each language, as a
+    reader sees them: labels, dates and language names in the page's language, no English
+    label and no ISO date left (the labels compared with the message catalogue)."""
+    server, published = live
+    item = next(c for c in published if c["lang"] == lang)
+    m = Messages(lang)
+    english = [
+        texts["en"] for texts in MESSAGES.values() if texts["en"] != texts[lang] and "{" not in texts["en"]
+    ]
+    tab = Tab(browser)
+    for url, name in [(item["url"], f"commentary-{lang}"), (f"{server.url}/?lang={lang}", f"index-{lang}")]:
+        tab.goto(url)
+        tab.poll("document.readyState === 'complete'")
+        assert tab.eval("document.documentElement.lang") == lang
+        # What a reader sees, less the snippets to copy (code) and format names ("JSON Feed").
+        text = tab.eval(
+            "(() => { const b = document.body.cloneNode(true);"
+            " b.querySelectorAll('pre').forEach(p => p.remove()); return b.textContent; })()"
+        ).replace("JSON Feed", "")
+        for label in english:
+            assert label not in text, (url, label)
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", text), url
+        assert m("follow") in text or m("latest") in text
+        assert tab.problems() == []
+        for folder in (OUTPUT, SCREENS):
+            tab.screenshot(folder / f"page-{name}.png")
     tab.close()
