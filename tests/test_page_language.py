@@ -17,10 +17,11 @@ import lxml.html
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from lxml import etree
 
 from feedsvc.config import Settings
 from feedsvc.digest import _TRENDS
-from feedsvc.render.messages import LANGUAGE_NAMES, LANGUAGES, MESSAGES, Messages
+from feedsvc.render.messages import FEED_PAGE_MESSAGES, LANGUAGE_NAMES, LANGUAGES, MESSAGES, Messages
 from tests.conftest import commentary, path_of
 
 Client = AsyncTestClient[Litestar]
@@ -212,6 +213,34 @@ async def test_the_index_speaks_the_language_asked_for(
     latest = [a.text_content() for a in doc.xpath("//h2[text()=$t]/following-sibling::ul[1]//a", t=m("latest"))]
     assert sorted(latest) == sorted([TITLES[lang], f"{TITLES[lang]} (2)"])
     assert_no_english_label(text)
+
+
+BROWSER = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate",
+}
+
+
+@pytest.mark.parametrize(("lang", "fmt"), [("be", "rss"), ("ru", "atom"), ("en", "rss")])
+async def test_a_feed_opened_in_a_browser_speaks_the_feeds_language(
+    client: Client, week: dict[str, dict[str, Any]], lang: str, fmt: str
+) -> None:
+    m = Messages(lang)
+    # Served as a page to a browser's navigation, and as the stylesheet a browser applies.
+    served = (await client.get(f"/{lang}/feed.{fmt}", headers=BROWSER)).text
+    stylesheet = etree.XSLT(etree.fromstring((await client.get("/feed.xsl")).content))
+    applied = str(stylesheet(etree.fromstring((await client.get(f"/{lang}/feed.{fmt}")).content)))
+    for page in (served, applied):
+        text = visible_text(page)
+        assert m("web_feed") in text and m("feed_copy_before") in text and m("feed_copy_after") in text
+        assert PUBLISHED_TEXT[lang] in text
+        title = lxml.html.fromstring(page).findtext(".//title")
+        assert title is not None and title.endswith(m("feed_in_title", title="").strip())
+        # The page's own words; the feed's title and subtitle are the feed's (feeds/).
+        for key in FEED_PAGE_MESSAGES:
+            if lang != "en":
+                assert MESSAGES[key]["en"].replace("{title}", "").strip() not in text, key
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", text)
 
 
 async def test_the_script_embed_writes_with_the_catalogues_words(client: Client) -> None:

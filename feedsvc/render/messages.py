@@ -23,6 +23,8 @@ LANGUAGES = ("en", "be", "ru")
 """The languages the catalogue speaks; labels for any other language are English."""
 SCRIPT_MESSAGES = ("no_commentaries", "not_loaded")
 """The messages ``embed.js`` shows (it gets them from ``script_words``)."""
+FEED_PAGE_MESSAGES = ("feed_in_title", "web_feed", "feed_copy_before", "feed_copy_after", "visit_website")
+"""The messages of a feed opened in a browser (``static/feed.xsl``; ``stylesheet_words``)."""
 
 # Each message is a str.format template; the names in braces are filled by the caller.
 MESSAGES: dict[str, dict[str, str]] = {
@@ -83,6 +85,20 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "ru": "Комментариев пока нет."},
     "not_loaded": {"en": "Commentaries could not be loaded.", "be": "Не ўдалося загрузіць каментарыі.",
                    "ru": "Не удалось загрузить комментарии."},
+    # a feed opened in a browser (static/feed.xsl)
+    "feed_in_title": {"en": "{title} (feed)", "be": "{title} (стужка)", "ru": "{title} (лента)"},
+    "web_feed": {"en": "This is a web feed.", "be": "Гэта стужка навін.", "ru": "Это лента новостей."},
+    "feed_copy_before": {
+        "en": "Copy this page's address",
+        "be": "Скапіруйце адрас гэтай старонкі",
+        "ru": "Скопируйте адрес этой страницы",
+    },
+    "feed_copy_after": {
+        "en": "into your feed reader to get new commentaries as they are published.",
+        "be": "у праграму для чытання стужак, каб атрымліваць новыя каментарыі, як толькі яны выходзяць.",
+        "ru": "в программу для чтения лент, чтобы получать новые комментарии, как только они выходят.",
+    },
+    "visit_website": {"en": "Visit the website.", "be": "Перайсці на сайт.", "ru": "Перейти на сайт."},
     # the index's "Embed on your site" section
     "embed_heading": {"en": "Embed on your site", "be": "На вашым сайце", "ru": "На вашем сайте"},
     "embed_intro": {
@@ -209,6 +225,18 @@ def script_words() -> dict[str, dict[str, object]]:
             "messages": {key: m(key) for key in SCRIPT_MESSAGES},
         }
     return out
+
+
+def stylesheet_words() -> dict[str, dict[str, str]]:
+    """The words of a feed opened in a browser, by key (``month1``…``month12`` included),
+    per catalogue language."""
+    return {
+        lang: {
+            **{key: MESSAGES[key][lang] for key in FEED_PAGE_MESSAGES},
+            **{f"month{n}": name for n, name in enumerate(month_names(lang), start=1)},
+        }
+        for lang in LANGUAGES
+    }
 
 
 def capitalised(text: str) -> str:

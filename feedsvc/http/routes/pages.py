@@ -19,6 +19,7 @@ from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, pa
 from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
 from feedsvc.model import Commentary, Query
+from feedsvc.render.browser import stylesheet
 from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page, opml
 from feedsvc.render.messages import Messages, capitalised
 
@@ -146,7 +147,7 @@ def _static(name: str) -> bytes:
     include_in_schema=False,
 )
 async def feed_xsl(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[bytes]:
-    return conditional(request, _static("feed.xsl"), media_type="text/xsl", cache_control="public, max-age=86400")
+    return conditional(request, stylesheet(), media_type="text/xsl", cache_control="public, max-age=86400")
 
 
 @get("/icon.svg", summary="The feeds' icon", tags=["pages"], include_in_schema=False)

@@ -7,6 +7,10 @@
   so it is escaped; nothing uses disable-output-escaping, and links are only made from
   http(s) URLs. Content HTML is never rendered: only titles, dates, authors and the
   plain-text summary are shown.
+
+  Words: the page speaks the feed's language (its <language> or xml:lang). The template
+  "word" below holds the English words; feedsvc serves this file with that template
+  written from its message catalogue (feedsvc/render/browser.py), every language in it.
 -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
@@ -17,19 +21,68 @@
   <xsl:output method="html" encoding="UTF-8" indent="no" doctype-system="about:legacy-compat"/>
 
   <xsl:variable name="months" select="'JanFebMarAprMayJunJulAugSepOctNovDec'"/>
+  <xsl:variable name="lang" select="string(rss/channel/language | atom:feed/@xml:lang)"/>
+  <!-- The primary language subtag, lower case: the key of the words. -->
+  <xsl:variable name="l" select="translate(substring-before(concat($lang, '-'), '-'),
+      'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"/>
+
+  <!--@words-->
+  <xsl:template name="word">
+    <xsl:param name="key"/>
+    <xsl:choose>
+      <xsl:when test="$key = 'feed_in_title'">{title} (feed)</xsl:when>
+      <xsl:when test="$key = 'web_feed'">This is a web feed.</xsl:when>
+      <xsl:when test="$key = 'feed_copy_before'">Copy this page's address</xsl:when>
+      <xsl:when test="$key = 'feed_copy_after'">into your feed reader to get new commentaries as they are published.</xsl:when>
+      <xsl:when test="$key = 'visit_website'">Visit the website.</xsl:when>
+      <xsl:when test="$key = 'month1'">January</xsl:when>
+      <xsl:when test="$key = 'month2'">February</xsl:when>
+      <xsl:when test="$key = 'month3'">March</xsl:when>
+      <xsl:when test="$key = 'month4'">April</xsl:when>
+      <xsl:when test="$key = 'month5'">May</xsl:when>
+      <xsl:when test="$key = 'month6'">June</xsl:when>
+      <xsl:when test="$key = 'month7'">July</xsl:when>
+      <xsl:when test="$key = 'month8'">August</xsl:when>
+      <xsl:when test="$key = 'month9'">September</xsl:when>
+      <xsl:when test="$key = 'month10'">October</xsl:when>
+      <xsl:when test="$key = 'month11'">November</xsl:when>
+      <xsl:when test="$key = 'month12'">December</xsl:when>
+    </xsl:choose>
+  </xsl:template>
+  <!--words@-->
+
+  <!-- "7 March 2026": a day, a month's number and a year, the month named in the feed's language. -->
+  <xsl:template name="day">
+    <xsl:param name="d"/>
+    <xsl:param name="m"/>
+    <xsl:param name="y"/>
+    <xsl:value-of select="number($d)"/>
+    <xsl:text> </xsl:text>
+    <xsl:call-template name="word">
+      <xsl:with-param name="key" select="concat('month', number($m))"/>
+    </xsl:call-template>
+    <xsl:text> </xsl:text>
+    <xsl:value-of select="$y"/>
+  </xsl:template>
 
   <xsl:template match="/">
     <xsl:variable name="title" select="string(rss/channel/title | atom:feed/atom:title)"/>
     <xsl:variable name="self" select="string(rss/channel/atom:link[@rel='self']/@href | atom:feed/atom:link[@rel='self']/@href)"/>
     <xsl:variable name="home" select="string(rss/channel/link | atom:feed/atom:link[@rel='alternate' and @type='text/html']/@href)"/>
-    <xsl:variable name="lang" select="string(rss/channel/language | atom:feed/@xml:lang)"/>
     <html>
       <xsl:if test="$lang">
         <xsl:attribute name="lang"><xsl:value-of select="$lang"/></xsl:attribute>
       </xsl:if>
       <head>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
-        <title><xsl:value-of select="$title"/> (feed)</title>
+        <xsl:variable name="titled">
+          <xsl:call-template name="word"><xsl:with-param name="key" select="'feed_in_title'"/></xsl:call-template>
+        </xsl:variable>
+        <title>
+          <xsl:value-of select="substring-before($titled, '{title}')"/>
+          <xsl:value-of select="$title"/>
+          <xsl:value-of select="substring-after($titled, '{title}')"/>
+        </title>
         <style>
           body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 0 auto; padding: 1rem; color: #1d1d1f; }
           .note { background: #fff8dc; border: 1px solid #e8d9a0; border-radius: 6px; padding: .75rem 1rem; }
@@ -45,15 +98,19 @@
           <h1 dir="auto"><xsl:value-of select="$title"/></h1>
           <p dir="auto"><xsl:value-of select="rss/channel/description | atom:feed/atom:subtitle"/></p>
           <p class="note">
-            <strong>This is a web feed.</strong>
-            Copy this page's address
+            <strong><xsl:call-template name="word"><xsl:with-param name="key" select="'web_feed'"/></xsl:call-template></strong>
+            <xsl:text> </xsl:text>
+            <xsl:call-template name="word"><xsl:with-param name="key" select="'feed_copy_before'"/></xsl:call-template>
             <xsl:if test="$self"> (<code><xsl:value-of select="$self"/></code>)</xsl:if>
-            into your feed reader to get new commentaries as they are published.
+            <xsl:text> </xsl:text>
+            <xsl:call-template name="word"><xsl:with-param name="key" select="'feed_copy_after'"/></xsl:call-template>
             <xsl:if test="$home">
               <xsl:text> </xsl:text>
               <xsl:call-template name="link">
                 <xsl:with-param name="href" select="$home"/>
-                <xsl:with-param name="text" select="'Visit the website.'"/>
+                <xsl:with-param name="text">
+                  <xsl:call-template name="word"><xsl:with-param name="key" select="'visit_website'"/></xsl:call-template>
+                </xsl:with-param>
               </xsl:call-template>
             </xsl:if>
           </p>
@@ -77,7 +134,15 @@
       </h2>
       <p class="meta">
         <xsl:if test="pubDate">
-          <time><xsl:value-of select="substring(normalize-space(pubDate), 6, 11)"/></time>
+          <!-- "Sat, 07 Mar 2026 10:00:00 +0300": the day, month and year as written. -->
+          <xsl:variable name="date" select="normalize-space(pubDate)"/>
+          <time>
+            <xsl:call-template name="day">
+              <xsl:with-param name="d" select="substring($date, 6, 2)"/>
+              <xsl:with-param name="m" select="string-length(substring-before($months, substring($date, 9, 3))) div 3 + 1"/>
+              <xsl:with-param name="y" select="substring($date, 13, 4)"/>
+            </xsl:call-template>
+          </time>
         </xsl:if>
         <xsl:if test="dc:creator">
           <xsl:text> · </xsl:text>
@@ -115,11 +180,11 @@
       <p class="meta">
         <xsl:if test="$date">
           <time datetime="{$date}">
-            <xsl:value-of select="substring($date, 9, 2)"/>
-            <xsl:text> </xsl:text>
-            <xsl:value-of select="substring($months, (number(substring($date, 6, 2)) - 1) * 3 + 1, 3)"/>
-            <xsl:text> </xsl:text>
-            <xsl:value-of select="substring($date, 1, 4)"/>
+            <xsl:call-template name="day">
+              <xsl:with-param name="d" select="substring($date, 9, 2)"/>
+              <xsl:with-param name="m" select="substring($date, 6, 2)"/>
+              <xsl:with-param name="y" select="substring($date, 1, 4)"/>
+            </xsl:call-template>
           </time>
         </xsl:if>
         <xsl:if test="atom:author">
