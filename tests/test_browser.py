@@ -567,7 +567,9 @@ def test_pages_read_in_their_language(
             assert label not in text, (url, label)
         assert not re.search(r"\d{4}-\d{2}-\d{2}", text), url
         assert m("follow") in text or m("latest") in text
-        assert tab.problems() == []
+        # A page opened in the top window also makes the browser ask for /favicon.ico, which
+        # feedsvc does not serve (when it asks varies from run to run); nothing else may fail.
+        assert [p for p in tab.problems() if "/favicon.ico" not in p] == []
         for folder in (OUTPUT, SCREENS):
             tab.screenshot(folder / f"page-{name}.png")
     tab.close()

@@ -29,7 +29,7 @@ FiltersDep = NamedDependency[Query]
 
 
 ERROR_MEANINGS = {
-    400: "A parameter or the body breaks the contract; `extra` names the field",
+    400: "A parameter or the body breaks the contract; `extra` lists every problem, each naming its field",
     401: "No valid bearer token",
     403: "The token lacks the scope the operation needs",
     404: "Not found, or not public",
