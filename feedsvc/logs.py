@@ -11,14 +11,26 @@ access line adds ``method``, ``route``, ``path``, ``status``, ``duration_ms``, `
 ``request_id`` and ``client``; any other line written while a request is served carries
 that request's ``request_id``; an exception adds ``exc`` (the traceback). Token-shaped
 strings (``fsv_...``) are masked in every message, whatever logged it.
+
+Once ``configure_logging`` has run, access lines skip the ``logging`` machinery: the serving
+path appends a tuple to an ``AccessWriter`` (well under a microsecond), and a thread of its
+own formats them in batches (msgspec) and writes them to the same stderr, in the same
+shape, at least every ``FLUSH_SECONDS``, before any other log line, and at exit. A
+LogRecord, a formatter and a flushed write per request cost about 39 µs of CPU, more than a
+cached feed. Without ``configure_logging`` (feedsvc embedded in an application that set up
+logging its own way) access lines stay ordinary ``feedsvc.access`` records.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import re
 import sys
+import threading
 import time
+from collections import deque
 from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
@@ -99,14 +111,168 @@ class TextFormatter(logging.Formatter):
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of each record (test runners and
-    daemon managers replace it), flushing each line."""
+    daemon managers replace it), flushing each line, after the access lines still waiting
+    (so that the log keeps the order things happened in)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
+        writer = access_writer
+        if writer is not None:
+            writer.flush()
         self.stream = sys.stderr
         super().emit(record)
+
+
+# --- the access log -----------------------------------------------------------------------
+
+AccessEntry = tuple[float, str, str, str, int, int, float, str, "str | None"]
+"""What the serving path hands over per request: time (``time.time()``), method, loggable
+path, route template, status, bytes sent, seconds taken, request id, client address."""
+
+FLUSH_SECONDS = 0.5
+"""The longest an access line waits before it is written."""
+
+BATCH = 4096
+"""Pending lines that wake the writer before ``FLUSH_SECONDS`` (bounds memory under load)."""
+
+ACCESS_LOGGER = "feedsvc.access"
+
+
+class AccessLine(msgspec.Struct):
+    """A JSON access line, its keys in the order JsonFormatter writes every line's."""
+
+    time: str
+    level: str
+    logger: str
+    message: str
+    method: str
+    route: str
+    path: str
+    status: int
+    duration_ms: float
+    bytes: int
+    request_id: str
+    client: str | None
+
+
+_lines_encoder = msgspec.json.Encoder()
+
+
+def format_json(entries: list[AccessEntry]) -> str:
+    """The entries as JSON lines, each ending with a newline."""
+    lines = []
+    for created, method, path, route, status, sent, elapsed, request_id, client in entries:
+        ms = elapsed * 1000
+        lines.append(AccessLine(
+            _timestamp(created), "INFO", ACCESS_LOGGER, redact(f"{method} {path} {status} {sent}B {ms:.2f}ms"),
+            method, route, path, status, round(ms, 3), sent, request_id, client,
+        ))
+    return _lines_encoder.encode_lines(lines).decode()
+
+
+def format_text(entries: list[AccessEntry]) -> str:
+    """The entries as TextFormatter writes an access record, each ending with a newline."""
+    out = []
+    for created, method, path, _route, status, sent, elapsed, request_id, client in entries:
+        clock = time.strftime("%H:%M:%S", time.localtime(created)) + f".{int(created % 1 * 1000):03d}"
+        message = redact(f"{method} {path} {status} {sent}B {elapsed * 1000:.2f}ms")
+        out.append(f"{clock} INFO    {ACCESS_LOGGER}: {message} {client or '-'} [{request_id}]\n")
+    return "".join(out)
+
+
+class AccessWriter:
+    """Access lines queued by the event loop, written to stderr in batches by a thread.
+
+    ``add`` is all the serving path pays: a deque append (thread-safe against the writer's
+    pops) and a length check. ``flush`` may be called from any thread; a lock keeps two
+    batches from interleaving."""
+
+    def __init__(self, text: bool = False, *, thread: bool = True) -> None:
+        self.text = text
+        self.pending: deque[AccessEntry] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = not thread  # without a thread (bench.access_log), only flush() writes
+        self._thread = self._start() if thread else threading.current_thread()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="feedsvc-access-log", daemon=True)
+        thread.start()
+        return thread
+
+    def add(self, entry: AccessEntry) -> None:
+        """Queue one line."""
+        pending = self.pending
+        pending.append(entry)
+        if len(pending) >= BATCH:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        with self._lock:
+            pending = self.pending
+            if not pending:
+                return
+            entries = [pending.popleft() for _ in range(len(pending))]
+            data = format_text(entries) if self.text else format_json(entries)
+            stream = sys.stderr
+            try:
+                stream.write(data)
+                stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: as logging's handlers do, go on
+                pass
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.flush()
+
+    def _after_fork(self) -> None:
+        # A forked child has the queue and lock as they were but not the thread.
+        self.pending = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        if not self._stopped:
+            self._thread = self._start()
+
+
+access_writer: AccessWriter | None = None
+"""The writer ``configure_logging`` installed, which feedsvc.http.observe hands lines to."""
+
+
+def set_access_writer(writer: AccessWriter | None) -> AccessWriter | None:
+    """Install ``writer`` (None: access lines go through ``logging`` again); return the one
+    it replaces, flushed and stopped."""
+    global access_writer
+    old, access_writer = access_writer, writer
+    if old is not None and old is not writer:
+        old.close()
+    return old
+
+
+def _flush_at_exit() -> None:
+    if access_writer is not None:
+        access_writer.close()
+
+
+def _restart_after_fork() -> None:
+    if access_writer is not None:
+        access_writer._after_fork()
+
+
+atexit.register(_flush_at_exit)
+os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 def resolve_format(name: str, stream: TextIO | None = None) -> Literal["json", "text"]:
@@ -146,6 +312,11 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> str:
     handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root.addHandler(handler)
+    if access_writer is None:
+        set_access_writer(AccessWriter(text=chosen == "text"))
+    else:
+        access_writer.flush()
+        access_writer.text = chosen == "text"
     root.setLevel(numeric)
     # aiosqlite logs every statement with its parameters at DEBUG: bodies, token ids.
     logging.getLogger("aiosqlite").setLevel(max(numeric, logging.INFO))

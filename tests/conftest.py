@@ -15,6 +15,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from feedsvc import logs
 from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.service import Service
@@ -111,12 +112,14 @@ def rows(settings: Settings) -> Any:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """``main`` (and ``configure_logging``) set up the root logger of the process: undo it
-    after the test. Modules that run the command line use it for every test."""
+    after the test, the access-log writer too. Modules that run the command line use it for
+    every test."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    handlers, level, writer = list(root.handlers), root.level, logs.access_writer
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    logs.set_access_writer(writer)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,8 +29,9 @@ from litestar.testing import AsyncTestClient
 from feedsvc.config import Settings
 from feedsvc.http.app import create_app
 from feedsvc.http.uvicorn_front import FrontProtocol
+from feedsvc.logs import configure_logging
 from tests.conftest import PUBLIC_URL, commentary
-from tests.test_observability import scrape, value
+from tests.test_observability import access_lines, logged, scrape, value
 
 SLOW = {"Sec-Fetch-Dest": "empty"}
 VOLATILE = {"x-request-id", "ratelimit-remaining", "ratelimit-reset", "date"}
@@ -272,20 +272,21 @@ async def test_a_write_shows_on_the_next_poll(
     assert after.json()["items"][0]["title"] == "Fresh from the desk"
 
 
+@pytest.mark.usefixtures("restore_logging")
 async def test_metrics_and_access_log_count_front_answers(
-    server: Served, http: httpx.AsyncClient, client: AsyncTestClient[Litestar], caplog: pytest.LogCaptureFixture
+    server: Served, http: httpx.AsyncClient, client: AsyncTestClient[Litestar], capsys: pytest.CaptureFixture[str]
 ) -> None:
     route = "/categories/{slug}/feed.json"
     path = "/categories/regional-security/feed.json"
     etag = (await http.get(path)).headers["etag"]
     before = server.calls
-    with caplog.at_level(logging.INFO, logger="feedsvc.access"):
-        caplog.clear()
-        assert (await http.get(path)).status_code == 200
-        assert (await http.head(path)).status_code == 200
-        assert (await http.get(path, headers={"If-None-Match": etag, "X-Request-ID": "poll-42"})).status_code == 304
+    configure_logging("json", "INFO")
+    logged(capsys)
+    assert (await http.get(path)).status_code == 200
+    assert (await http.head(path)).status_code == 200
+    assert (await http.get(path, headers={"If-None-Match": etag, "X-Request-ID": "poll-42"})).status_code == 304
     assert server.calls == before
-    lines = [rec.http for rec in caplog.records if rec.name == "feedsvc.access"]  # type: ignore[attr-defined]
+    lines = access_lines(capsys)
     assert [(line["method"], line["route"], line["status"], line["client"]) for line in lines] == [
         ("GET", route, 200, "127.0.0.1"), ("HEAD", route, 200, "127.0.0.1"), ("GET", route, 304, "127.0.0.1"),
     ]

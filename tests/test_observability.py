@@ -3,9 +3,11 @@ per request (JSON, or text on a terminal) that never carries a token or a body."
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -13,11 +15,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from feedsvc import logs
 from feedsvc.cli import main
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import InvalidInputError
 from feedsvc.http.app import create_app
-from feedsvc.http.observe import loggable_path, request_id_from
+from feedsvc.http.observe import log_access, loggable_path, request_id_from
 from feedsvc.logs import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, redact, resolve_format
 from tests.conftest import PUBLIC_URL, commentary
 
@@ -195,6 +198,18 @@ def json_lines(err: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def logged(capsys: pytest.CaptureFixture[str]) -> str:
+    """Everything written to stderr so far, the access lines still queued included."""
+    if logs.access_writer is not None:
+        logs.access_writer.flush()
+    return capsys.readouterr().err
+
+
+def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The access lines written to stderr (JSON) so far."""
+    return [line for line in json_lines(logged(capsys)) if line["logger"] == "feedsvc.access"]
+
+
 async def test_one_json_line_per_request_with_the_fields_an_operator_needs(
     client: AsyncTestClient[Litestar], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,7 +217,7 @@ async def test_one_json_line_per_request_with_the_fields_an_operator_needs(
     capsys.readouterr()
     r = await client.get("/feed.rss?lang=en", headers={"X-Request-ID": "trace-42"})
     assert r.status_code == 200
-    access = [line for line in json_lines(capsys.readouterr().err) if line["logger"] == "feedsvc.access"]
+    access = access_lines(capsys)
     assert len(access) == 1
     line = access[0]
     assert set(line) == {
@@ -236,7 +251,7 @@ async def test_tokens_and_bodies_never_reach_the_log(
     await client.get("/api/v1/commentaries", headers={"Authorization": "Bearer fsv_bad_guess"})
     # Everything the server side logged, at DEBUG; httpx's lines are this test's client.
     lines = [
-        line for line in json_lines(capsys.readouterr().err) if not line["logger"].startswith(("httpx", "httpcore"))
+        line for line in json_lines(logged(capsys)) if not line["logger"].startswith(("httpx", "httpcore"))
     ]
     err = "\n".join(json.dumps(line) for line in lines)
     assert token not in err and token.split("_", 2)[2] not in err
@@ -258,7 +273,7 @@ async def test_the_access_log_can_be_switched_off(db_path: Any, capsys: pytest.C
         r = await client.get("/healthz")
         assert "x-request-id" in r.headers
         samples = await scrape(client)
-    assert "feedsvc.access" not in capsys.readouterr().err
+    assert "feedsvc.access" not in logged(capsys)
     assert value(samples, "feedsvc_http_requests_total", route="/healthz", method="GET", status="200") == 1
 
 
@@ -268,7 +283,57 @@ async def test_a_level_above_info_silences_the_access_log(
     configure_logging("json", "WARNING")
     capsys.readouterr()
     await client.get("/healthz")
-    assert capsys.readouterr().err == ""
+    assert logged(capsys) == ""
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_queued_access_line_is_the_line_a_logging_record_gives(
+    log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("GET", "/x", b"token=fsv_1_2&a=1", "/x", 200, 512, 0.0123456, "r-1", ("192.0.2.1", 5000))
+    configure_logging(log_format, "INFO")
+    logs.set_access_writer(None)  # feedsvc embedded in an application: a logging record
+    logged(capsys)
+    log_access(*args)
+    through_logging = capsys.readouterr().err
+    logs.set_access_writer(logs.AccessWriter(text=log_format == "text"))
+    log_access(*args)
+    queued = logged(capsys)
+    assert queued.count("\n") == through_logging.count("\n") == 1
+    if log_format == "json":
+        record, line = json.loads(through_logging), json.loads(queued)
+        assert list(line) == list(record) and {**line, "time": None} == {**record, "time": None}
+        assert line["path"] == "/x?token=[redacted]&a=1" and line["duration_ms"] == 12.346
+    else:  # HH:MM:SS.mmm, then the same words
+        assert queued[12:] == through_logging[12:]
+        assert queued[12:].startswith(" INFO    feedsvc.access: GET /x?token=[redacted]&a=1 200 512B 12.35ms 192.0.2.1")
+
+
+async def test_access_lines_are_written_within_a_second_without_being_asked(
+    client: AsyncTestClient[Litestar], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "INFO")
+    logged(capsys)
+    await client.get("/healthz")
+    sent = time.monotonic()
+    err = ""
+    while "feedsvc.access" not in err and time.monotonic() - sent < 3:
+        await asyncio.sleep(0.02)
+        err += capsys.readouterr().err
+    assert "feedsvc.access" in err
+    assert time.monotonic() - sent < logs.FLUSH_SECONDS + 0.5  # a loaded machine's slack
+
+
+async def test_other_lines_come_after_the_access_lines_before_them(
+    client: AsyncTestClient[Litestar], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "INFO")
+    logged(capsys)
+    await client.get("/healthz", headers={"X-Request-ID": "first"})
+    logging.getLogger("feedsvc.test").warning("in between")
+    await client.get("/healthz", headers={"X-Request-ID": "second"})
+    lines = [line for line in json_lines(logged(capsys)) if line["logger"].startswith("feedsvc")]
+    assert [line.get("request_id") or line["message"] for line in lines] == ["first", "in between", "second"]
 
 
 @pytest.mark.parametrize(
