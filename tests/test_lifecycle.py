@@ -476,3 +476,43 @@ def test_sigterm_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: 
     assert len([p for p in posts if p["status"] == 201]) == len(acked)
     assert all(p["request_id"] == "burst" and p["route"] == "/api/v1/commentaries" for p in posts)
     assert token not in text and token.split("_", 2)[2] not in text
+
+
+@pytest.mark.slow
+def test_sigterm_right_after_a_run_of_requests_loses_no_access_line(tmp_path: Path) -> None:
+    # Access lines wait up to half a second for the writer thread: the signal comes sooner.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update({
+        "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'feedsvc.db'}", "FEEDSVC_LOG_FORMAT": "json",
+        **{f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")},
+    })
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--public-url", PUBLIC_URL],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink,
+        )
+    total = 500
+    try:
+        wait_until_ready(base, proc, log)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for n in range(total):
+                path = "/healthz" if n % 2 else "/feed.rss"
+                assert client.get(path, headers={"X-Request-ID": f"count-{n}"}).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    counted = [line["request_id"] for line in lines if line["logger"] == "feedsvc.access"
+               and line["request_id"].startswith("count-")]
+    assert counted == [f"count-{n}" for n in range(total)]
+    # The log keeps the order things happened in: the requests, then the signal.
+    last_access = max(i for i, line in enumerate(lines) if line["logger"] == "feedsvc.access")
+    shutting_down = next(i for i, line in enumerate(lines) if line["message"].startswith("Shutting down"))
+    assert last_access < shutting_down
