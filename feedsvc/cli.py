@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
 from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
+from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError, InvalidInputError, StorageError
 from feedsvc.importformats import collect_files
 from feedsvc.logs import configure_logging, resolve_level
@@ -73,7 +74,10 @@ async def opened(settings: Settings) -> AsyncIterator[Service]:
     store = open_store(settings.database_url)
     await store.open()
     try:
-        yield Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match)
+        yield Service(
+            store, base_url=settings.base_url, require_if_match=settings.require_if_match,
+            digest_schedule=Schedule(settings.timezone, settings.digest_hour),
+        )
     finally:
         await store.close()
 

@@ -146,8 +146,11 @@ def build_imported(record: ImportedCommentary, *, now: datetime) -> tuple[Commen
     """The commentary an import stores for ``record``, and whether its slug may be suffixed
     to be unique (it was derived from the title).
 
-    The record's id and timestamps are kept when it has them; ``now`` stands in for those
-    it lacks (a new id is made from it).
+    The record's id and timestamps are kept when it has them. Without ``created_at`` or
+    ``updated_at`` the record is taken as unchanged since its publication: its
+    ``published_at`` stands in for them (``now`` when it has none or it is still to come),
+    so year-old commentaries do not read as updated on the day of the import. A new id is
+    made from ``now``.
 
     Raises:
         InvalidInputError: an id that is not a ULID, a missing body or one beyond the
@@ -155,12 +158,14 @@ def build_imported(record: ImportedCommentary, *, now: datetime) -> tuple[Commen
     """
     if record.id is not None and not looks_like_ulid(record.id):
         raise InvalidInputError("id must be a ULID (26 characters, Crockford base32)", field="id")
+    published = record.published_at
+    since = published if published is not None and published <= now else now
     item = build_commentary(
         record,
         body=body_of(record.body_html, record.body_markdown),
         id=record.id or str(ULID.from_datetime(now)),
-        created_at=record.created_at or now,
-        updated_at=record.updated_at or now,
+        created_at=record.created_at or since,
+        updated_at=record.updated_at or since,
         previous=None,
     )
     return item, record.slug is None

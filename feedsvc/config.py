@@ -6,12 +6,16 @@ Every field is in the manual's configuration table (docs/configuration.md); test
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Literal
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
 from feedsvc.errors import InvalidInputError
+from feedsvc.model import LANG_PATTERN, normalize_lang
 
 ENV_PREFIX = "FEEDSVC_"
 
@@ -29,6 +33,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """The publication's name: the title of the site-wide feeds and pages."""
     description: str = "Analytical commentaries on security and foreign policy."
     """The subtitle of the site-wide feeds."""
+    primary_language: str = "en"
+    """The language of `/feed.*`, the category feeds and `/digest.*` (a BCP 47 tag);
+    other languages have feeds of their own (`/{lang}/feed.*`) and `/all/feed.*` has every one."""
+    timezone: str = "UTC"
+    """The publisher's time zone (an IANA name such as `Europe/Warsaw`): weekly digests
+    are published in it, at `digest_hour` on the day after their period ends."""
+    digest_hour: int = 8
+    """The hour (0-23, in `timezone`) on the day after a monitoring period ends when its
+    weekly digest is published: only then is it in the digest feeds, the API and pages."""
     tag_authority: str | None = None
     """Authority of the permanent item ids in feeds (`tag:AUTHORITY,date:commentary/ID`);
     defaults to the host of `public_url`. Set it once and never change it."""
@@ -176,6 +189,15 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise InvalidInputError(
             "the client limits (FEEDSVC_HEADER_TIMEOUT ... FEEDSVC_MAX_CONNECTIONS) must be positive"
         )
+    try:
+        ZoneInfo(settings.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidInputError(f"FEEDSVC_TIMEZONE: {settings.timezone!r} is not an IANA time zone name") from None
+    if not 0 <= settings.digest_hour <= 23:
+        raise InvalidInputError("FEEDSVC_DIGEST_HOUR must be an hour from 0 to 23")
+    if re.fullmatch(LANG_PATTERN, settings.primary_language) is None:
+        raise InvalidInputError(f"FEEDSVC_PRIMARY_LANGUAGE: {settings.primary_language!r} is not a language tag")
+    settings = msgspec.structs.replace(settings, primary_language=normalize_lang(settings.primary_language))
     if settings.webhook_max_failures < 1 or min(settings.webhook_timeout, settings.webhook_poll_interval) <= 0:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"

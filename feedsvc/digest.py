@@ -12,10 +12,18 @@ One digest per period *and language*: readers subscribe per language, and a feed
 written in one language. Drafts and scheduled commentaries are not in any digest until
 they are public.
 
+A digest is published once its week is over: at a set hour (``FEEDSVC_DIGEST_HOUR``) on the
+day after its period ends, in the publisher's time zone (``FEEDSVC_TIMEZONE``); see
+``Schedule``. Until then it is nowhere public, so the first time a reader or a mailer sees
+it, it holds the whole week; an RSS-to-email service takes an item once, by its GUID.
+Whether a digest is published is a function of the clock, not of a write: caches key on
+``Schedule.ended_by`` as well as on the change sequence.
+
 A digest's ``updated_at`` is the newest ``updated_at`` among its commentaries, or the last
 time a commentary left it (deleted, moved to another period or language, unpublished) or
-joined it without being edited (a scheduled one turning public), when that is later: the
-store notes those moments, since the commentaries still in the digest do not show them.
+joined it without being edited (a scheduled one turning public), or its publication, when
+that is later: the store notes the moments commentaries leave or join, since the
+commentaries still in the digest do not show them.
 
 This module sits beside ``feedsvc.model`` (it imports only that): the service builds
 digests with it and the renderers label them with it.
@@ -24,7 +32,8 @@ digests with it and the renderers label them with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Struct
@@ -70,8 +79,12 @@ class Digest(Struct, kw_only=True):
     """E.g. "Weekly digest, 2 – 8 March 2026", in the digest's language."""
     url: str
     """The digest's readable page."""
+    published_at: datetime
+    """When the digest was published: the set hour of the day after its period ended.
+    Before then it is not public."""
     updated_at: datetime
-    """When the digest last changed: a commentary in it changed, left it, or joined it."""
+    """When the digest last changed: it was published, or a commentary in it changed, left
+    it, or joined it."""
     trends: TrendTally
     commentaries: list[DigestEntry]
     """Oldest publication first (ties by id)."""
@@ -80,6 +93,29 @@ class Digest(Struct, kw_only=True):
 class DigestPage(Struct):
     items: list[Digest]
     next_cursor: str | None = None
+
+
+# --- when one is published ----------------------------------------------------------------
+
+
+class Schedule:
+    """When a period's digest is published: at ``hour`` on the day after the period's last
+    day, in the publisher's time zone ``timezone`` (an IANA name)."""
+
+    def __init__(self, timezone: str = "UTC", hour: int = 8) -> None:
+        self.zone = ZoneInfo(timezone)
+        self.hour = hour
+
+    def due_at(self, end: date) -> datetime:
+        """When the digest of a period ending on ``end`` is published (in UTC)."""
+        return datetime.combine(end + timedelta(days=1), time(self.hour), tzinfo=self.zone).astimezone(UTC)
+
+    def ended_by(self, now: datetime) -> date:
+        """The last period end whose digest is published at ``now``: digests of periods
+        ending on this day or before are public, later ones not yet."""
+        end = now.astimezone(self.zone).date() - timedelta(days=1)
+        # The day before yesterday's digest came out yesterday, whatever the hour and DST.
+        return end if self.due_at(end) <= now else end - timedelta(days=1)
 
 
 # --- building one -------------------------------------------------------------------------
@@ -102,21 +138,28 @@ def build_digest(
     left_at: datetime | None,
     url: str,
     url_of: Callable[[Commentary], str],
+    schedule: Schedule,
 ) -> Digest:
     """The digest of ``items`` (its public commentaries, in order; at least one).
 
     ``left_at`` is the last time a commentary left or joined without an edit (see the
-    module docstring); ``url_of`` gives each commentary's readable URL.
+    module docstring); ``url_of`` gives each commentary's readable URL; ``schedule`` when
+    the digest is published.
     """
     end = max((c.period.end for c in items if c.period is not None), default=start)
+    published = schedule.due_at(end)
     updated = max(c.updated_at for c in items)
     if left_at is not None and left_at > updated:
         updated = left_at
+    # A reader first sees the digest when it is published: that is a change it must notice,
+    # and the feed's Last-Modified moves with it, whenever its commentaries were last edited.
+    updated = max(updated, published)
     return Digest(
         period=Period(start=start, end=end),
         lang=lang,
         title=digest_title(start, end, lang),
         url=url,
+        published_at=published,
         updated_at=updated,
         trends=tally(items),
         commentaries=[

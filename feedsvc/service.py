@@ -24,7 +24,7 @@ from ulid import ULID
 from feedsvc import cursors
 from feedsvc.bodies import BodyRenderer
 from feedsvc.commentary import ImportedCommentary, build_commentary, build_imported, looks_like_ulid
-from feedsvc.digest import Digest, DigestPage, build_digest
+from feedsvc.digest import Digest, DigestPage, Schedule, build_digest
 from feedsvc.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -91,6 +91,7 @@ class Service:
         require_if_match: bool = True,
         clock: Clock = utcnow,
         bodies: BodyRenderer | None = None,
+        digest_schedule: Schedule | None = None,
     ) -> None:
         self.store = store
         #: Where bodies are sanitised and rendered (threads only unless the app gives a pool).
@@ -103,6 +104,12 @@ class Service:
         # seen once stays known, and only a slug not seen yet makes it read them again (at
         # most once per change), however often unknown slugs are asked for.
         self._category_slugs: tuple[int, frozenset[str]] = (-1, frozenset())
+        #: When weekly digests are published (feedsvc.digest.Schedule).
+        self.digest_schedule = digest_schedule or Schedule()
+        #: Told when digests may have been published by the clock alone (no write): the
+        #: digest feeds' hubs are pinged then.
+        self.digest_listeners: list[Callable[[], Awaitable[None]]] = []
+        self._digests_ended_by: date | None = None
 
     async def notify_changed(self, before: Commentary | None, after: Commentary | None) -> None:
         """Tell the listeners about a change stored outside the methods here (bulk import)."""
@@ -122,7 +129,23 @@ class Service:
             if await self.store.publish_due(self.clock()):
                 await self.notify_changed(None, None)
             state = await self.store.get_state()
+        await self._watch_digest_schedule()
         return state
+
+    def digests_ended_by(self) -> date:
+        """The last period end whose weekly digest is public now (feedsvc.digest.Schedule):
+        it moves once a day, with no write, so caches of digests key on it."""
+        return self.digest_schedule.ended_by(self.clock())
+
+    async def _watch_digest_schedule(self) -> None:
+        ended_by = self.digests_ended_by()
+        previous, self._digests_ended_by = self._digests_ended_by, ended_by
+        if previous is not None and previous != ended_by:
+            for listener in self.digest_listeners:
+                try:
+                    await listener()
+                except Exception:
+                    log.exception("digest listener failed")
 
     async def get_commentary(self, id: str, *, lang: str | None = None, include_hidden: bool = False) -> Commentary:
         """One commentary by id (``lang`` is then ignored), or by slug when ``lang`` is given.
@@ -286,7 +309,9 @@ class Service:
         of the next page; ``lang`` (normalised) keeps one language."""
         await self.state()
         after = cursors.read_digest_cursor(await self.store.get_secret(), cursor, lang) if cursor else None
-        records = await self.store.get_digests(lang=lang, limit=limit + 1, after=after)
+        records = await self.store.get_digests(
+            lang=lang, limit=limit + 1, after=after, ended_by=self.digests_ended_by()
+        )
         next_cursor = None
         if len(records) > limit:
             records = records[:limit]
@@ -309,7 +334,10 @@ class Service:
         if not found:
             if langs:
                 raise NotFoundError(f"the digest of {start} has no {lang} version", available_languages=langs)
-            raise NotFoundError(f"no digest for a period starting on {start}")
+            raise NotFoundError(
+                f"no published digest for a period starting on {start}: a digest is published once its period"
+                " is over"
+            )
         raise InvalidInputError(
             f"the digest of {start} exists in {', '.join(langs)}: choose one with `lang`",
             field="lang", available_languages=langs,
@@ -318,7 +346,9 @@ class Service:
     async def get_digests_of(self, start: date) -> list[Digest]:
         """The digests of the period starting on ``start``, one per language, by language."""
         await self.state()
-        records = await self.store.get_digests(lang=None, limit=MAX_DIGEST_LANGUAGES, start=start)
+        records = await self.store.get_digests(
+            lang=None, limit=MAX_DIGEST_LANGUAGES, start=start, ended_by=self.digests_ended_by()
+        )
         return [self.digest_of(r) for r in records]
 
     def digest_of(self, record: DigestRecord) -> Digest:
@@ -326,7 +356,7 @@ class Service:
         return build_digest(
             record.start, record.lang, record.commentaries, left_at=record.left_at,
             url=self.digest_url(record.start, record.lang),
-            url_of=lambda c: c.canonical_url or self.page_url(c.id),
+            url_of=lambda c: c.canonical_url or self.page_url(c.id), schedule=self.digest_schedule,
         )
 
     def digest_url(self, start: date, lang: str) -> str:

@@ -71,6 +71,7 @@ FEED_PATHS = [
     *(f"/feed.{fmt}" for fmt in FORMATS),
     *(f"/categories/regional-security/feed.{fmt}" for fmt in FORMATS),
     *(f"/be/feed.{fmt}" for fmt in FORMATS),
+    *(f"/all/feed.{fmt}" for fmt in FORMATS),
     *(f"/feed.{fmt}?tag=border&trend=worsened" for fmt in FORMATS),
     *(f"/feed.{fmt}?q=policy&category=foreign-policy&category=economy" for fmt in FORMATS),
     *(f"/feed.{fmt}?from=2026-03-02&to=2026-03-04" for fmt in FORMATS),
@@ -91,7 +92,10 @@ async def test_every_feed_variant_is_valid(client: Client, seeded: list[dict[str
 @pytest.mark.parametrize(
     ("path", "expected_titles"),
     [
-        ("/feed.atom", ["Border five", "Economy four", "Policy three", "Policy two", "Мяжа адзін", "Border one"]),
+        ("/feed.atom", ["Border five", "Economy four", "Policy three", "Policy two", "Border one"]),
+        ("/all/feed.atom", ["Border five", "Economy four", "Policy three", "Policy two", "Мяжа адзін", "Border one"]),
+        ("/feed.atom?lang=all", ["Border five", "Economy four", "Policy three", "Policy two", "Мяжа адзін", "Border one"]),
+        ("/feed.atom?lang=be", ["Мяжа адзін"]),
         ("/categories/foreign-policy/feed.atom", ["Policy three", "Policy two"]),
         ("/be/feed.atom", ["Мяжа адзін"]),
         ("/feed.atom?tag=energy", ["Economy four"]),

@@ -88,7 +88,7 @@ async def test_the_translations_endpoint(client: Client, group: Any) -> None:
 
 async def test_feeds_carry_translations_as_hreflang_alternates(client: Client, group: Any) -> None:
     en, be = group["en"], group["be"]
-    rss = etree.fromstring((await client.get("/feed.rss")).content)
+    rss = etree.fromstring((await client.get("/all/feed.rss")).content)
     check_xml_feed(etree.tostring(rss))
     items = {i.findtext("guid", "").rsplit("/", 1)[1]: i for i in rss.iter("item")}
     alternates = [
@@ -100,14 +100,14 @@ async def test_feeds_carry_translations_as_hreflang_alternates(client: Client, g
     ]
     assert not [a for a in items[group["lone"]["id"]].iter(f"{ATOM}link") if a.get("hreflang")]
 
-    atom = etree.fromstring((await client.get("/feed.atom")).content)
+    atom = etree.fromstring((await client.get("/all/feed.atom")).content)
     entries = {e.findtext(f"{ATOM}id", "").rsplit("/", 1)[1]: e for e in atom.iter(f"{ATOM}entry")}
     links = [(x.get("rel"), x.get("hreflang"), x.get("href")) for x in entries[en["id"]].iter(f"{ATOM}link")]
     assert ("alternate", "be", BE_URL) in links
     # The item's own page stays the first alternate, so readers keep it as the permalink.
     assert links[0][0] == "alternate" and links[0][2] == page_url(en)
 
-    doc = check_json_feed((await client.get("/feed.json")).content)
+    doc = check_json_feed((await client.get("/all/feed.json")).content)
     by_url = {i["url"]: i["_commentary"]["translations"] for i in doc["items"]}
     assert by_url[page_url(en)] == [{"id": be["id"], "lang": "be", "title": be["title"], "url": BE_URL}]
     assert by_url[BE_URL] == [{"id": en["id"], "lang": "en", "title": en["title"], "url": page_url(en)}]

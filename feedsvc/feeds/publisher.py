@@ -42,7 +42,16 @@ from feedsvc.digest import digest_name
 from feedsvc.digest import stamp as digest_stamp
 from feedsvc.feeds.documents import Rendered
 from feedsvc.feeds.fragments import Fragments
-from feedsvc.feeds.views import FORMAT_NAMES, FORMATS, MEDIA_TYPES, FeedFormat, FeedSpec, canonical_params, is_canonical
+from feedsvc.feeds.views import (
+    ALL_LANGUAGES,
+    FORMAT_NAMES,
+    FORMATS,
+    MEDIA_TYPES,
+    FeedFormat,
+    FeedSpec,
+    canonical_params,
+    is_canonical,
+)
 from feedsvc.model import Category, Commentary, Query, Translation, to_us
 from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView, tag_uri
@@ -81,9 +90,11 @@ class FeedPublisher:
         hubs: Sequence[str] = (),
         tag_authority: str | None = None,
         max_bytes: int = 64 * 1024 * 1024,
+        primary_lang: str = "en",
     ) -> None:
         self.service = service
         self.title = title
+        self.primary_lang = primary_lang
         self.description = description
         self.feed_limit = feed_limit
         self.hubs = tuple(hubs)
@@ -116,28 +127,51 @@ class FeedPublisher:
 
     # --- views ----------------------------------------------------------------------------
 
+    def feed_lang(self, lang: str | None) -> str | None:
+        """The language a view without one in its path shows, from its ``lang`` parameter:
+        none given is the primary language, ``all`` is every language (None)."""
+        if lang is None:
+            return self.primary_lang
+        return None if lang == ALL_LANGUAGES else lang
+
     def site_spec(self, query: Query) -> FeedSpec:
-        return FeedSpec(path="/feed", query=query, title=self.title, subtitle=self.description)
+        """``/feed``: the primary language unless ``query.lang`` names another (or ``all``)."""
+        query = msgspec.structs.replace(query, lang=self.feed_lang(query.lang))
+        return FeedSpec(
+            path="/feed", query=query, title=self.title, subtitle=self.description, lang=query.lang,
+            path_lang=self.primary_lang,
+        )
+
+    def all_spec(self, query: Query) -> FeedSpec:
+        """``/all/feed``: every language, each commentary and each of its translations an item."""
+        return FeedSpec(
+            path=f"/{ALL_LANGUAGES}/feed", query=msgspec.structs.replace(query, lang=None),
+            title=f"{self.title} (all languages)", subtitle=self.description,
+        )
 
     def lang_spec(self, lang: str, query: Query) -> FeedSpec:
         return FeedSpec(
             path=f"/{lang}/feed", query=msgspec.structs.replace(query, lang=lang),
             title=f"{self.title} ({lang})", subtitle=self.description, lang=lang, html_path=f"/?lang={lang}",
+            path_lang=lang,
         )
 
-    def category_spec(self, category: Category, query: Query, lang: str | None = None) -> FeedSpec:
+    def category_spec(self, category: Category, query: Query) -> FeedSpec:
+        """A category's feed: the primary language unless ``query.lang`` names another (or ``all``)."""
+        lang = self.feed_lang(query.lang)
         return FeedSpec(
             path=f"/categories/{category.slug}/feed",
-            query=msgspec.structs.replace(query, categories=(category.slug,)),
+            query=msgspec.structs.replace(query, categories=(category.slug,), lang=lang),
             title=f"{category.name(lang)} — {self.title}",
             subtitle=category.description(lang) or self.description,
-            lang=query.lang,
+            lang=lang,
             html_path="/",
+            path_lang=self.primary_lang,
         )
 
     def feed_url(self, spec: FeedSpec, fmt: FeedFormat, cursor: str | None = None) -> str:
         """The canonical absolute URL of a view: the path, then its filters in a fixed order."""
-        params = canonical_params(spec.query, spec.path)
+        params = canonical_params(spec.query, spec.path, spec.path_lang)
         if spec.query.limit != self.feed_limit:
             params.append(("limit", str(spec.query.limit)))
         if cursor:
@@ -151,17 +185,25 @@ class FeedPublisher:
         Filtered variants (tags, search) cannot be enumerated; hubs serve the canonical ones.
         ``(None, None)`` means a broad change: every category and language feed.
         """
-        base = Query(limit=self.feed_limit)
-        paths = {"/feed"}
+        primary = self.primary_lang
+        paths = {f"/{ALL_LANGUAGES}/feed": None}
         if before is None and after is None:
-            paths |= {f"/categories/{slug}/feed" for slug in (await self._category_map())}
-            paths |= {f"/{c.name}/feed" for c in await self.service.store.get_language_counts()}
+            paths["/feed"] = primary
+            paths |= {f"/categories/{slug}/feed": primary for slug in (await self._category_map())}
+            paths |= {f"/{c.name}/feed": c.name for c in await self.service.store.get_language_counts()}
         for item in (before, after):
             if item is not None:
-                paths |= {f"/categories/{item.category}/feed", f"/{item.lang}/feed"}
+                paths[f"/{item.lang}/feed"] = item.lang
+                if item.lang == primary:
+                    paths |= {"/feed": primary, f"/categories/{item.category}/feed": primary}
         return [
-            self.feed_url(FeedSpec(path=path, query=base, title="", subtitle=""), fmt)
-            for path in sorted(paths)
+            self.feed_url(
+                FeedSpec(
+                    path=path, query=Query(limit=self.feed_limit, lang=lang), title="", subtitle="", path_lang=lang
+                ),
+                fmt,
+            )
+            for path, lang in sorted(paths.items())
             for fmt in FORMATS
         ]
 
@@ -379,46 +421,66 @@ class FeedPublisher:
 
     # --- weekly digests (issue 9) ---------------------------------------------------------
     # One item per digest (feedsvc.render.digestfeed), newest period first; no archives.
-    # Cached like the commentary feeds: a hit while the change sequence stands still, else
-    # the digests are read and the bytes kept when they are the same (a write elsewhere).
+    # Cached like the commentary feeds: a hit while the change sequence stands still and no
+    # digest came due (Service.digests_ended_by), else the digests are read and the bytes
+    # kept when they are the same (a write elsewhere, a day on which no period ended).
 
     def digest_spec(self, lang: str | None) -> FeedSpec:
-        """The digest feed of every language (``/digest``) or of one (``/{lang}/digest``)."""
-        name = digest_name(lang)
+        """The digest feed of the primary language (``/digest``, ``lang`` None), of one
+        language (``/{lang}/digest``) or of every language (``/all/digest``, ``lang="all"``)."""
+        if lang == ALL_LANGUAGES:
+            return FeedSpec(
+                path=f"/{ALL_LANGUAGES}/digest", query=Query(limit=self.feed_limit),
+                title=f"{self.title} — {digest_name(None)} (all languages)", subtitle=self.description,
+            )
+        shown = lang or self.primary_lang
+        query = Query(limit=self.feed_limit, lang=shown)
+        if lang is None:
+            return FeedSpec(
+                path="/digest", query=query, title=f"{self.title} — {digest_name(shown)}",
+                subtitle=self.description, lang=shown, path_lang=shown,
+            )
         return FeedSpec(
-            path=f"/{lang}/digest" if lang else "/digest", query=Query(limit=self.feed_limit),
-            title=f"{self.title} — {name} ({lang})" if lang else f"{self.title} — {name}",
-            subtitle=self.description, lang=lang, html_path=f"/?lang={lang}" if lang else "/",
+            path=f"/{lang}/digest", query=query, title=f"{self.title} — {digest_name(lang)} ({lang})",
+            subtitle=self.description, lang=lang, html_path=f"/?lang={lang}", path_lang=lang,
         )
 
     async def digest_urls_affected(self, before: Commentary | None, after: Commentary | None) -> list[str]:
         """The digest feed URLs (every format) a change can alter, for WebSub pings;
-        ``(None, None)`` means a broad change: every language's."""
+        ``(None, None)`` means a broad change (or digests published by the clock): every
+        language's."""
         if before is None and after is None:
             langs = {c.name for c in await self.service.store.get_language_counts()}
         else:
             langs = {c.lang for c in (before, after) if c is not None and c.period is not None}
             if not langs:
                 return []  # commentaries without a period are in no digest
-        specs = [self.digest_spec(None), *(self.digest_spec(lang) for lang in sorted(langs))]
+        specs = [
+            self.digest_spec(ALL_LANGUAGES),
+            *([self.digest_spec(None)] if self.primary_lang in langs else []),
+            *(self.digest_spec(lang) for lang in sorted(langs)),
+        ]
         return [self.feed_url(spec, fmt) for spec in specs for fmt in FORMATS]
 
     async def digest_document(self, fmt: FeedFormat, lang: str | None) -> Rendered:
-        """The rendered digest feed, from the cache when no digest it shows changed."""
+        """The rendered digest feed (``lang`` as ``digest_spec`` takes it), from the cache
+        when no digest it shows changed."""
         state = await self.service.state()
-        key = ("digest", fmt, lang)
+        ended_by = self.service.digests_ended_by()
+        spec = self.digest_spec(lang)
+        key = ("digest", fmt, spec.path)
         entry = self._pinned.get(key) or self._cache.get(key)
-        if entry is not None and entry.seq == state.seq:
+        if entry is not None and entry.seq == state.seq and _digest_cutoff(entry) == ended_by:
             self.stats.hits += 1
             return entry
-        digests = (await self.service.list_digests(lang=lang, limit=self.feed_limit)).items
-        stamp = digest_stamp(digests)
+        digests = (await self.service.list_digests(lang=spec.lang, limit=self.feed_limit)).items
+        stamp = (ended_by, digest_stamp(digests))
         if entry is not None and entry.stamp == stamp:
             entry.seq = state.seq
             self.stats.revalidated += 1
             return entry
-        view = await self._view(fmt, self.digest_spec(lang), None, [], False, state.seq)
-        body = render_digest_feed(fmt, view, digests)
+        view = await self._view(fmt, spec, None, [], False, state.seq)
+        body = render_digest_feed(fmt, view, digests, publication=self.title)
         self.stats.renders += 1
         rendered = Rendered(body, max((d.updated_at for d in digests), default=None), state.seq, stamp)
         # Pinned only when it has digests: any language tag is a valid address, and an
@@ -427,11 +489,16 @@ class FeedPublisher:
         # tags took 36 MiB there); rendering it again costs about a millisecond.
         if not digests:
             self._pinned.pop(key, None)
-            if lang is not None and not await self.has_language(lang):
+            if spec.lang is not None and not await self.has_language(spec.lang):
                 self._forget(key)
                 return rendered
         self._keep(key, rendered, canonical=bool(digests))
         return rendered
+
+
+def _digest_cutoff(entry: Rendered) -> object:
+    """The ``Service.digests_ended_by`` a cached digest feed was made at."""
+    return entry.stamp[0] if isinstance(entry.stamp, tuple) else None
 
 
 def _newest(items: list[Commentary]) -> datetime | None:

@@ -39,6 +39,7 @@ from feedsvc.model import Commentary
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
 from feedsvc.push.websub import HubNotifier
+from feedsvc.digest import Schedule
 from feedsvc.service import Service
 from feedsvc.store import Store, open_store
 
@@ -61,7 +62,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     without one it opens the store ``settings.database_url`` names."""
     store = store if store is not None else open_store(settings.database_url)
     bodies = BodyRenderer(workers=MARKDOWN_WORKERS, timeout=MARKDOWN_TIMEOUT, max_waiting=MARKDOWN_MAX_WAITING)
-    service = Service(store, base_url=settings.base_url, require_if_match=settings.require_if_match, bodies=bodies)
+    service = Service(
+        store, base_url=settings.base_url, require_if_match=settings.require_if_match, bodies=bodies,
+        digest_schedule=Schedule(settings.timezone, settings.digest_hour),
+    )
     publisher = FeedPublisher(
         service,
         title=settings.title,
@@ -69,6 +73,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         feed_limit=settings.feed_limit,
         hubs=[settings.websub_hub] if settings.websub_hub else [],
         tag_authority=settings.tag_authority,
+        primary_lang=settings.primary_language,
     )
 
     notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
@@ -81,6 +86,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             )
 
         service.listeners.append(ping_hub)
+
+        async def ping_digest_hub() -> None:
+            # Digests are published by the clock: no write tells the hub about them.
+            hub.notify(await publisher.digest_urls_affected(None, None))
+
+        service.digest_listeners.append(ping_digest_hub)
 
     metrics = observe.Metrics(store, publisher, notifier)
     metrics.time_store(store)

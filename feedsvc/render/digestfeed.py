@@ -9,11 +9,14 @@ as they write commentaries:
 * ``link``/``url``: the digest's readable page;
 * content: the trend tally, then each commentary linked, with its trend and summary;
   summary: the tally alone;
-* published: the first publication among its commentaries; updated: the digest's
-  ``updated_at`` (it moves when a commentary in it changes, leaves or joins);
+* published: the digest's publication, the set hour of the day after its period ended
+  (feedsvc.digest.Schedule; never earlier); updated: the digest's ``updated_at`` (it moves
+  when a commentary in it changes, leaves or joins);
+* author: the publication (its name, its site): mailers such as rss2email build the From
+  line of the mail from it, and the commentaries' own authors are several per digest;
 * ``commentary:period`` (JSON Feed: ``_commentary.period``) with the period's first day
-  and the latest last day among its commentaries. No author, category or trend: a
-  digest has several of each (Atom gives the entry the feed's title as its author).
+  and the latest last day among its commentaries. No category or trend: a digest has
+  several of each.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Literal
 
 from feedsvc.digest import Digest, tally_text, trend_text
 from feedsvc.render.atom import render_atom_parts
-from feedsvc.render.feedview import FeedView, ItemParts, aware, safe_url
+from feedsvc.render.feedview import AuthorParts, FeedView, ItemParts, aware, safe_url
 from feedsvc.render.jsonfeed import render_jsonfeed_parts
 from feedsvc.render.rss import render_rss_parts
 from feedsvc.text import strip_invalid_xml
@@ -57,8 +60,9 @@ def digest_html(digest: Digest) -> str:
     return f"<p>{escape(tally_text(digest.trends, digest.lang), quote=False)}</p>\n<ul>\n{rows_html}\n</ul>"
 
 
-def digest_parts(view: FeedView, digest: Digest) -> ItemParts:
-    """A digest reduced to what the feed renderers write for an item."""
+def digest_parts(view: FeedView, digest: Digest, publication: str) -> ItemParts:
+    """A digest reduced to what the feed renderers write for an item; ``publication`` is
+    the publisher's name, the digest's author."""
     return ItemParts(
         guid=digest_guid(view.tag_authority, digest),
         title=_line(digest.title),
@@ -66,11 +70,11 @@ def digest_parts(view: FeedView, digest: Digest) -> ItemParts:
         lang=digest.lang,
         summary=tally_text(digest.trends, digest.lang),
         content_html=digest_html(digest),
-        authors=(),
+        authors=(AuthorParts(name=publication, affiliation=None, url=view.base_url + "/", display=publication),),
         category_slug="",
         category_label="",
         tags=(),
-        published=aware(min(e.published_at for e in digest.commentaries)),
+        published=aware(digest.published_at),
         updated=aware(digest.updated_at),
         image=None,
         source=None,
@@ -87,6 +91,9 @@ _RENDERERS: dict[str, Callable[[FeedView, Sequence[ItemParts]], bytes]] = {
 }
 
 
-def render_digest_feed(fmt: Literal["rss", "atom", "json"], view: FeedView, digests: Sequence[Digest]) -> bytes:
-    """The digest feed in ``fmt``: one item per digest, in the order given (newest first)."""
-    return _RENDERERS[fmt](view, [digest_parts(view, d) for d in digests])
+def render_digest_feed(
+    fmt: Literal["rss", "atom", "json"], view: FeedView, digests: Sequence[Digest], *, publication: str
+) -> bytes:
+    """The digest feed in ``fmt``: one item per digest, in the order given (newest first),
+    each by ``publication`` (the publisher's name)."""
+    return _RENDERERS[fmt](view, [digest_parts(view, d, publication) for d in digests])

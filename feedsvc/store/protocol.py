@@ -99,12 +99,19 @@ class Reader(Protocol):
         cost one or a few queries, not one each."""
 
     async def get_digests(
-        self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
+        self,
+        *,
+        lang: str | None,
+        limit: int,
+        after: tuple[date, str] | None = None,
+        start: date | None = None,
+        ended_by: date | None = None,
     ) -> list[DigestRecord]:
         """Weekly digests (issue 9): public commentaries with a period, grouped by (period
         start, language); newest start first, ties by language; only ``lang`` when given,
         only the period starting on ``start`` when given; strictly after ``after`` (start,
-        lang); at most ``limit``.
+        lang); only groups whose latest ``period.end`` is on or before ``ended_by`` when
+        given (a group still running is left out whole, never in part); at most ``limit``.
 
         For ``DigestRecord.left_at``, ``update_commentary`` and ``delete_commentary`` note
         their ``now`` on the digest a public commentary with a period was in before they

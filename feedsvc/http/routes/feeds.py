@@ -1,5 +1,5 @@
-"""Feed handlers: /feed.*, /categories/{slug}/feed.*, /{lang}/feed.*, /digest.*, /{lang}/digest.*,
-in three formats (feedsvc.feeds makes and caches the documents).
+"""Feed handlers: /feed.*, /categories/{slug}/feed.*, /{lang}/feed.*, /all/feed.*, /digest.*,
+/{lang}/digest.*, /all/digest.*, in three formats (feedsvc.feeds makes and caches the documents).
 
 Every feed response is cheap to poll: a strong ETag per view and content coding,
 Last-Modified (the newest change among the items), 304 on a matching conditional
@@ -22,7 +22,7 @@ from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
 from feedsvc.feeds.documents import Rendered, pick_encoding
 from feedsvc.feeds.publisher import FeedPublisher
-from feedsvc.feeds.views import FORMATS, MEDIA_TYPES, FeedFormat
+from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.common import PAGE_HEADERS, responses
 from feedsvc.http.conditional import is_fresh, validators
 from feedsvc.model import LANG_PATTERN, Query, normalize_lang
@@ -115,7 +115,8 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     @get(
         f"/feed.{fmt}",
         name=f"feed-{fmt}",
-        summary=f"{summary}: all commentaries (same filters as the list API)",
+        summary=f"{summary}: commentaries in the primary language (same filters as the list API; `lang=all`"
+        " for every language)",
         tags=["feeds"],
         media_type=MEDIA_TYPES[fmt],
         responses=_documented(fmt, 304, 400, 503),
@@ -149,7 +150,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         cursor: Cursor = None,
     ) -> Response[bytes]:
         category = await publisher.service.get_category(slug)
-        spec = publisher.category_spec(category, _limited(request, filters, publisher), filters.lang)
+        spec = publisher.category_spec(category, _limited(request, filters, publisher))
         return feed_response(
             request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings
         )
@@ -157,7 +158,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     @get(
         f"/{{language:str}}/feed.{fmt}",
         name=f"lang-feed-{fmt}",
-        summary=f"{summary}: one language",
+        summary=f"{summary}: one language (`all`: every language)",
         tags=["feeds"],
         media_type=MEDIA_TYPES[fmt],
         responses=_documented(fmt, 304, 400, 404, 503),
@@ -171,8 +172,11 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         cursor: Cursor = None,
     ) -> Response[bytes]:
         # The path names the language; a `lang` query parameter cannot override it.
-        lang = await known_language(publisher, language, f"/{language}/feed.{fmt}")
-        spec = publisher.lang_spec(lang, _limited(request, filters, publisher))
+        if language == ALL_LANGUAGES:
+            spec = publisher.all_spec(_limited(request, filters, publisher))
+        else:
+            lang = await known_language(publisher, language, f"/{language}/feed.{fmt}")
+            spec = publisher.lang_spec(lang, _limited(request, filters, publisher))
         return feed_response(
             request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings
         )
@@ -186,7 +190,7 @@ def _feed_handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     @get(
         f"/digest.{fmt}",
         name=f"digest-feed-{fmt}",
-        summary=f"{label}: weekly digests, every language",
+        summary=f"{label}: weekly digests in the primary language",
         tags=["feeds"],
         media_type=MEDIA_TYPES[fmt],
         responses=_documented(fmt, 304, 503),
@@ -199,7 +203,7 @@ def _feed_handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
     @get(
         f"/{{language:str}}/digest.{fmt}",
         name=f"lang-digest-feed-{fmt}",
-        summary=f"{label}: weekly digests, one language",
+        summary=f"{label}: weekly digests, one language (`all`: every language)",
         tags=["feeds"],
         media_type=MEDIA_TYPES[fmt],
         responses=_documented(fmt, 304, 404, 503),

@@ -20,7 +20,13 @@ class DigestReads(SqlBase):
     """``Reader.get_digests`` and the digest marks of ``Copy``."""
 
     async def get_digests(
-        self, *, lang: str | None, limit: int, after: tuple[date, str] | None = None, start: date | None = None
+        self,
+        *,
+        lang: str | None,
+        limit: int,
+        after: tuple[date, str] | None = None,
+        start: date | None = None,
+        ended_by: date | None = None,
     ) -> list[DigestRecord]:
         # The page's starts walk the index on (period_start, lang) (or (lang, period_start))
         # backwards and stop at `limit`; its keys are then sorted within those starts only:
@@ -38,9 +44,23 @@ class DigestReads(SqlBase):
         if after is not None:
             where.append("period_start <= ? AND (period_start < ? OR lang > ?)")
             params += [d.day(after[0]), d.day(after[0]), after[1]]
+        having, late = "", list[Any]()
+        if ended_by is not None:
+            # A group is over when its latest end is: a period starts on or before it ends,
+            # so the index bound on the start leaves only the groups around the cut-off to
+            # be read from the table, and the walk still stops at `limit` groups.
+            where.append("period_start <= ?")
+            params.append(d.day(ended_by))
+            having, late = " HAVING max(period_end) <= ?", [d.day(ended_by)]
         condition = " AND ".join(where)
         async with self._snapshot() as rows:
             starts = [
+                r[0] for r in await rows(
+                    f"SELECT period_start FROM commentaries WHERE {condition}"
+                    f" GROUP BY period_start, lang{having} ORDER BY period_start DESC LIMIT ?",
+                    (*params, *late, limit),
+                )
+            ] if having else [
                 r[0] for r in await rows(
                     f"SELECT DISTINCT period_start FROM commentaries WHERE {condition}"
                     " ORDER BY period_start DESC LIMIT ?",
@@ -52,10 +72,12 @@ class DigestReads(SqlBase):
             keys = [
                 (d.read_day(r[0]), r[1]) for r in await rows(
                     f"SELECT period_start, lang FROM commentaries WHERE {condition} AND period_start >= ?"
-                    " GROUP BY period_start, lang ORDER BY period_start DESC, lang LIMIT ?",
-                    (*params, starts[-1], limit),
+                    f" GROUP BY period_start, lang{having} ORDER BY period_start DESC, lang LIMIT ?",
+                    (*params, starts[-1], *late, limit),
                 )
             ]
+            if not keys:
+                return []
             span = (d.day(keys[-1][0]), d.day(keys[0][0]))
             lang_clause = " AND lang = ?" if lang is not None else ""
             members = [
