@@ -9,7 +9,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec

@@ -186,7 +186,7 @@ class FeedPublisher:
         ``(None, None)`` means a broad change: every category and language feed.
         """
         primary = self.primary_lang
-        paths = {f"/{ALL_LANGUAGES}/feed": None}
+        paths: dict[str, str | None] = {f"/{ALL_LANGUAGES}/feed": None}
         if before is None and after is None:
             paths["/feed"] = primary
             paths |= {f"/categories/{slug}/feed": primary for slug in (await self._category_map())}

@@ -22,6 +22,7 @@ from litestar.static_files import create_static_files_router
 from feedsvc import __version__
 from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
+from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http import observe
@@ -39,7 +40,6 @@ from feedsvc.model import Commentary
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
 from feedsvc.push.websub import HubNotifier
-from feedsvc.digest import Schedule
 from feedsvc.service import Service
 from feedsvc.store import Store, open_store
 

@@ -257,16 +257,3 @@ def digest_page(digest: Digest, *, others: Sequence[Digest], feeds: Sequence[Fee
         f'{also}<p class="muted">{m.html("follow")} {_follow_links(feeds)}</p>'
     )
     return _page(digest.title, body, lang=digest.lang, head=head)
-
-
-def opml(title: str, feeds: Sequence[FeedLink], *, fmt: str = "rss") -> str:
-    """OPML 2.0 listing every feed (one format each), for import into a reader."""
-    outlines = "".join(
-        f'<outline type="rss" text={quoteattr(f.title)} title={quoteattr(f.title)} xmlUrl={quoteattr(f.urls[fmt])}/>'
-        for f in feeds
-        if fmt in f.urls
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head>'
-        f"<title>{escape(title)}</title></head><body>{outlines}</body></opml>\n"
-    )

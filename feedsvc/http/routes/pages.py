@@ -14,14 +14,15 @@ from litestar.params import FromPath, QueryParameter
 from feedsvc.config import Settings
 from feedsvc.digest import digest_name
 from feedsvc.feeds.publisher import FeedPublisher
-from feedsvc.feeds.views import FORMATS, FeedSpec
+from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, FeedSpec
 from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, parse_start, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
 from feedsvc.model import Commentary, Query
 from feedsvc.render.browser import stylesheet
-from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page, opml
+from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page
 from feedsvc.render.messages import Messages, capitalised
+from feedsvc.render.opml import Subscription, SubscriptionGroup, opml
 
 
 def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec, title: str | None = None) -> FeedLink:
@@ -33,20 +34,59 @@ def feed_link(publisher: NamedDependency[FeedPublisher], spec: FeedSpec, title: 
 async def all_feeds(
     publisher: NamedDependency[FeedPublisher], m: Messages | None = None
 ) -> tuple[FeedLink, list[FeedLink], list[FeedLink]]:
-    """The site feed, one feed per category and one per language, in every format; named by
-    their own titles, or with ``m`` as a page in its language names them."""
+    """The site feed, one feed per category (both in the primary language), and per
+    language its commentary feed and its digest feed, in every format; named by their own
+    titles, or with ``m`` as a page in its language names them."""
     service = publisher.service
     base = Query(limit=publisher.feed_limit)
-    site = feed_link(publisher, publisher.site_spec(base), m("all_commentaries") if m else None)
+    primary = publisher.primary_lang
+    site = feed_link(
+        publisher, publisher.site_spec(base), m("everything_in", language=m.language(primary)) if m else None
+    )
     categories = [
         feed_link(publisher, publisher.category_spec(c, base), c.name(m.tag) if m else None)
         for c in await service.get_categories()
     ]
     languages = [
-        feed_link(publisher, publisher.lang_spec(lang.name, base), capitalised(m.language(lang.name)) if m else None)
+        link
         for lang in await service.get_languages()
+        for link in (
+            feed_link(
+                publisher, publisher.lang_spec(lang.name, base), capitalised(m.language(lang.name)) if m else None
+            ),
+            feed_link(
+                publisher, publisher.digest_spec(lang.name),
+                f"{digest_name(m.tag)} ({m.language(lang.name)})" if m else None,
+            ),
+        )
     ]
     return site, categories, languages
+
+
+async def subscriptions(publisher: FeedPublisher) -> list[SubscriptionGroup]:
+    """What /feeds.opml lists (feedsvc.render.opml says why): per language with a public
+    commentary, the primary one first, its commentary feed and its digest feed; the
+    primary language's at their site-wide addresses (``/feed.rss``, ``/digest.rss``)."""
+    base = Query(limit=publisher.feed_limit)
+    primary = publisher.primary_lang
+    langs = sorted((c.name for c in await publisher.service.get_languages()), key=lambda lang: (lang != primary, lang))
+    groups = []
+    for lang in langs:
+        specs = (
+            (publisher.site_spec(base), publisher.digest_spec(None))
+            if lang == primary
+            else (publisher.lang_spec(lang, base), publisher.digest_spec(lang))
+        )
+        groups.append(
+            SubscriptionGroup(
+                lang=lang,
+                feeds=[
+                    Subscription(spec.title, publisher.feed_url(spec, "rss"), publisher.base_url + spec.html_path)
+                    for spec in specs
+                ],
+            )
+        )
+    return groups
 
 
 def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int) -> Response[Any]:
@@ -81,7 +121,13 @@ async def index(
         lang=lang,
         title=settings.title, description=settings.description, base_url=publisher.base_url,
         site=site, categories=categories, languages=languages, latest=latest.items,
-        extra=[feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag))],
+        extra=[
+            feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag)),
+            feed_link(publisher, publisher.all_spec(Query(limit=publisher.feed_limit)), m("all_commentaries")),
+            feed_link(
+                publisher, publisher.digest_spec(ALL_LANGUAGES), m("digest_all_languages", digest=digest_name(m.tag))
+            ),
+        ],
         snippets=await index_snippets(publisher.service, settings, latest.items, lang),
     )
     return html_response(request, text, settings.cache_max_age)
@@ -89,7 +135,7 @@ async def index(
 
 @get(
     "/feeds.opml",
-    summary="Every feed as OPML, for import into a feed reader",
+    summary="The feeds to subscribe to as OPML, one folder per language, for import into a feed reader",
     tags=["pages"],
     media_type="text/x-opml",
     responses=responses(304, 503),
@@ -97,8 +143,7 @@ async def index(
 async def feeds_opml(
     request: Request[Any, Any, Any], publisher: NamedDependency[FeedPublisher], settings: NamedDependency[Settings]
 ) -> Response[str]:
-    site, categories, languages = await all_feeds(publisher)
-    text = opml(settings.title, [site, feed_link(publisher, publisher.digest_spec(None)), *categories, *languages])
+    text = opml(settings.title, await subscriptions(publisher))
     return conditional(
         request, text.encode(), media_type="text/x-opml",
         cache_control=f"public, max-age={settings.cache_max_age}",
@@ -124,9 +169,12 @@ async def commentary(
     base = Query(limit=publisher.feed_limit)
     m = Messages(item.lang)
     feeds = [
-        feed_link(publisher, publisher.category_spec(category, base), category.name(item.lang)),
+        feed_link(
+            publisher, publisher.category_spec(category, Query(limit=publisher.feed_limit, lang=item.lang)),
+            category.name(item.lang),
+        ),
         feed_link(publisher, publisher.lang_spec(item.lang, base), m("everything_in", language=m.language(item.lang))),
-        feed_link(publisher, publisher.site_spec(base), m("all_commentaries")),
+        feed_link(publisher, publisher.all_spec(base), m("all_commentaries")),
     ]
     oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
     related = await service.get_related(item.id)
@@ -175,7 +223,9 @@ async def digest_html(
     name = digest_name(digest.lang)
     feeds = [
         feed_link(publisher, publisher.digest_spec(digest.lang), name),
-        feed_link(publisher, publisher.digest_spec(None), Messages(digest.lang)("digest_all_languages", digest=name)),
+        feed_link(
+            publisher, publisher.digest_spec(ALL_LANGUAGES), Messages(digest.lang)("digest_all_languages", digest=name)
+        ),
     ]
     text = digest_page(
         digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title
