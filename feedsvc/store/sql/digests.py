@@ -56,8 +56,9 @@ class DigestReads(SqlBase):
         async with self._snapshot() as rows:
             starts = [
                 r[0] for r in await rows(
+                    # Both keys descending: the walk goes down the index with no sort.
                     f"SELECT period_start FROM commentaries WHERE {condition}"
-                    f" GROUP BY period_start, lang{having} ORDER BY period_start DESC LIMIT ?",
+                    f" GROUP BY period_start, lang{having} ORDER BY period_start DESC, lang DESC LIMIT ?",
                     (*params, *late, limit),
                 )
             ] if having else [
