@@ -172,7 +172,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         cursor: Cursor = None,
     ) -> Response[bytes]:
         # The path names the language; a `lang` query parameter cannot override it.
-        if language == ALL_LANGUAGES:
+        if language.lower() == ALL_LANGUAGES:
             spec = publisher.all_spec(_limited(request, filters, publisher))
         else:
             lang = await known_language(publisher, language, f"/{language}/feed.{fmt}")
