@@ -19,6 +19,7 @@ import feedparser
 import httpx
 import pytest
 import uvicorn
+from litestar.testing import AsyncTestClient
 from lxml import etree
 
 from feedsvc.cli import main
@@ -26,7 +27,8 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.digest import Schedule
 from feedsvc.http.app import create_app
 from feedsvc.service import Service
-from tests.conftest import CATEGORIES, FakeClock, commentary
+from tests.conftest import CATEGORIES, PUBLIC_URL, FakeClock, commentary
+from tests.test_feeds import Hub
 
 TITLE = "Vistula Review"
 WEEK = {"start": "2026-03-02", "end": "2026-03-08"}  # Monday to Sunday
@@ -276,3 +278,36 @@ def test_an_import_keeps_the_records_update_times(database: Path, tmp_path: Path
     with Server(database, FakeClock(datetime(2099, 2, 1, tzinfo=UTC))) as server:
         scheduled = next(e for e in read(f"{server.url}/feed.atom").entries if e.title == "Scheduled")
         assert before.timetuple()[:3] <= scheduled.updated_parsed[:3] < (2099, 1, 5)
+
+
+async def test_the_hub_is_told_when_digests_come_out_with_no_write(database: Path) -> None:
+    hub = Hub(failures=0)
+    async with hub as hub_url:
+        app = create_app(load_settings(
+            {}, database_url=f"sqlite:///{database}", public_url=PUBLIC_URL, websub_hub=hub_url, digest_hour=8,
+        ))
+        async with AsyncTestClient(app) as client:
+            app.state.notifier.first_delay = 0.01
+            clock = FakeClock(datetime(2026, 3, 9, 7, 59, tzinfo=UTC))  # a minute before WEEK's digest
+            app.state.service.clock = clock
+            token, _ = await app.state.service.create_token("t", ["write"])
+            for slug, body in CATEGORIES.items():
+                await client.put(f"/api/v1/categories/{slug}", json=body, headers={"Authorization": f"Bearer {token}"})
+            r = await client.post("/api/v1/commentaries", json=commentary(title="Monday", period=WEEK),
+                                  headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 201
+            await asyncio.sleep(0.3)
+            written = len(hub.calls)
+            assert (await client.get("/digest.rss")).content.count(b"<item>") == 0
+
+            clock.now = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+            assert (await client.get("/digest.rss")).content.count(b"<item>") == 1
+            for _ in range(100):
+                if len(hub.calls) > written:
+                    break
+                await asyncio.sleep(0.05)
+    [(status, form)] = hub.calls[written:]
+    urls = {v for k, v in form if k == "hub.url"}
+    assert {f"{PUBLIC_URL}/digest.{fmt}" for fmt in ("rss", "atom", "json")} <= urls
+    assert f"{PUBLIC_URL}/en/digest.rss" in urls and f"{PUBLIC_URL}/all/digest.rss" in urls
+    assert not any(u.endswith("/feed.rss") for u in urls)  # no commentary feed changed
