@@ -329,7 +329,7 @@ async def test_feed_lists_agree_with_the_api_item_by_item(
     from feedsvc.store.sqlite import related as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "RELATED_SLOTS", 3)
-    doc = check_json_feed((await client.get("/feed.json")).content)
+    doc = check_json_feed((await client.get("/all/feed.json")).content)
     assert len(doc["items"]) == len(made) - 2  # not the draft nor the scheduled one
     for item in doc["items"]:
         id = item["url"].rsplit("/", 1)[1]
