@@ -154,6 +154,13 @@ def test_the_opml_subscribes_to_every_commentary_exactly_once(database: Path) ->
             assert {lang_of[commentary_id(e)] for e in commentaries.entries} == {lang}
             seen.update(commentary_id(e) for e in commentaries.entries)
             assert all(":digest/" in e.id for e in digests.entries)
+            # The page a subscription names (htmlUrl) shows that language's commentaries.
+            for html_url in {o.get("htmlUrl", "") for o in feeds}:
+                page = httpx.get(html_url)
+                assert page.status_code == 200, html_url
+                assert all(c["url"] in page.text for c in public if c["lang"] == lang), html_url
+                if lang != "en":  # the primary language's page is the site's front page
+                    assert not any(c["url"] in page.text for c in public if c["lang"] != lang), html_url
         assert seen == Counter(c["id"] for c in public)  # every public commentary, once
         english = read(f"{server.url}/feed.rss")
         [item] = [e for e in english.entries if commentary_id(e) == border["en"]["id"]]
