@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from feedsvc.config import load_settings
 from feedsvc.http.app import create_app
 from feedsvc.importformats import collect_files
-from feedsvc.service import Service
+from feedsvc.service import Clock, Service
 from feedsvc.transfer import import_files
 
 #: The sample data `feedsvc demo` loads (and its images, served under /media/).
@@ -24,9 +25,12 @@ DEMO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 class LiveServer:
-    """The real app under uvicorn, on its own event loop in a thread."""
+    """The real app under uvicorn, on its own event loop in a thread; ``clock`` (e.g.
+    tests.conftest.FakeClock) is the service's clock, for tests that move time by hand."""
 
-    def __init__(self, tmp: Path, *, media_dir: Path | None = None, **settings: Any) -> None:
+    def __init__(
+        self, tmp: Path, *, media_dir: Path | None = None, clock: Clock | None = None, **settings: Any
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -36,6 +40,8 @@ class LiveServer:
             media_dir=str(media_dir or tmp / "media"), **settings,
         )
         self.app = create_app(self.settings)
+        if clock is not None:
+            self.service.clock = clock
         config = uvicorn.Config(self.app, log_level="warning", ws="none", http="h11", lifespan="on", access_log=False)
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
@@ -58,6 +64,13 @@ class LiveServer:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.02)
 
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def run(self, coro: Any, timeout: float = 15) -> Any:
         """Run a coroutine on the server's loop (where the store's connection lives)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
@@ -66,6 +79,11 @@ class LiveServer:
         """Import the sample data, as `feedsvc demo` does."""
         result = self.run(import_files(self.service, collect_files([DEMO_DATA]), workers=1), timeout=120)
         assert not result.failed, result.failures
+
+    def writer(self) -> httpx.Client:
+        """An HTTP client holding a write token."""
+        token, _ = self.run(self.service.create_token("editor", ["write"]))
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
     def stop(self) -> None:
         self.server.should_exit = True

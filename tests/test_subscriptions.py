@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,16 +15,15 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from litestar.testing import AsyncTestClient
 from lxml import etree
 
 from feedsvc.cli import main
-from feedsvc.config import Settings, load_settings
+from feedsvc.config import load_settings
 from feedsvc.digest import Schedule
 from feedsvc.http.app import create_app
-from feedsvc.service import Service
 from tests.conftest import CATEGORIES, PUBLIC_URL, FakeClock, commentary
+from tests.live import LiveServer
 from tests.test_feeds import Hub
 
 TITLE = "Vistula Review"
@@ -35,49 +31,10 @@ WEEK = {"start": "2026-03-02", "end": "2026-03-08"}  # Monday to Sunday
 MINSK = "Europe/Minsk"  # UTC+3, no daylight saving time
 
 
-class Server:
-    """The real app under uvicorn on its own loop in a thread, with a clock tests move."""
-
-    def __init__(self, database: Path, clock: FakeClock | None = None, **settings: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.settings: Settings = load_settings(
-            {}, database_url=f"sqlite:///{database}", public_url=self.url, title=TITLE, **settings
-        )
-        self.app = create_app(self.settings)
-        self.service: Service = self.app.state.service
-        if clock is not None:
-            self.service.clock = clock
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.loop.close()
-        self.sock.close()
-
-    def writer(self) -> httpx.Client:
-        """An HTTP client holding a write token."""
-        token, _ = asyncio.run_coroutine_threadsafe(
-            self.service.create_token("editor", ["write"]), self.loop
-        ).result(timeout=15)
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+def serve(database: Path, clock: FakeClock | None = None, **settings: Any) -> LiveServer:
+    """The real app under uvicorn serving ``database``, with a clock tests move."""
+    assert database.name == "feedsvc.db"  # where LiveServer keeps its database
+    return LiveServer(database.parent, clock=clock, title=TITLE, **settings)
 
 
 def publish(http: httpx.Client, title: str, **fields: Any) -> dict[str, Any]:
@@ -114,7 +71,7 @@ def database(tmp_path: Path) -> Path:
 
 
 def test_the_opml_subscribes_to_every_commentary_exactly_once(database: Path) -> None:
-    with Server(database) as server, server.writer() as http:
+    with serve(database) as server, server.writer() as http:
         file_categories(http)
         border = {
             lang: publish(http, f"Border {lang}", lang=lang, translation_key="border", period=WEEK)
@@ -200,7 +157,7 @@ def test_a_digest_is_published_at_the_set_hour_of_the_day_after_its_period(
 
 def test_a_digest_first_appears_when_its_week_is_over_and_holds_all_of_it(database: Path) -> None:
     clock = FakeClock(datetime(2026, 3, 4, 12, 0, tzinfo=UTC))  # Wednesday of WEEK
-    with Server(database, clock, timezone=MINSK, digest_hour=9) as server, server.writer() as http:
+    with serve(database, clock, timezone=MINSK, digest_hour=9) as server, server.writer() as http:
         file_categories(http)
         week = [
             publish(http, "Monday", period=WEEK, published_at="2026-03-02T10:00:00+03:00", trend="worsened"),
@@ -270,7 +227,7 @@ def test_an_import_keeps_the_records_update_times(database: Path, tmp_path: Path
     before = datetime.now(UTC)
     assert main(["import", str(path), "--database-url", f"sqlite:///{database}"]) == 0
 
-    with Server(database) as server:
+    with serve(database) as server:
         feed = read(f"{server.url}/feed.atom")
         updated = {e.title: e.updated_parsed[:6] for e in feed.entries}
         assert updated == {
@@ -282,7 +239,7 @@ def test_an_import_keeps_the_records_update_times(database: Path, tmp_path: Path
         items = {c["title"]: c for c in httpx.get(f"{server.url}/api/v1/commentaries").json()["items"]}
         assert items["Edited later"]["updated_at"] == "2025-03-01T12:30:00Z"
     # A commentary still to come has changed no later than the import itself.
-    with Server(database, FakeClock(datetime(2099, 2, 1, tzinfo=UTC))) as server:
+    with serve(database, FakeClock(datetime(2099, 2, 1, tzinfo=UTC))) as server:
         scheduled = next(e for e in read(f"{server.url}/feed.atom").entries if e.title == "Scheduled")
         assert before.timetuple()[:3] <= scheduled.updated_parsed[:3] < (2099, 1, 5)
 
