@@ -132,7 +132,8 @@ def read_feedparser(base_url: str, urls: list[str] | None = None) -> dict[str, l
 
 def read_reader(base_url: str, workdir: Path, urls: list[str] | None = None) -> dict[str, list[Entry]]:
     """Every feed of the OPML (or ``urls``) through the ``reader`` library (lemon24/reader):
-    added, updated once, and read back from its database."""
+    added, updated once, and read back from its database. Called again with the same
+    ``workdir``, it updates the feeds subscribed before, as a reader polls."""
     from reader import make_reader
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,9 @@ def read_reader(base_url: str, workdir: Path, urls: list[str] | None = None) -> 
         feeds = urls if urls is not None else [s["url"] for s in subscriptions(base_url)]
         for url in feeds:
             reader.add_feed(url, exist_ok=True)
-        for result in reader.update_feeds_iter():
+        # scheduled=False: poll now, as it would at its next scheduled update (it schedules
+        # by the real clock, hours ahead, and a test moves the server's clock instead).
+        for result in reader.update_feeds_iter(scheduled=False):
             assert not isinstance(result.value, Exception), f"reader updating {result.url}: {result.value!r}"
         out: dict[str, list[Entry]] = {}
         for url in feeds:
@@ -190,14 +193,16 @@ def read_newsboat(base_url: str, workdir: Path) -> dict[str, list[Entry]]:
 
     ``authors`` is newsboat's one author string (it keeps one per item); ``summary`` is
     ``None`` (it keeps only the text it shows, in ``content``); an enclosure is what it
-    recorded, if anything.
+    recorded, if anything. Called again with the same ``workdir``, it reloads the feeds
+    subscribed before, as a reader polls.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config").write_text("")
-    (workdir / "urls").write_text("")
-    opml = workdir / "feeds.opml"
-    opml.write_bytes(fetch_opml(base_url))
-    _newsboat(workdir, "-i", str(opml))
+    if not (workdir / "urls").exists():
+        (workdir / "config").write_text("")
+        (workdir / "urls").write_text("")
+        opml = workdir / "feeds.opml"
+        opml.write_bytes(fetch_opml(base_url))
+        _newsboat(workdir, "-i", str(opml))
     _newsboat(workdir, "-x", "reload")
     out: dict[str, list[Entry]] = {
         line.split()[0]: [] for line in (workdir / "urls").read_text().splitlines() if line.strip()
@@ -235,22 +240,28 @@ exec cat > "{mail}/$(date +%s%N)-$$.eml"
 
 def read_rss2email(base_url: str, workdir: Path) -> dict[str, list[Mail]]:
     """rss2email (its defaults: plain-text mail) subscribed with ``r2e opmlimport``, run
-    once with a sendmail that writes files; the mails it sent, per subscription."""
+    once with a sendmail that writes files; the mails it sent, per subscription.
+
+    Called again with the same ``workdir`` it runs again as subscribed before (no new
+    import), as a mailer polls: what it returns are all the mails it has sent."""
     mail = workdir / "mail"
     mail.mkdir(parents=True, exist_ok=True)
     sendmail = workdir / "sendmail"
-    sendmail.write_text(_SENDMAIL.format(mail=mail))
-    sendmail.chmod(0o755)
     config = workdir / "r2e.cfg"
-    config.write_text(
-        "[DEFAULT]\nto = reader@example.org\nfrom = feeds@example.org\n"
-        f"email-protocol = sendmail\nsendmail = {sendmail}\n"
-    )
-    opml = workdir / "feeds.opml"
-    opml.write_bytes(fetch_opml(base_url))
     r2e = [_r2e(), "-c", str(config), "-d", str(workdir / "r2e.json")]
+    steps = [["run"]]
+    if not config.exists():
+        sendmail.write_text(_SENDMAIL.format(mail=mail))
+        sendmail.chmod(0o755)
+        config.write_text(
+            "[DEFAULT]\nto = reader@example.org\nfrom = feeds@example.org\n"
+            f"email-protocol = sendmail\nsendmail = {sendmail}\n"
+        )
+        opml = workdir / "feeds.opml"
+        opml.write_bytes(fetch_opml(base_url))
+        steps.insert(0, ["opmlimport", str(opml)])
     env = {**os.environ, "HOME": str(workdir)}
-    for args in (["opmlimport", str(opml)], ["run"]):
+    for args in steps:
         done = subprocess.run([*r2e, *args], env=env, capture_output=True, text=True, timeout=300,
                               stdin=subprocess.DEVNULL)
         assert done.returncode == 0, f"r2e {args[0]}: {done.returncode} {done.stderr}"

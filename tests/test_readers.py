@@ -3,14 +3,18 @@
 
 Readers: feedparser, the ``reader`` library, newsboat (Debian; skipped with a reason only
 outside CI when it is not installed) and rss2email (mail through a sendmail that writes
-files). The harness is tests/readers.py; each reader runs once per module.
+files). The harness is tests/readers.py; each reader runs once per module. The weekly
+digest's story runs on a server of its own whose clock the test moves, the readers polling
+it again at each step as they would over a week.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import httpx
 import pytest
 
 from tests import readers
+from tests.conftest import CATEGORIES, FakeClock, commentary
 from tests.live import DEMO_DATA, LiveServer
 
 pytestmark = pytest.mark.slow
@@ -317,3 +322,127 @@ def test_readers_skip_atom_tombstones_harmlessly(tmp_path: Path) -> None:
             assert ids and not [i for i in ids if i.endswith(f"/{gone}")] and len(ids) == len(set(ids))
     finally:
         live.stop()
+
+
+# --- one subscription per commentary --------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["feedparser", "reader", "newsboat"])
+def test_no_commentary_appears_twice_across_the_subscriptions(
+    request: pytest.FixtureRequest,
+    reader: str,
+    published: dict[str, dict[str, Any]],
+    subscriptions: list[readers.Subscription],
+) -> None:
+    entries = seen(request, reader)
+    shown = Counter(c["id"] for _, c in commentaries_seen(entries, published))
+    assert shown and max(shown.values()) == 1, [published[i]["title"] for i, n in shown.items() if n > 1]
+    # Each subscription holds one language (translations are links, not items of their own).
+    for url, feed_entries in entries.items():
+        langs = {c["lang"] for _, c in commentaries_seen({url: feed_entries}, published)}
+        assert len(langs) <= 1, f"{reader}: {url} mixes {langs}"
+    assert len({s["group"] for s in subscriptions}) == len(
+        {c["lang"] for _, c in commentaries_seen(entries, published)}
+    )
+
+
+def test_newsboat_keeps_every_item_under_the_subscription_that_carries_it(
+    via_newsboat: dict[str, list[readers.Entry]],
+    via_feedparser: dict[str, list[readers.Entry]],
+    newsboat_dir: Path,
+) -> None:
+    """newsboat stores an item once across all feeds (by GUID): had two subscriptions
+    overlapped, one of them would look short or empty there, and its unread count lower."""
+    for url, entries in via_feedparser.items():
+        assert {e["id"] for e in via_newsboat[url]} == {e["id"] for e in entries}, url
+    assert readers.newsboat_unread(newsboat_dir) == sum(len(entries) for entries in via_feedparser.values())
+
+
+# --- weekly digests, as readers poll for them -------------------------------------------------
+
+WEEK = {"start": "2026-03-02", "end": "2026-03-08"}  # Monday to Sunday
+MINSK = "Europe/Minsk"  # UTC+3: the digest is due at 09:00 there, 06:00 UTC on Monday 9 March
+
+
+class Polls:
+    """Every reader subscribed once through the OPML, then polling again on each call, as
+    a subscriber's reader and mailer do; what each holds after a poll, digests only."""
+
+    def __init__(self, server: LiveServer, workdir: Path) -> None:
+        self.server = server
+        self.workdir = workdir
+        self.urls = [s["url"] for s in readers.subscriptions(server.url)]
+
+    def digests(self) -> dict[str, dict[str, list[readers.Entry]]]:
+        """Per reader, per subscription, the digest entries it holds."""
+        held = {
+            "feedparser": readers.read_feedparser(self.server.url, self.urls),
+            "reader": readers.read_reader(self.server.url, self.workdir / "reader", self.urls),
+            "newsboat": readers.read_newsboat(self.server.url, self.workdir / "newsboat"),
+        }
+        return {
+            name: {url: [e for e in entries if ":digest/" in e["id"]] for url, entries in feeds.items()}
+            for name, feeds in held.items()
+        }
+
+    def digest_mails(self) -> dict[str, list[readers.Mail]]:
+        mails = readers.read_rss2email(self.server.url, self.workdir / "rss2email")
+        return {feed: [m for m in ms if ":digest/" in m["id"]] for feed, ms in mails.items()}
+
+
+def test_a_digest_reaches_every_reader_once_its_week_is_over_with_all_of_it(tmp_path: Path) -> None:
+    if missing := readers.newsboat_missing():
+        if readers.IN_CI:
+            pytest.fail(f"{missing}; .ci/run installs it")
+        pytest.skip(missing)
+    clock = FakeClock(datetime(2026, 3, 4, 12, 0, tzinfo=UTC))  # Wednesday of WEEK
+    with LiveServer(tmp_path / "server", clock=clock, timezone=MINSK, digest_hour=9) as server, \
+            server.writer() as http:
+        for slug, body in CATEGORIES.items():
+            assert http.put(f"/api/v1/categories/{slug}", json=body).status_code in (200, 201)
+
+        def publish(title: str, **fields: Any) -> dict[str, Any]:
+            r = http.post("/api/v1/commentaries", json=commentary(title=title, period=WEEK, **fields))
+            assert r.status_code == 201, r.text
+            created: dict[str, Any] = r.json()
+            return created
+
+        week = [
+            publish("Border talks resume", published_at="2026-03-02T10:00:00+03:00"),
+            publish("Grain exports fall", published_at="2026-03-04T10:00:00+03:00", category="economy"),
+            publish("Мяжа зноў адкрыта", lang="be", published_at="2026-03-03T10:00:00+03:00"),
+        ]
+        polls = Polls(server, tmp_path)
+        assert f"{server.url}/digest.rss" in polls.urls and f"{server.url}/be/digest.rss" in polls.urls
+
+        # Mid-week, and on Sunday evening with the week's last commentary: no digest yet.
+        for now in (None, datetime(2026, 3, 8, 19, 0, tzinfo=UTC), datetime(2026, 3, 9, 5, 59, tzinfo=UTC)):
+            if now is not None:
+                clock.now = now
+            if now == datetime(2026, 3, 8, 19, 0, tzinfo=UTC):  # 22:00 on Sunday in Minsk
+                week.append(publish("Ferry line reopens", published_at="2026-03-08T21:30:00+03:00"))
+            for name, feeds in polls.digests().items():
+                assert not any(feeds.values()), f"{name} got a digest at {clock.now}"
+            assert not any(polls.digest_mails().values()), f"a digest mailed at {clock.now}"
+
+        clock.now = datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # due, with no write
+        by_lang = {lang: [c for c in week if c["lang"] == lang] for lang in ("en", "be")}
+        feed_of = {"en": f"{server.url}/digest.rss", "be": f"{server.url}/be/digest.rss"}
+        for name, feeds in polls.digests().items():
+            for lang, url in feed_of.items():
+                [digest] = feeds[url]
+                for c in by_lang[lang]:
+                    assert c["title"] in (digest["content"] or ""), f"{name}: {c['title']!r} not in its digest"
+                for c in week:
+                    if c["lang"] != lang:
+                        assert c["title"] not in (digest["content"] or ""), f"{name}: {url} mixes languages"
+            assert sum(len(entries) for entries in feeds.values()) == 2, name
+        # rss2email mails each language's digest once, whole, from the publication.
+        mails = polls.digest_mails()
+        for lang, url in feed_of.items():
+            [mail] = mails[url]
+            text = " ".join(mail["text"].split())
+            for c in by_lang[lang]:
+                assert c["title"] in text, f"the {lang} digest mail lacks {c['title']!r}: {text[:300]!r}"
+            assert mail["sender"].split("<")[0].strip(' "').endswith(server.settings.title), mail["sender"]
+        assert sum(len(ms) for ms in mails.values()) == 2
