@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.common import HOST, OUT, BenchError, _percentile, cpu_seconds, get, log, start_feedsvc
 from bench.generate import SEED, database
-from feedsvc.model import Query
+from feedsvc.query import Query
 from feedsvc.service import RELATED_IN_FEEDS, Service
 from feedsvc.store import Store, open_store
 

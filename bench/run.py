@@ -391,7 +391,7 @@ async def render_in_process(db: Path, seconds: float = 3.0) -> dict[str, float]:
     from feedsvc.config import Settings
     from feedsvc.feeds.fragments import Fragments
     from feedsvc.feeds.publisher import FeedPublisher
-    from feedsvc.model import Query
+    from feedsvc.query import Query
     from feedsvc.render.rss import render_rss
     from feedsvc.service import Service
     from feedsvc.store import open_store

@@ -83,7 +83,8 @@ from bench.generate import (
     database,
     write_jsonl,
 )
-from feedsvc.model import Query, to_us
+from feedsvc.model import to_us
+from feedsvc.query import Query
 from feedsvc.store import open_store
 
 SIZES = (10_000, 100_000, 1_000_000)

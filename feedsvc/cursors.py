@@ -29,7 +29,7 @@ from datetime import date
 import msgspec
 
 from feedsvc.errors import InvalidCursorError
-from feedsvc.model import Query
+from feedsvc.query import Query
 
 OTHER_QUERY = "this cursor belongs to another query; keep the same filters"
 

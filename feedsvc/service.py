@@ -44,7 +44,6 @@ from feedsvc.model import (
     Image,
     NewCommentary,
     Page,
-    Query,
     RelatedCommentary,
     TokenInfo,
     Translation,
@@ -53,6 +52,7 @@ from feedsvc.model import (
     to_us,
 )
 from feedsvc.problems import Problem, one_of, summary
+from feedsvc.query import Query
 from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
 from feedsvc.text import absolute_url, absolutize_urls, clean_line, strip_bidi_controls, strip_invalid_xml
 

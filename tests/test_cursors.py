@@ -13,7 +13,7 @@ import pytest
 
 from feedsvc import cursors
 from feedsvc.errors import InvalidCursorError
-from feedsvc.model import Query
+from feedsvc.query import Query
 
 KEY = b"k" * 32
 FILTERED = Query(categories=("economy-and-energy",), tag="Oil", lang="en")

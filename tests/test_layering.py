@@ -20,7 +20,7 @@ LAYER_OF_TOP = {
     "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
     "problems": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
-    "cursors": "model", "importformats": "model", "structure": "model", "bodies": "service",
+    "cursors": "model", "query": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",
     "service": "service", "transfer": "service", "datamove": "service",
     "feeds": "feeds", "http": "http", "cli": "cli",

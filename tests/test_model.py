@@ -11,7 +11,8 @@ import msgspec
 import pytest
 
 from feedsvc.errors import InvalidInputError
-from feedsvc.model import NewCommentary, Query, normalize_lang
+from feedsvc.model import NewCommentary, normalize_lang
+from feedsvc.query import Query
 from tests.conftest import assert_error, commentary
 
 API = "/api/v1/commentaries"

@@ -30,7 +30,8 @@ from msgspec.structs import replace as msgspec_replace
 from feedsvc.config import load_settings
 from feedsvc.errors import ConflictError, StorageBusyError, StorageError
 from feedsvc.http.app import create_app
-from feedsvc.model import Author, CategoryIn, Commentary, Query
+from feedsvc.model import Author, CategoryIn, Commentary
+from feedsvc.query import Query
 from feedsvc.service import Service
 from feedsvc.store import IdempotencyKey, Store
 from feedsvc.store import postgres as postgres_module

@@ -12,7 +12,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from feedsvc.model import Author, CategoryIn, Commentary, Query
+from feedsvc.model import Author, CategoryIn, Commentary
+from feedsvc.query import Query
 from feedsvc.store.sqlite import SqliteStore, build_where, search, source_of
 
 N = 1000

@@ -21,7 +21,8 @@ from feedsvc.errors import (
     NotFoundError,
     PreconditionFailedError,
 )
-from feedsvc.model import Author, CategoryIn, Commentary, Query, TokenInfo, to_us
+from feedsvc.model import Author, CategoryIn, Commentary, TokenInfo, to_us
+from feedsvc.query import Query
 from feedsvc.store import Store, TokenRecord
 from tests.conftest import drop_schema, new_schema, postgres_dsn
 

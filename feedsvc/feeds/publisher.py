@@ -52,7 +52,8 @@ from feedsvc.feeds.views import (
     canonical_params,
     is_canonical,
 )
-from feedsvc.model import Category, Commentary, Query, Translation, to_us
+from feedsvc.model import Category, Commentary, Translation, to_us
+from feedsvc.query import Query
 from feedsvc.render.digestfeed import render_digest_feed
 from feedsvc.render.feedview import FeedView, tag_uri
 from feedsvc.service import RELATED_IN_FEEDS, Service

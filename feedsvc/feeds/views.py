@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from feedsvc.model import Query
+from feedsvc.query import Query
 
 FeedFormat = Literal["rss", "atom", "json"]
 FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")

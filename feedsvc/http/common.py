@@ -16,7 +16,8 @@ from litestar.params import PathParameter, QueryParameter
 
 from feedsvc.errors import AuthenticationError, InvalidInputError
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import TRENDS, Query, in_range
+from feedsvc.model import TRENDS, in_range
+from feedsvc.query import Query
 from feedsvc.service import Service
 
 API = "/api/v1"

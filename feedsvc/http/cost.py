@@ -73,7 +73,7 @@ class Limit(NamedTuple):
 
 
 LIMITS: dict[str, Limit] = {
-    # Repeatable and comma-separated; feedsvc.model.Query.from_params counts the slugs.
+    # Repeatable and comma-separated; feedsvc.query.Query.from_params counts the slugs.
     "category": Limit(MAX_CATEGORIES * 121, MAX_CATEGORIES),
     "tag": Limit(64),
     "author": Limit(200),

@@ -30,11 +30,11 @@ from feedsvc.model import (
     Commentary,
     Count,
     DeliveryError,
-    Query,
     TokenInfo,
     Translation,
     Webhook,
 )
+from feedsvc.query import Query
 from feedsvc.store.bulk_rows import Imported, ImportRow
 from feedsvc.store.records import (
     CopyBatch,

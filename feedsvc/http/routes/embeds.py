@@ -20,7 +20,8 @@ from feedsvc.http.common import JSON, ServiceDep, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.cost import unfit, unfit_message
 from feedsvc.http.errors import ErrorBody
-from feedsvc.model import Commentary, Query
+from feedsvc.model import Commentary
+from feedsvc.query import Query
 from feedsvc.render.embed import OEmbed, Theme, embed_card, embed_js, embed_page, oembed, snippets
 from feedsvc.service import Service
 

@@ -25,7 +25,8 @@ from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.common import PAGE_HEADERS, responses
 from feedsvc.http.conditional import is_fresh, validators
-from feedsvc.model import LANG_PATTERN, Query, normalize_lang
+from feedsvc.model import LANG_PATTERN, normalize_lang
+from feedsvc.query import Query
 from feedsvc.render.jsonfeed import Feed as JSONFeed
 
 Cursor = Annotated[

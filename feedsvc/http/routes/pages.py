@@ -18,7 +18,8 @@ from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, FeedSpec
 from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, parse_start, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
-from feedsvc.model import Commentary, Query
+from feedsvc.model import Commentary
+from feedsvc.query import Query
 from feedsvc.render.browser import stylesheet
 from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page
 from feedsvc.render.messages import Messages, capitalised

@@ -37,7 +37,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError, StorageBusyError, StorageError
-from feedsvc.model import Commentary, Query
+from feedsvc.model import Commentary
+from feedsvc.query import Query
 from feedsvc.store import related
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.migrations.steps import pending

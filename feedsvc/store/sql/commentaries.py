@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from feedsvc.errors import NotFoundError
-from feedsvc.model import Commentary, Count, Query, Translation, from_us
+from feedsvc.model import Commentary, Count, Translation, from_us
+from feedsvc.query import Query
 from feedsvc.store import related
 from feedsvc.store.records import Columns, StoredCommentary, ViewStamp, decode_commentary
 from feedsvc.store.sql.base import Rows, SqlBase

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from feedsvc.model import Query, to_us
+from feedsvc.model import to_us
+from feedsvc.query import Query
 from feedsvc.store.sql.dialect import Dialect
 
 PAGE_ORDER = "ORDER BY c.pub_us DESC, c.id DESC LIMIT ?"

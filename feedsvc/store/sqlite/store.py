@@ -37,7 +37,8 @@ import msgspec
 
 from feedsvc.errors import FeedsvcError, StorageBusyError, StorageError
 from feedsvc.files import create_private, readable_by_others
-from feedsvc.model import Commentary, Query
+from feedsvc.model import Commentary
+from feedsvc.query import Query
 from feedsvc.store import related
 from feedsvc.store.bulk_rows import Imported, ImportRow, import_rows
 from feedsvc.store.migrations import sqlite as schema
