@@ -25,6 +25,7 @@ from feedsvc.config import Settings
 from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError
 from feedsvc.feeds.publisher import FeedPublisher
+from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
 from feedsvc.http.common import provide_query
 from feedsvc.http.cost import gate, route_names
@@ -33,7 +34,7 @@ from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, embeds, feeds, ops, pages, writes
+from feedsvc.http.routes import api, discovery, embeds, feeds, ops, pages, writes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
@@ -75,6 +76,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         tag_authority=settings.tag_authority,
         primary_lang=settings.primary_language,
     )
+
+    sitemaps = Sitemaps(service, publication=settings.title)
 
     notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
     if notifier is not None:
@@ -138,6 +141,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_publisher() -> FeedPublisher:
         return publisher
 
+    async def provide_sitemaps() -> Sitemaps:
+        return sitemaps
+
     async def provide_settings() -> Settings:
         return settings
 
@@ -151,6 +157,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *webhook_routes.HANDLERS,
             *feeds.HANDLERS,
             *pages.HANDLERS,
+            *discovery.HANDLERS,
             *embeds.HANDLERS,
             *ops.HANDLERS,
             create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False),
@@ -158,12 +165,16 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         dependencies={
             "service": Provide(provide_service, use_cache=True),
             "publisher": Provide(provide_publisher, use_cache=True),
+            "sitemaps": Provide(provide_sitemaps, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
-            {"service": service, "publisher": publisher, "settings": settings, "notifier": notifier, "metrics": metrics}
+            {
+                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
+                "notifier": notifier, "metrics": metrics,
+            }
         ),
         lifespan=[lifespan],
         exception_handlers={
