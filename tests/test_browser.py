@@ -103,13 +103,13 @@ class Browser:
     """Headless chromium and one websocket to it; commands are answered in order, and the
     events that arrive meanwhile are kept for the tests to look through."""
 
-    def __init__(self, executable: str, profile: Path) -> None:
+    def __init__(self, executable: str, profile: Path, *extra_args: str) -> None:
         self.proc = subprocess.Popen(
             [
                 executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 "--no-default-browser-check", "--hide-scrollbars", "--force-color-profile=srgb",
-                f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
+                f"--user-data-dir={profile}", "--remote-debugging-port=0", *extra_args, "about:blank",
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,

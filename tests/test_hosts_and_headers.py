@@ -405,23 +405,40 @@ async def test_answers_to_writes_carry_no_cors_grant(
 
 # --- nothing loaded from elsewhere --------------------------------------------------------
 
-API_UIS = ["/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc", "/schema/scalar",
-           "/schema/stoplight", "/schema/oauth2-redirect.html"]
+OTHER_API_UIS = ["/schema/redoc", "/schema/elements", "/schema/rapidoc", "/schema/scalar", "/schema/stoplight"]
 
 
-async def test_no_api_reference_ui_is_served_only_the_schema(client: AsyncTestClient[Litestar], subtests: Any) -> None:
-    # Those UIs loaded unpinned scripts from CDNs on the origin where editors paste tokens.
-    for path in API_UIS:
+async def test_the_api_reference_loads_its_scripts_only_from_this_server(
+    client: AsyncTestClient[Litestar], subtests: Any
+) -> None:
+    # Litestar's UIs load unpinned scripts from CDNs, on the origin where editors paste
+    # tokens: the one UI served is Swagger UI with the files of the installed package.
+    for path in OTHER_API_UIS:
         with subtests.test(path):
             r = await client.get(path)
             assert r.status_code == 404, (path, r.text[:200])
             assert "<script" not in r.text
-    for path in ("/schema", "/schema/openapi.json", "/schema/openapi.yaml"):
+    for path in ("/schema", "/schema/swagger"):
+        with subtests.test(path):
+            r = await client.get(path)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+            loaded = re.findall(r"""<(?:script|link)\b[^>]*?(?:src|href)=["']([^"']+)""", r.text)
+            assert sorted(loaded) == [
+                "/icon.svg",
+                "/schema/assets/swagger-ui-bundle.js",
+                "/schema/assets/swagger-ui-standalone-preset.js",
+                "/schema/assets/swagger-ui.css",
+            ]
+            for url in loaded:
+                assert (await client.get(url)).status_code == 200, url
+    for path in ("/schema/openapi.json", "/schema/openapi.yaml"):
         with subtests.test(path):
             r = await client.get(path)
             assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.oai.openapi")
             assert "<script" not in r.text
     assert (await client.get("/schema/openapi.json")).json()["openapi"].startswith("3.")
+    for path in ("/schema/assets/index.css", "/schema/assets/..%2Fcore.py", "/schema/assets/swagger-editor.js"):
+        assert (await client.get(path)).status_code == 404, path
 
 
 async def test_no_page_loads_a_script_or_style_from_another_origin(

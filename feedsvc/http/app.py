@@ -34,7 +34,7 @@ from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, discovery, embeds, feeds, ops, pages, writes
+from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, pages, writes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
@@ -158,6 +158,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *feeds.HANDLERS,
             *pages.HANDLERS,
             *discovery.HANDLERS,
+            *apidocs.HANDLERS,
             *embeds.HANDLERS,
             *ops.HANDLERS,
             create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False),
@@ -211,10 +212,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 }
             ),
             path="/schema",
-            # The schema only: no documentation UI. Litestar's UIs load unpinned scripts from
-            # CDNs, and this origin is where editors paste write tokens; a UI run locally can
-            # read /schema/openapi.json (it allows any origin).
-            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+            # The reference UI loads its scripts from this server (feedsvc.http.routes.apidocs),
+            # pinned by the lock's hashes: nothing fetched from a CDN runs on the origin where
+            # editors paste write tokens.
+            render_plugins=[apidocs.swagger_plugin(), JsonRenderPlugin(), YamlRenderPlugin()],
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
