@@ -198,11 +198,18 @@ def assert_html_harmless(text: str | bytes, what: str, *, page: bool = False) ->
     if not text.strip():
         return
     doc = lxml.html.document_fromstring(text) if page else lxml.html.fragment_fromstring(text, create_parent="div")
-    styles = 0
+    styles = data_blocks = 0
     for element in doc.iter():
         if not isinstance(element.tag, str):
             continue
         tag = element.tag.lower().rsplit("}", 1)[-1]
+        if tag == "script" and page and dict(element.attrib) == {"type": "application/ld+json"}:
+            # A data block browsers never run: one per page, in the head, and JSON to the end
+            # (a hostile string that closed it early would leave broken JSON or markup after it).
+            data_blocks += 1
+            assert data_blocks == 1 and element.getparent().tag == "head", (what, "a second or misplaced data block")
+            json.loads(element.text or "")
+            continue
         assert tag not in FORBIDDEN_ELEMENTS, (what, tag, text[:300])
         if tag == "style":
             styles += 1

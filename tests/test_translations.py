@@ -120,7 +120,8 @@ async def test_the_page_links_its_translations(client: Client, group: Any) -> No
     head = [
         (x.get("hreflang"), x.get("href")) for x in html.findall(".//head/link[@rel='alternate']") if x.get("hreflang")
     ]
-    assert head == [("be", BE_URL)]
+    # The page names itself among the language versions, as hreflang alternates should.
+    assert head == [("be", BE_URL), ("en", page_url(en))]
     body = [(a.get("hreflang"), a.get("href")) for a in html.findall(".//article//a[@hreflang]")]
     assert body == [("be", BE_URL)]
 

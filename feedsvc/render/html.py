@@ -16,6 +16,7 @@ import msgspec
 
 from feedsvc.digest import Digest, tally_text
 from feedsvc.model import Category, Commentary, RelatedCommentary
+from feedsvc.render.discovery import article_head
 from feedsvc.render.messages import Messages, capitalised
 from feedsvc.text import derive_summary
 
@@ -143,6 +144,7 @@ def commentary_page(
     site_title: str,
     oembed_url: str | None = None,
     related: Sequence[RelatedCommentary] = (),
+    site_url: str = "",
 ) -> str:
     """The readable page a commentary's ``url`` points to when it has no ``canonical_url``,
     every label in the commentary's language."""
@@ -152,8 +154,7 @@ def commentary_page(
         head += (
             f'<link rel="alternate" hreflang={quoteattr(t.lang)} href={quoteattr(t.url)} title={quoteattr(t.title)}>'
         )
-    if item.canonical_url:
-        head += f"<link rel=\"canonical\" href={quoteattr(item.canonical_url)}>"
+    head += article_head(item, category=category, site_title=site_title, site_url=site_url)
     if oembed_url:
         head += (
             f'<link rel="alternate" type="application/json+oembed" href={quoteattr(oembed_url)} '

@@ -180,7 +180,8 @@ async def commentary(
     oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
     related = await service.get_related(item.id)
     text = commentary_page(
-        item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed, related=related
+        item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed, related=related,
+        site_url=publisher.base_url,
     )
     return html_response(request, text, settings.cache_max_age)
 
