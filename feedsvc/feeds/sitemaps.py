@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from feedsvc.model import Query, to_us
+from feedsvc.model import to_us
+from feedsvc.query import Query
 from feedsvc.render.sitemap import MAX_URLS, NewsUrl, SitemapUrl, news_urlset, sitemap_index, urlset
 from feedsvc.service import Service
 
