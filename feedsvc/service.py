@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -26,15 +24,11 @@ from feedsvc.bodies import BodyRenderer
 from feedsvc.commentary import ImportedCommentary, build_commentary, build_imported, looks_like_ulid
 from feedsvc.digest import Digest, DigestPage, Schedule, build_digest
 from feedsvc.errors import (
-    AuthenticationError,
     InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
     PreconditionRequiredError,
-    StorageError,
 )
 from feedsvc.model import (
-    SCOPES,
     Category,
     CategoryIn,
     ChangePage,
@@ -45,7 +39,6 @@ from feedsvc.model import (
     NewCommentary,
     Page,
     RelatedCommentary,
-    TokenInfo,
     Translation,
     is_slug,
     normalize_lang,
@@ -53,8 +46,9 @@ from feedsvc.model import (
 )
 from feedsvc.problems import Problem, one_of, summary
 from feedsvc.query import Query
-from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, TokenRecord, ViewStamp
+from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, ViewStamp
 from feedsvc.text import absolute_url, absolutize_urls, clean_line, strip_bidi_controls, strip_invalid_xml
+from feedsvc.tokens import TokenUseCases
 
 Clock = Callable[[], datetime]
 Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
@@ -62,7 +56,6 @@ Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
 scheduled items turning public). Runs after the write is stored; its errors are logged
 and never reach the writer."""
 log = logging.getLogger("feedsvc.service")
-TOKEN_PREFIX = "fsv"
 IDEMPOTENCY_TTL = timedelta(hours=24)
 """How long an Idempotency-Key is remembered (issue 7)."""
 MAX_DIGEST_LANGUAGES = 100
@@ -80,7 +73,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Service:
+class Service(TokenUseCases):
     """Every operation the HTTP API and the command line offer, on one Store."""
 
     def __init__(
@@ -523,67 +516,6 @@ class Service:
             build_commentary, new, body=body, id=id, created_at=created_at, updated_at=updated_at, previous=previous
         )
 
-    # --- tokens ---------------------------------------------------------------------------
-
-    async def create_token(
-        self, name: str, scopes: list[str], *, expires_in: timedelta | None = None
-    ) -> tuple[str, TokenInfo]:
-        """Make a token with ``scopes`` (names from ``feedsvc.model.SCOPES``); return its secret
-        form (shown once, never stored) and its record. InvalidInputError for no scope, an
-        unknown one, or no name."""
-        unknown = sorted(set(scopes) - set(SCOPES))
-        if unknown or not scopes:
-            raise InvalidInputError(f"scopes must be among {', '.join(SCOPES)}", field="scope")
-        name = clean_line(name)
-        if not name:
-            raise InvalidInputError("a token needs a name", field="name")
-        now = self.clock()
-        token_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        salt = secrets.token_bytes(16)
-        info = TokenInfo(
-            id=token_id, name=name, scopes=sorted(set(scopes)), created_at=now,
-            expires_at=now + expires_in if expires_in else None,
-        )
-        await self.store.add_token(TokenRecord(info=info, salt=salt, digest=_digest(salt, secret)))
-        return f"{TOKEN_PREFIX}_{token_id}_{secret}", info
-
-    async def authenticate(self, token: str, scope: str) -> TokenInfo:
-        """Check a presented token and its scope; AuthenticationError or PermissionDeniedError."""
-        parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-            raise AuthenticationError("malformed token")
-        try:
-            record = await self.store.get_token(parts[1])
-        except NotFoundError:
-            raise AuthenticationError("unknown token") from None
-        if not hmac.compare_digest(record.digest, _digest(record.salt, parts[2])):
-            raise AuthenticationError("unknown token")
-        info = record.info
-        if info.revoked_at is not None:
-            raise AuthenticationError("token revoked")
-        if info.expires_at is not None and info.expires_at <= self.clock():
-            raise AuthenticationError("token expired")
-        if not info.allows(scope):
-            raise PermissionDeniedError(f"this operation needs the {scope!r} scope", required_scope=scope)
-        return info
-
-    async def list_tokens(self) -> list[TokenInfo]:
-        return await self.store.get_tokens()
-
-    async def revoke_token(self, id: str) -> TokenInfo:
-        """Revoke a token and read it back: NotFoundError if unknown; StorageError if the
-        database does not show it revoked afterwards (something in it undid the write), as
-        a revocation reported done while the token still works is worse than a failure."""
-        await self.store.revoke_token(id, now=self.clock())
-        info = (await self.store.get_token(id)).info
-        if info.revoked_at is None:
-            raise StorageError(
-                f"token {id} still reads as not revoked after the revocation: the database did not keep it"
-                " and the token still works"
-            )
-        return info
-
     # --- cursors (feedsvc.cursors; the key is kept in the database, so every node accepts
     # every other node's cursors) --------------------------------------------------------
 
@@ -607,7 +539,3 @@ def version_from_etag(etag: str) -> int | None:
         return None
     head = value[1:].split("-", 1)[0]
     return int(head) if head.isdigit() else None
-
-
-def _digest(salt: bytes, secret: str) -> bytes:
-    return hashlib.sha256(salt + secret.encode()).digest()

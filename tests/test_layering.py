@@ -22,7 +22,7 @@ LAYER_OF_TOP = {
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
     "cursors": "model", "query": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",
-    "service": "service", "transfer": "service", "datamove": "service",
+    "service": "service", "tokens": "service", "transfer": "service", "datamove": "service",
     "feeds": "feeds", "http": "http", "cli": "cli",
 }
 """The layer of each top-level module or package of feedsvc. A new one must be placed here."""
