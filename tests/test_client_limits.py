@@ -15,10 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +25,8 @@ import httpx
 import pytest
 
 from feedsvc.http.wire import MAX_REQUEST_LINE, ClientLimits, HeadScanner, refusal
-from tests.conftest import CATEGORIES, PUBLIC_URL, commentary
-from tests.test_lifecycle import free_port, wait_until_ready
+from tests.conftest import CATEGORIES, commentary
+from tests.test_lifecycle import spawned_server
 
 pytestmark = pytest.mark.slow
 
@@ -132,41 +129,23 @@ class Server(NamedTuple):
 def serving(tmp: Path, *, timeout: float) -> Iterator[Server]:
     """A real ``feedsvc serve`` process with every client timeout at ``timeout`` seconds and
     room for ``MAX_CONNECTIONS``, holding one commentary."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update({
-        "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp / 'feedsvc.db'}",
-        "FEEDSVC_LOG_FORMAT": "json",
+    limits = {
         "FEEDSVC_ACCESS_LOG": "false",
         "FEEDSVC_HEADER_TIMEOUT": str(timeout),
         "FEEDSVC_BODY_TIMEOUT": str(timeout),
         "FEEDSVC_KEEP_ALIVE_TIMEOUT": str(timeout),
         "FEEDSVC_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-        **{f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")},
-    })
-    created = subprocess.run(
-        [sys.executable, "-m", "feedsvc", "token", "create", "--name", "limits", "--scope", "admin"],
-        env=env, cwd=tmp, capture_output=True, text=True, timeout=60, check=True,
-    )
-    token = created.stdout.strip().splitlines()[-1]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--public-url", PUBLIC_URL],
-            env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=sink,
+    }
+    with spawned_server(tmp, limits, token_scope="admin") as spawned:
+        auth = {"Authorization": f"Bearer {spawned.token}"}
+        r = httpx.put(
+            f"{spawned.base}/api/v1/categories/economy", json=CATEGORIES["economy"], headers=auth, timeout=10
         )
-    try:
-        wait_until_ready(base, proc, log)
-        auth = {"Authorization": f"Bearer {token}"}
-        r = httpx.put(f"{base}/api/v1/categories/economy", json=CATEGORIES["economy"], headers=auth, timeout=10)
         assert r.status_code in (200, 201), r.text
-        r = httpx.post(f"{base}/api/v1/commentaries", json=commentary(category="economy"), headers=auth, timeout=10)
+        r = httpx.post(f"{spawned.base}/api/v1/commentaries", json=commentary(category="economy"), headers=auth,
+                       timeout=10)
         assert r.status_code == 201, r.text
-        yield Server(port, base, token, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        yield Server(spawned.port, spawned.base, spawned.token, spawned.log)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -15,8 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import msgspec
@@ -374,6 +376,58 @@ def wait_until_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> Non
         time.sleep(0.1)
 
 
+NO_RATE_LIMITS = {f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")}
+"""A test's own burst of requests is the point, not a rate-limit breach."""
+
+
+class Spawned(NamedTuple):
+    proc: subprocess.Popen[bytes]
+    port: int
+    base: str
+    token: str
+    """A token made before the server started; empty when none was asked for."""
+    log: Path
+    """The server's stderr."""
+
+
+@contextlib.contextmanager
+def spawned_server(tmp: Path, settings: dict[str, str], *, token_scope: str | None = None) -> Iterator[Spawned]:
+    """``feedsvc serve`` as a real process on a free port, ready when entered: its database a
+    file in ``tmp``, JSON logs, no rate limits, and no ``FEEDSVC_*`` setting from outside but
+    ``settings``. Stopped on leaving if it still runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update({
+        "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp / 'feedsvc.db'}", "FEEDSVC_LOG_FORMAT": "json",
+        **NO_RATE_LIMITS, **settings,
+    })
+    token = ""
+    if token_scope:
+        created = subprocess.run(
+            [sys.executable, "-m", "feedsvc", "token", "create", "--name", "test", "--scope", token_scope],
+            env=env, cwd=tmp, capture_output=True, text=True, timeout=60, check=True,
+        )
+        token = created.stdout.strip().splitlines()[-1]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--public-url", PUBLIC_URL],
+            env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=sink,
+        )
+    try:
+        wait_until_ready(base, proc, log)
+        yield Spawned(proc, port, base, token, log)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 async def burst(
     base: str, token: str, total: int, concurrency: int, on_acknowledged: Any
 ) -> dict[str, tuple[str, Any]]:
@@ -408,30 +462,8 @@ async def burst(
 
 @pytest.mark.slow
 def test_sigterm_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    db = tmp_path / "feedsvc.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update({
-        "FEEDSVC_DATABASE_URL": f"sqlite:///{db}",
-        "FEEDSVC_LOG_FORMAT": "json",
-        "FEEDSVC_SHUTDOWN_TIMEOUT": "10",
-        # One client writing as fast as it can is the point here, not a rate-limit breach.
-        **{f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")},
-    })
-    created = subprocess.run(
-        [sys.executable, "-m", "feedsvc", "token", "create", "--name", "burst", "--scope", "write"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
-    )
-    token = created.stdout.strip().splitlines()[-1]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--public-url", PUBLIC_URL],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink,
-        )
-    try:
-        wait_until_ready(base, proc, log)
+    with spawned_server(tmp_path, {"FEEDSVC_SHUTDOWN_TIMEOUT": "10"}, token_scope="write") as server:
+        proc, base, token, log = server.proc, server.base, server.token, server.log
         r = httpx.put(f"{base}/api/v1/categories/regional-security", json=CATEGORIES["regional-security"],
                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert r.status_code in (200, 201), r.text
@@ -450,10 +482,7 @@ def test_sigterm_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: 
         assert signalled_at, f"the burst ended before 40 writes were acknowledged: {outcomes}"
         proc.wait(timeout=30)
         stopped_in = time.monotonic() - signalled_at[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    db = tmp_path / "feedsvc.db"
     # uvicorn re-raises SIGTERM after its graceful shutdown, so the status says why it ended.
     assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
     assert stopped_in < 20
@@ -481,32 +510,15 @@ def test_sigterm_during_a_burst_of_writes_loses_no_acknowledged_write(tmp_path: 
 @pytest.mark.slow
 def test_sigterm_right_after_a_run_of_requests_loses_no_access_line(tmp_path: Path) -> None:
     # Access lines wait up to half a second for the writer thread: the signal comes sooner.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update({
-        "FEEDSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'feedsvc.db'}", "FEEDSVC_LOG_FORMAT": "json",
-        **{f"FEEDSVC_RATE_LIMIT_{c}": "0" for c in ("FEEDS", "READ", "SEARCH", "WRITE", "AUTH_FAILURES")},
-    })
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--port", str(port), "--public-url", PUBLIC_URL],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sink,
-        )
     total = 500
-    try:
-        wait_until_ready(base, proc, log)
+    with spawned_server(tmp_path, {}) as server:
+        proc, base, log = server.proc, server.base, server.log
         with httpx.Client(base_url=base, timeout=10) as client:
             for n in range(total):
                 path = "/healthz" if n % 2 else "/feed.rss"
                 assert client.get(path, headers={"X-Request-ID": f"count-{n}"}).status_code == 200
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     counted = [line["request_id"] for line in lines if line["logger"] == "feedsvc.access"
