@@ -33,6 +33,7 @@ from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, inter
 from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
+from feedsvc.http.openapi import NamedEnums, operation_id
 from feedsvc.http.ratelimit import RateLimiter
 from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, pages, writes
 from feedsvc.http.routes import webhooks as webhook_routes
@@ -212,11 +213,16 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 }
             ),
             path="/schema",
+            # Client generators name their functions after these: `list_commentaries`, not
+            # `ApiV1CommentariesListCommentaries`.
+            operation_id_creator=operation_id,
             # The reference UI loads its scripts from this server (feedsvc.http.routes.apidocs),
             # pinned by the lock's hashes: nothing fetched from a CDN runs on the origin where
             # editors paste write tokens.
             render_plugins=[apidocs.swagger_plugin(), JsonRenderPlugin(), YamlRenderPlugin()],
         ),
+        # The model's enumerations as components of the OpenAPI document (feedsvc.http.openapi).
+        plugins=[NamedEnums()],
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # feedsvc.logs configures logging once per process, not per app

@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 from litestar.enums import ScopeType
 
-from feedsvc.http.errors import ErrorBody
+from feedsvc.http.errors import ErrorBody, FieldProblem
 from feedsvc.model import MAX_CATEGORIES
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def refusal(status: int, problems: list[Problem]) -> bytes:
     """The error body for a refused URL: every offending part named in ``extra``."""
     names = ", ".join(p.key for p in problems)
     detail = f"URI too long: {names}" if status == 414 else f"parameters out of bounds: {names}"
-    extra = [{"message": p.message, "key": p.key, "source": p.source} for p in problems]
+    extra = [FieldProblem(message=p.message, key=p.key, source=p.source) for p in problems]
     return _encode(ErrorBody(status_code=status, detail=detail, extra=extra))
 
 

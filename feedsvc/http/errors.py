@@ -59,12 +59,25 @@ CLIENT_GONE = "client disconnected prematurely"
 left, or one the server cut for trickling): no failure of the server's."""
 
 
+class FieldProblem(msgspec.Struct, omit_defaults=True):
+    """One problem of a 400 or 422 (the entries of ``ErrorBody.extra``; feedsvc.problems)."""
+
+    message: str
+    key: str | None
+    """The field, parameter or header at fault."""
+    source: str | None
+    """Where it was: ``body``, ``query``, ``path`` or ``header``."""
+    allowed: list[str] | None = None
+    """The values there are, when there is a fixed set of them."""
+
+
 class ErrorBody(msgspec.Struct):
-    """The shape of every error response."""
+    """The shape of every error response: one schema, referenced by every operation's errors."""
 
     status_code: int
     detail: str
-    extra: list[dict[str, Any]] | dict[str, Any] | None = None
+    extra: list[FieldProblem] | dict[str, Any] = msgspec.field(default_factory=dict)
+    """A 400's or 422's problems, one per field; otherwise an object of details (or empty)."""
 
 
 def status_for(exc: FeedsvcError) -> int:

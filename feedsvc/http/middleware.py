@@ -11,7 +11,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedsvc.http.errors import ErrorBody
+from feedsvc.http.errors import ErrorBody, FieldProblem
 
 
 def head_as_get(app: ASGIApp) -> ASGIApp:
@@ -82,7 +82,7 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 _UNKNOWN_HOST = ErrorBody(
     status_code=400,
     detail="unknown host: this server answers only for the hosts in FEEDSVC_ALLOWED_HOSTS",
-    extra=[{"message": "the Host header names no allowed host", "key": "Host", "source": "header"}],
+    extra=[FieldProblem(message="the Host header names no allowed host", key="Host", source="header")],
 )
 
 

@@ -39,7 +39,7 @@ import msgspec
 
 from feedsvc.config import Settings
 from feedsvc.http.cost import MAX_PATH_BYTES, MAX_QUERY_BYTES
-from feedsvc.http.errors import ErrorBody
+from feedsvc.http.errors import ErrorBody, FieldProblem
 
 MAX_REQUEST_LINE = MAX_PATH_BYTES + MAX_QUERY_BYTES + 32
 """Longest request line read (method, the longest path and query string the app answers,
@@ -96,7 +96,7 @@ def answer(refusal: Refusal, server_lines: bytes = b"", retry_after: int | None 
         ErrorBody(
             status_code=refusal.status,
             detail=refusal.detail,
-            extra=[{"message": refusal.detail, "key": refusal.key, "source": "header"}],
+            extra=[FieldProblem(message=refusal.detail, key=refusal.key, source="header")],
         )
     )
     retry = b"retry-after: %d\r\n" % retry_after if retry_after is not None else b""

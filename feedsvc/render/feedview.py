@@ -83,7 +83,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from feedsvc.model import EPOCH, Category, Commentary, Translation
+from feedsvc.model import EPOCH, Category, Commentary, Translation, Trend
 from feedsvc.text import absolute_url, clean_line, derive_summary, html_to_text, strip_invalid_xml
 
 COMMENTARY_NS = "https://feedsvc.dev/ns/commentary/1.0"
@@ -222,7 +222,7 @@ class ItemParts(msgspec.Struct, frozen=True):
     image: ImageParts | None
     source: SourceParts | None
     translations: tuple[RefParts, ...]
-    trend: str | None
+    trend: Trend | None
     period: tuple[date, date] | None
 
 

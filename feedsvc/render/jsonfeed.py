@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import ClassVar
 
 import msgspec
 
-from feedsvc.model import Commentary, Translation
+from feedsvc.model import Commentary, Translation, Trend
 from feedsvc.render.feedview import (
     FeedView,
     ItemParts,
@@ -39,7 +40,10 @@ USER_COMMENT = (
 )
 
 
+# The names these Structs have in the OpenAPI document: the model has an Author, an Image…
+# of its own, and client generators name classes after schema titles.
 class Author(msgspec.Struct, omit_defaults=True):
+    __schema_name__: ClassVar[str] = "JSONFeedAuthor"
     name: str
     url: str | None = None
 
@@ -50,16 +54,19 @@ class Hub(msgspec.Struct):
 
 
 class Period(msgspec.Struct):
+    __schema_name__: ClassVar[str] = "JSONFeedPeriod"
     start: date
     end: date
 
 
 class Source(msgspec.Struct, omit_defaults=True):
+    __schema_name__: ClassVar[str] = "JSONFeedSource"
     name: str
     url: str | None = None
 
 
 class Image(msgspec.Struct, kw_only=True, omit_defaults=True):
+    __schema_name__: ClassVar[str] = "JSONFeedImage"
     url: str
     alt: str | None = None
     caption: str | None = None
@@ -95,7 +102,7 @@ class CommentaryExt(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The ``_commentary`` object of an item."""
 
     category: CategoryRef | None = None
-    trend: str | None = None
+    trend: Trend | None = None
     period: Period | None = None
     source: Source | None = None
     image: Image | None = None
@@ -105,6 +112,7 @@ class CommentaryExt(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
+    __schema_name__: ClassVar[str] = "JSONFeedItem"
     id: str
     url: str | None = None
     title: str
@@ -121,6 +129,7 @@ class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Feed(msgspec.Struct, kw_only=True, omit_defaults=True):
+    __schema_name__: ClassVar[str] = "JSONFeed"
     version: str
     title: str
     home_page_url: str | None = None

@@ -22,7 +22,7 @@ from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
 from feedsvc.feeds.documents import Rendered, pick_encoding
 from feedsvc.feeds.publisher import FeedPublisher
-from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, MEDIA_TYPES, FeedFormat
+from feedsvc.feeds.views import ALL_LANGUAGES, FORMAT_NAMES, FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.common import PAGE_HEADERS, responses
 from feedsvc.http.conditional import is_fresh, validators
 from feedsvc.model import LANG_PATTERN, normalize_lang
@@ -98,15 +98,15 @@ def _limited(request: Request[Any, Any, Any], query: Query, publisher: NamedDepe
 
 
 def _documented(fmt: FeedFormat, *codes: int) -> dict[int, ResponseSpec]:
-    """The responses of a feed handler; a JSON Feed's body is documented by its Structs."""
+    """The responses of a feed handler, under the feed's own media type; a JSON Feed's body
+    is documented by its Structs, an XML feed's as text."""
     out = responses(*codes)
-    if fmt == "json":
-        out[200] = ResponseSpec(
-            data_container=JSONFeed,
-            media_type=MEDIA_TYPES[fmt],
-            description="A JSON Feed 1.1 document",
-            generate_examples=False,
-        )
+    out[200] = ResponseSpec(
+        data_container=JSONFeed if fmt == "json" else str,
+        media_type=MEDIA_TYPES[fmt],
+        description=f"A{'n' if fmt == 'rss' else ''} {FORMAT_NAMES[fmt]} document",
+        generate_examples=False,
+    )
     return out
 
 
