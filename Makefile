@@ -21,10 +21,12 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 # invent OpenAPI examples, which feedsvc does not ask for.
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform linux \
 	--no-emit-package polyfactory --no-emit-package faker
-lock: $(STAMP)  ## re-resolve both locks to the newest versions pyproject.toml allows
+lock: $(STAMP)  ## re-resolve the locks to the newest versions pyproject.toml (and tests/tools/*.in) allow
 	$(BIN)/uv pip compile pyproject.toml --quiet --upgrade $(LOCK_FLAGS) -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --quiet --upgrade --extra test --extra dev -c requirements.lock \
 		$(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile tests/tools/openapi-python-client.in --quiet --upgrade --generate-hashes \
+		--python-version 3.11 --python-platform linux -o tests/tools/openapi-python-client.lock
 
 # --strict: a package it could not look up fails the audit (offline it would skip them all
 # and still print "No known vulnerabilities found").
