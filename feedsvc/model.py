@@ -281,7 +281,7 @@ class Category(Struct, kw_only=True):
 
 
 class Count(Struct):
-    """A tag or an author with how many published commentaries carry it."""
+    """A tag, an author or a language with how many published commentaries carry it."""
 
     name: str
     count: int

@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.http.routes.embeds import commentary_ref
+from feedsvc.render.embed import RESIZE_SCRIPT, SCRIPT_HASH
 from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
 
 
@@ -134,8 +135,9 @@ async def test_embed_filters(
     r = await client.get("/embed", params={**params, "limit": 20})
     assert r.status_code == 200, r.text
     assert [i["title"] for i in items(r.text)] == [seeded[d - 1]["title"] for d in days]
-    if not days:
-        assert "No commentaries yet." in r.text
+    if not days:  # the empty state names the filter and what there is instead
+        assert "No commentaries match lang=de." in lxml.html.fromstring(r.text).text_content()
+        assert "Languages: en, ru, be." in lxml.html.fromstring(r.text).text_content()
 
 
 async def test_embed_labels_follow_the_language(client: Client, seeded: list[dict[str, Any]]) -> None:
@@ -164,9 +166,11 @@ async def test_embed_themes_differ(client: Client, seeded: list[dict[str, Any]])
 
 
 async def test_embed_is_self_contained(client: Client, seeded: list[dict[str, Any]]) -> None:
-    """No script, no external resources: nothing but inline CSS and links."""
+    """No external resources: inline CSS, links and one inline script, the one that posts
+    the page's height (the CSP allows it by its hash and no other)."""
     doc = lxml.html.fromstring((await client.get("/embed")).text)
-    assert doc.xpath("//script") == []
+    assert [s.text for s in doc.xpath("//script")] == [RESIZE_SCRIPT]
+    assert doc.xpath("//script/@*") == []
     assert doc.xpath("//img | //iframe | //object | //embed | //link | //form") == []
     assert doc.xpath("//*[@src]") == []
     assert (
@@ -179,8 +183,8 @@ async def test_embed_is_self_contained(client: Client, seeded: list[dict[str, An
 async def test_embed_headers(client: Client, seeded: list[dict[str, Any]]) -> None:
     r = await client.get("/embed")
     assert r.headers["content-security-policy"] == (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors *"
+        f"default-src 'none'; script-src {SCRIPT_HASH}; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors *"
     )
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
@@ -250,6 +254,63 @@ async def test_embed_card(client: Client, auth: dict[str, str], categories: Any)
     assert_error(await client.get("/embed", params={"id": draft["id"]}), 404)
 
 
+IMAGE = {
+    "url": "/media/border-map.svg", "alt": "Map of the border area", "caption": "Crossing points.",
+    "credit": "Vistula Centre",
+}
+
+
+async def test_embed_thumbnails_are_asked_for(client: Client, auth: dict[str, str], categories: Any) -> None:
+    """``thumbnails=true`` shows each commentary's image beside its title, with its alt text;
+    without it, or for a commentary without an image, there is none."""
+    with_image = await publish(client, auth, title="With a map", image=IMAGE)
+    await publish(client, auth, title="Without an image", published_at="2026-03-08T10:00:00+03:00")
+    plain = lxml.html.fromstring((await client.get("/embed")).text)
+    assert plain.xpath("//img") == []
+    doc = lxml.html.fromstring((await client.get("/embed", params={"thumbnails": "true"})).text)
+    [img] = doc.xpath("//li[@class='feedsvc-item']//img")
+    assert img.get("class") == "feedsvc-thumb" and img.get("alt") == "Map of the border area"
+    assert img.get("src") == with_image["image"]["url"] == f"{PUBLIC_URL}/media/border-map.svg"
+    assert img.xpath("ancestor::li")[0].xpath(".//*[contains(@class, 'feedsvc-title')]")[0].text == "With a map"
+
+
+async def test_embed_card_shows_the_image_with_alt_text_and_credit(
+    client: Client, auth: dict[str, str], categories: Any
+) -> None:
+    c = await publish(client, auth, title="A card with a map", image=IMAGE)
+    doc = lxml.html.fromstring((await client.get("/embed", params={"id": c["id"]})).text)
+    [figure] = doc.xpath("//figure[@class='feedsvc-figure']")
+    [img] = figure.xpath("img")
+    assert img.get("src") == f"{PUBLIC_URL}/media/border-map.svg" and img.get("alt") == "Map of the border area"
+    assert figure.xpath("figcaption")[0].text_content() == "Crossing points. Image: Vistula Centre"
+    ru = await publish(client, auth, title="Карточка с картой", lang="ru", image=IMAGE)
+    doc = lxml.html.fromstring((await client.get("/embed", params={"id": ru["id"]})).text)
+    assert doc.xpath("//figcaption")[0].text_content() == "Crossing points. Изображение: Vistula Centre"
+
+
+async def test_embed_empty_state_says_what_to_change(client: Client, seeded: list[dict[str, Any]]) -> None:
+    """A filter that matches nothing is named, with the categories and languages there are;
+    in the language asked for."""
+    r = await client.get("/embed", params={"category": "sports", "lang": "en"})
+    assert r.status_code == 200 and items(r.text) == []
+    lines = [p.text_content() for p in lxml.html.fromstring(r.text).xpath("//p[@class='feedsvc-empty']")]
+    assert lines == [
+        "No commentaries match category=sports, lang=en.",
+        "Categories: economy, foreign-policy, regional-security.",
+        "Languages: en, ru, be.",
+    ]
+    ru = await client.get("/embed", params={"category": "economy", "lang": "ru"})
+    lines = [p.text_content() for p in lxml.html.fromstring(ru.text).xpath("//p[@class='feedsvc-empty']")]
+    assert lines[0] == "Нет комментариев для category=economy, lang=ru."
+    assert lines[1].startswith("Рубрики: ") and lines[2].startswith("Языки: ")
+
+
+async def test_languages_are_listed_with_counts(client: Client, seeded: list[dict[str, Any]]) -> None:
+    r = await client.get("/api/v1/languages")
+    assert r.status_code == 200
+    assert {c["name"]: c["count"] for c in r.json()} == {"en": 4, "ru": 2, "be": 1}
+
+
 # --- hostile content ----------------------------------------------------------------------
 
 
@@ -261,7 +322,7 @@ async def test_hostile_commentaries_are_shown_as_text(client: Client, auth: dict
         )
     r = await client.get("/embed", params={"limit": 10})
     doc = lxml.html.fromstring(r.text)
-    assert doc.xpath("//script") == [] and doc.xpath("//img") == []
+    assert [s.text for s in doc.xpath("//script")] == [RESIZE_SCRIPT] and doc.xpath("//img") == []
     handlers = [(el.tag, name) for el in doc.iter() for name in el.attrib if name.lower().startswith("on")]
     assert handlers == []
     assert not any(href.strip().lower().startswith("javascript:") for href in doc.xpath("//@href"))
@@ -273,7 +334,9 @@ async def test_hostile_commentaries_are_shown_as_text(client: Client, auth: dict
         assert set(a.attrib) == {"class", "href", "target", "rel"}
     for c_id in [i["href"].rsplit("/", 1)[1] for i in shown]:
         card = await client.get("/embed", params={"id": c_id})
-        assert lxml.html.fromstring(card.text).xpath("//script | //img | //@*[starts-with(name(), 'on')]") == []
+        card_doc = lxml.html.fromstring(card.text)
+        assert card_doc.xpath("//img | //@*[starts-with(name(), 'on')]") == []
+        assert [s.text for s in card_doc.xpath("//script")] == [RESIZE_SCRIPT]
 
 
 async def test_javascript_canonical_url_is_refused(client: Client, auth: dict[str, str], categories: Any) -> None:
@@ -310,9 +373,13 @@ async def test_embed_js_uses_text_only_dom_operations(client: Client) -> None:
     ):
         assert forbidden not in code, forbidden
     assert "textContent" in code and "createElement" in code
-    # setAttribute only for fixed attribute names; href only after the http(s) check.
+    # setAttribute only for fixed attribute names; href and src only after the http(s) check.
     names = set(re.findall(r'setAttribute\("([^"]+)"', code))
-    assert names <= {"href", "target", "rel", "datetime", "lang", "data-feedsvc-ready", "aria-busy"}
+    assert names <= {
+        "href", "target", "rel", "datetime", "lang", "data-feedsvc-ready", "aria-busy", "src", "alt", "loading",
+        "decoding",
+    }
+    assert re.search(r"var image = thumbnails && item\.image \? safeHttpUrl\(item\.image\.url, base\) : null;", code)
     assert len(re.findall(r"setAttribute\(", code)) == len(re.findall(r'setAttribute\("[a-z-]+"', code))
     assert re.search(r"var href = safeHttpUrl\(item\.url\);\s+var title;\s+if \(href\)", code)
     assert 'credentials: "omit"' in code
@@ -494,8 +561,10 @@ async def test_index_shows_embed_snippets(client: Client, seeded: list[dict[str,
     assert section.xpath("h2")[0].text_content() == "Embed on your site"
     codes = [c.text_content() for c in section.xpath(".//pre/code")]
     assert len(codes) == 3
-    frame = lxml.html.fragment_fromstring(codes[0])
-    assert frame.tag == "iframe"
+    # The iframe, and the script that sizes it to its content.
+    frame, sizer = lxml.html.fragments_fromstring(codes[0])
+    assert frame.tag == "iframe" and "width" not in frame.attrib and "width:100%" in frame.get("style")
+    assert sizer.tag == "script" and sizer.get("src") == f"{PUBLIC_URL}/embed.js"
     assert html.unescape(frame.get("src")) == f"{PUBLIC_URL}/embed?limit=5&theme=light"
     assert f'<script src="{PUBLIC_URL}/embed.js" async></script>' in codes[1]
     assert "<div data-feedsvc-embed" in codes[1]

@@ -21,7 +21,7 @@ from feedsvc.digest import date_range, month_names, trend_label, trend_text
 
 LANGUAGES = ("en", "be", "ru")
 """The languages the catalogue speaks; labels for any other language are English."""
-SCRIPT_MESSAGES = ("no_commentaries", "not_loaded")
+SCRIPT_MESSAGES = ("no_commentaries", "not_loaded", "nothing_matches", "categories_are", "languages_are")
 """The messages ``embed.js`` shows (it gets them from ``script_words``)."""
 FEED_PAGE_MESSAGES = ("feed_in_title", "web_feed", "feed_copy_before", "feed_copy_after", "visit_website")
 """The messages of a feed opened in a browser (``static/feed.xsl``; ``stylesheet_words``)."""
@@ -85,6 +85,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "ru": "Комментариев пока нет."},
     "not_loaded": {"en": "Commentaries could not be loaded.", "be": "Не ўдалося загрузіць каментарыі.",
                    "ru": "Не удалось загрузить комментарии."},
+    # the embed's empty state: what was asked for, and what there is to ask for instead
+    "nothing_matches": {"en": "No commentaries match {filters}.", "be": "Няма каментарыяў для {filters}.",
+                        "ru": "Нет комментариев для {filters}."},
+    "categories_are": {"en": "Categories: {list}.", "be": "Рубрыкі: {list}.", "ru": "Рубрики: {list}."},
+    "languages_are": {"en": "Languages: {list}.", "be": "Мовы: {list}.", "ru": "Языки: {list}."},
+    "image_credit": {"en": "Image: {credit}", "be": "Выява: {credit}", "ru": "Изображение: {credit}"},
     # a feed opened in a browser (static/feed.xsl)
     "feed_in_title": {"en": "{title} (feed)", "be": "{title} (стужка)", "ru": "{title} (лента)"},
     "web_feed": {"en": "This is a web feed.", "be": "Гэта стужка навін.", "ru": "Это лента новостей."},
@@ -103,29 +109,34 @@ MESSAGES: dict[str, dict[str, str]] = {
     "embed_heading": {"en": "Embed on your site", "be": "На вашым сайце", "ru": "На вашем сайте"},
     "embed_intro": {
         "en": "Show the latest commentaries on your own pages. Both forms take the same options: "
-        "{category} (a slug: {slugs}), {lang} ({langs}), {limit} (1–20, default 5) and {theme} "
-        "({light} or {dark}). Links open in the top window.",
+        "{category} (a slug: {slugs}), {lang} ({langs}), {limit} (1–20, default 5), {thumbnails} "
+        "(small images beside the titles) and {theme} ({light} or {dark}). Links open in the top window.",
         "be": "Паказвайце апошнія каментарыі на сваіх старонках. Абедзве формы прымаюць адны і тыя ж "
-        "параметры: {category} (слаг: {slugs}), {lang} ({langs}), {limit} (1–20, прадвызначана 5) і "
-        "{theme} ({light} або {dark}). Спасылкі адкрываюцца ў галоўным акне.",
+        "параметры: {category} (слаг: {slugs}), {lang} ({langs}), {limit} (1–20, прадвызначана 5), "
+        "{thumbnails} (маленькія выявы побач з загалоўкамі) і {theme} ({light} або {dark}). Спасылкі "
+        "адкрываюцца ў галоўным акне.",
         "ru": "Показывайте последние комментарии на своих страницах. Обе формы принимают одни и те же "
-        "параметры: {category} (слаг: {slugs}), {lang} ({langs}), {limit} (1–20, по умолчанию 5) и "
-        "{theme} ({light} или {dark}). Ссылки открываются в главном окне.",
+        "параметры: {category} (слаг: {slugs}), {lang} ({langs}), {limit} (1–20, по умолчанию 5), "
+        "{thumbnails} (маленькие изображения рядом с заголовками) и {theme} ({light} или {dark}). "
+        "Ссылки открываются в главном окне.",
     },
     "none_yet": {"en": "none yet", "be": "пакуль няма", "ru": "пока нет"},
     "embed_iframe": {"en": "An iframe", "be": "Iframe", "ru": "Iframe"},
     "embed_iframe_help": {
-        "en": "Self-contained: no script, no cookies, nothing loaded from elsewhere.",
-        "be": "Самадастатковы: ні скрыптоў, ні cookie, нічога не загружаецца з іншых месцаў.",
-        "ru": "Самодостаточный: ни скриптов, ни cookie, ничего не загружается из других мест.",
+        "en": "Self-contained: no cookies, nothing loaded from elsewhere. The script beside it makes "
+        "the frame as tall as its content; without it the frame keeps its height.",
+        "be": "Самадастатковы: ні cookie, нічога не загружаецца з іншых месцаў. Скрыпт побач робіць "
+        "рамку такой жа вышыні, як яе змесціва; без яго рамка захоўвае сваю вышыню.",
+        "ru": "Самодостаточный: ни cookie, ничего не загружается из других мест. Скрипт рядом делает "
+        "рамку такой же высоты, как её содержимое; без него рамка сохраняет свою высоту.",
     },
     "embed_script": {"en": "A script tag", "be": "Тэг script", "ru": "Тег script"},
     "embed_script_help": {
-        "en": "Renders the list into your page, styled to fit; set the {data} attributes you need "
-        "and remove the others. It only ever inserts text, never markup.",
-        "be": "Выводзіць спіс у вашу старонку ў яе стылі; пакіньце патрэбныя вам атрыбуты {data}, "
-        "астатнія выдаліце. Устаўляе толькі тэкст, ніколі не разметку.",
-        "ru": "Выводит список в вашу страницу в её стиле; оставьте нужные вам атрибуты {data}, "
+        "en": "Renders the list into your page in your page's font and colours; set the {data} "
+        "attributes you need and remove the others. It only ever inserts text, never markup.",
+        "be": "Выводзіць спіс у вашу старонку яе шрыфтам і колерамі; пакіньце патрэбныя вам атрыбуты "
+        "{data}, астатнія выдаліце. Устаўляе толькі тэкст, ніколі не разметку.",
+        "ru": "Выводит список в вашу страницу её шрифтом и цветами; оставьте нужные вам атрибуты {data}, "
         "остальные удалите. Вставляет только текст, никогда не разметку.",
     },
     "embed_oembed": {"en": "oEmbed", "be": "oEmbed", "ru": "oEmbed"},

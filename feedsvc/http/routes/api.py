@@ -153,6 +153,18 @@ async def list_authors(request: Request[Any, Any, Any], service: ServiceDep) -> 
 
 
 @get(
+    f"{API}/languages",
+    summary="Languages with counts of public commentaries (BCP 47 tags)",
+    tags=["read"],
+    responses=responses(304, 503),
+)
+async def list_languages(request: Request[Any, Any, Any], service: ServiceDep) -> Response[list[Count]]:
+    return conditional(
+        request, _encode(await service.get_languages()), cache_control="public, max-age=0, must-revalidate"
+    )
+
+
+@get(
     f"{API}/changes",
     summary="Every public create, update and delete, in order",
     tags=["read"],
@@ -219,6 +231,7 @@ HANDLERS = [
     get_category,
     list_tags,
     list_authors,
+    list_languages,
     list_changes,
     list_digests,
     get_digest,

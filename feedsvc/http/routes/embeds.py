@@ -22,7 +22,17 @@ from feedsvc.http.cost import unfit, unfit_message
 from feedsvc.http.errors import ErrorBody
 from feedsvc.model import Commentary
 from feedsvc.query import Query
-from feedsvc.render.embed import OEmbed, Theme, embed_card, embed_js, embed_page, oembed, snippets
+from feedsvc.render.embed import (
+    SCRIPT_HASH,
+    Filters,
+    OEmbed,
+    Theme,
+    embed_card,
+    embed_js,
+    embed_page,
+    oembed,
+    snippets,
+)
 from feedsvc.service import Service
 
 _encode = msgspec.json.Encoder().encode
@@ -38,11 +48,12 @@ SCRIPT_MAX_AGE = 86400
 
 
 def embed_headers(settings: Settings) -> dict[str, str]:
-    """Headers of the iframe views: no script, nothing from elsewhere, framable by
-    ``settings.frame_ancestors`` (any site by default)."""
+    """Headers of the iframe views: no script but the page's own, nothing from elsewhere but
+    the commentaries' images, framable by ``settings.frame_ancestors`` (any site by default)."""
+    # Images are the commentaries' own (on this server, or on an https host the editor named).
     csp = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
-        f"form-action 'none'; frame-ancestors {settings.frame_ancestors}"
+        f"default-src 'none'; script-src {SCRIPT_HASH}; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+        f"base-uri 'none'; form-action 'none'; frame-ancestors {settings.frame_ancestors}"
     )
     return {
         "Content-Security-Policy": csp,
@@ -56,8 +67,10 @@ def embed_headers(settings: Settings) -> dict[str, str]:
 @get(
     "/embed",
     summary="The latest commentaries as a small HTML page for an iframe",
-    description="Self-contained (inline CSS, no script, no external resources); links open in the top "
-    "window. With `id`, one commentary as a card (the view oEmbed frames).",
+    description="Self-contained (inline CSS, one inline script that posts the page's height to the framing "
+    "page, no resources from elsewhere but the commentaries' images); links open in the top window. With "
+    "`id`, one commentary as a card with its image (the view oEmbed frames). An empty list says which "
+    "filter matched nothing and lists the categories and languages there are.",
     tags=["embed"],
     media_type=MediaType.HTML,
     responses=responses(304, 400, 404, 503),
@@ -80,6 +93,9 @@ async def embed(
     id: Annotated[
         str | None, QueryParameter(description="One commentary's id: show it as a card.", max_length=200)
     ] = None,
+    thumbnails: Annotated[
+        bool, QueryParameter(description="Show each commentary's image, small, beside its title.")
+    ] = False,
 ) -> Response[str]:
     query = Query.from_params(category=category, lang=lang, limit=limit)
     categories = {c.slug: c for c in await service.get_categories()}
@@ -88,9 +104,15 @@ async def embed(
         text = embed_card(item, categories.get(item.category), theme=theme, site_title=settings.title)
     else:
         page = await service.list_commentaries(query)
+        filters = None
+        if not page.items:
+            filters = Filters(
+                categories=tuple(query.categories), lang=query.lang, known_categories=tuple(categories),
+                known_languages=tuple(c.name for c in await service.get_languages()),
+            )
         text = embed_page(
             page.items, categories, lang=query.lang, theme=theme, site_title=settings.title,
-            site_url=service.base_url + "/",
+            site_url=service.base_url + "/", thumbnails=thumbnails, filters=filters,
         )
     return conditional(
         request, text.encode(), media_type=MediaType.HTML, headers=embed_headers(settings),
@@ -105,8 +127,9 @@ JAVASCRIPT = "text/javascript"
 @get(
     "/embed.js",
     summary="The script that renders the latest commentaries into a partner's page",
-    description="Put `<div data-feedsvc-embed data-category=… data-lang=… data-limit=… data-theme=…>` in the "
-    "page and load this script; it reads the JSON API (CORS) and inserts text only.",
+    description="Put `<div data-feedsvc-embed data-category=… data-lang=… data-limit=… data-thumbnails>` in the "
+    "page and load this script; it reads the JSON API (CORS) and inserts text only, in the page's font and "
+    "colours. It also sizes `/embed` iframes on the page to the height they post.",
     tags=["embed"],
     media_type=JAVASCRIPT,
     responses=responses(304),
