@@ -76,6 +76,8 @@ async def week(client: Client, auth: dict[str, str], categories: Any) -> dict[st
 def visible_text(page: str) -> str:
     """What a reader sees: the text of the body, and the title, one space between words."""
     doc = lxml.html.fromstring(page)
+    for script in doc.body.iter("script"):  # code, not words (the embed's height messenger)
+        script.drop_tree()
     return " ".join(f"{doc.findtext('.//title') or ''} {doc.body.text_content()}".split())
 
 
@@ -192,9 +194,14 @@ async def test_the_embed_speaks_the_language_asked_for(
 
 @pytest.mark.parametrize("lang", ["be", "ru"])
 async def test_an_empty_embed_says_so_in_its_language(client: Client, categories: Any, lang: str) -> None:
+    """It names the filter that matched nothing, and what there is, in the language asked for."""
     text = visible_text((await client.get("/embed", params={"lang": lang})).text)
-    assert Messages(lang)("no_commentaries") in text
+    m = Messages(lang)
+    assert m("nothing_matches", filters=f"lang={lang}") in text
+    assert m("categories_are", list="economy, foreign-policy, regional-security") in text
     assert_no_english_label(text)
+    unfiltered = visible_text((await client.get("/embed")).text)
+    assert Messages("en")("no_commentaries") in unfiltered
 
 
 @pytest.mark.parametrize("lang", ["be", "ru"])
