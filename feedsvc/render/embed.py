@@ -286,7 +286,7 @@ def iframe(src: str, *, title: str, width: int | str | None = None, height: int 
     """The ``<iframe>`` a partner pastes (also the ``html`` of an oEmbed response). Without
     ``width`` it is as wide as the column it is put in."""
     size = f'width="{escape(str(width))}" ' if width is not None else ""
-    style = "border:0;max-width:100%" if width is not None else "display:block;width:100%;border:0"
+    style = "border:0;max-width:100%" if width is not None else "display:block;width:100%;max-width:100%;border:0"
     return (
         f'<iframe src="{escape(src)}" {size}height="{height}" title="{escape(title)}" '
         f'style="{style}" loading="lazy" referrerpolicy="strict-origin-when-cross-origin" '
