@@ -3,8 +3,8 @@ clients from it (openapi-python-client, openapi-typescript) without warnings.
 
 Litestar writes an optional ``Literal`` inline as ``{"type": ["null", "string"], "enum":
 [..., null]}``, which generators turn into one enumeration per value, at every place it
-occurs. ``NamedEnums`` writes each enumeration of the model (``Trend``, ``Status``,
-``ChangeOp``, ``WebhookState``) once, as a component, and refers to it everywhere,
+occurs. ``NamedEnums`` writes each enumeration (the model's ``Trend``, ``Status``, ``ChangeOp``,
+``WebhookState``, and the embed's ``Theme``) once, as a component, and refers to it everywhere,
 ``null`` beside it where the value is optional.
 """
 
@@ -22,6 +22,7 @@ from litestar.typing import FieldDefinition
 from msgspec import UnsetType
 
 from feedsvc.model import ChangeOp, Status, Trend, WebhookState
+from feedsvc.render.embed import Theme
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -32,6 +33,7 @@ ENUMS: dict[Any, tuple[str, str]] = {
     Status: ("Status", "`draft` is visible to editors only; `published` to everyone once published_at is due."),
     ChangeOp: ("ChangeOp", "What a change did to a commentary."),
     WebhookState: ("WebhookState", "`disabled` after deliveries kept failing; a new subscription starts again."),
+    Theme: ("Theme", "The embed's colours."),
 }
 """Each named ``Literal`` of the model, with its component name and description."""
 
