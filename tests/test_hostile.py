@@ -27,6 +27,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.config import Settings, load_settings
+from feedsvc.render.embed import RESIZE_SCRIPT
 from feedsvc.text import sanitize_html
 from tests.conftest import PUBLIC_URL, assert_error, commentary
 from tests.feeds_check import check_feed
@@ -198,7 +199,7 @@ def assert_html_harmless(text: str | bytes, what: str, *, page: bool = False) ->
     if not text.strip():
         return
     doc = lxml.html.document_fromstring(text) if page else lxml.html.fragment_fromstring(text, create_parent="div")
-    styles = data_blocks = 0
+    styles = data_blocks = resize_scripts = 0
     for element in doc.iter():
         if not isinstance(element.tag, str):
             continue
@@ -209,6 +210,13 @@ def assert_html_harmless(text: str | bytes, what: str, *, page: bool = False) ->
             data_blocks += 1
             assert data_blocks == 1 and element.getparent().tag == "head", (what, "a second or misplaced data block")
             json.loads(element.text or "")
+            continue
+        if tag == "script" and page and not element.attrib and element.text == RESIZE_SCRIPT:
+            # The embed views' own script (it posts the page's height), once, last in the
+            # body; the CSP allows it by its hash and nothing else.
+            resize_scripts += 1
+            assert resize_scripts == 1 and element.getparent().tag == "body", (what, "a second resize script")
+            assert element.getnext() is None, (what, "markup after the resize script")
             continue
         assert tag not in FORBIDDEN_ELEMENTS, (what, tag, text[:300])
         if tag == "style":
