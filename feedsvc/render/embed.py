@@ -37,6 +37,10 @@ THEMES: tuple[Theme, ...] = ("light", "dark")
 # for the summary without a scroll bar in most cases.
 CARD_WIDTH = 600
 CARD_HEIGHT = 240
+CARD_PADDING = 32
+"""The card's padding left and right, in pixels (1rem each side)."""
+CAPTION_HEIGHT = 48
+"""Room for an image's caption and credit (two lines) below it."""
 
 STYLE = """
 :root{--fg:#1d2330;--muted:#5b6474;--line:#d8dde6;--accent:#1f5fbf;--bg:#fff;color-scheme:light}
@@ -55,7 +59,8 @@ a.feedsvc-title:hover,a.feedsvc-title:focus{text-decoration:underline}
 .feedsvc-trend{font-weight:600;color:var(--trend)}
 .feedsvc-summary{margin:.3rem 0 0}
 .feedsvc-authors{margin:.3rem 0 0;font-size:.85em;color:var(--muted)}
-.feedsvc-figure{margin:.5rem 0 0}.feedsvc-figure img{display:block;width:100%;height:auto;border-radius:4px}
+.feedsvc-figure{margin:.5rem 0 0}
+.feedsvc-figure img{display:block;width:100%;height:auto;aspect-ratio:16/9;object-fit:cover;border-radius:4px}
 .feedsvc-figure figcaption{margin:.25rem 0 0;font-size:.8em;color:var(--muted)}
 .feedsvc-empty{color:var(--muted);margin:0}.feedsvc-empty+.feedsvc-empty{margin-top:.4rem}
 .feedsvc-footer{margin:.5rem 0 0;font-size:.8em;color:var(--muted)}.feedsvc-footer a{color:inherit}
@@ -94,15 +99,18 @@ def _thumbnail(image: Image | None) -> str:
     )
 
 
-def _figure(image: Image | None, m: Messages) -> str:
+def _figure(image: Image | None) -> str:
     """The image of a commentary's card, with its alt text, caption and credit."""
     if image is None:
         return ""
-    words = [image.caption or "", m("image_credit", credit=image.credit) if image.credit else ""]
-    caption = " ".join(w for w in words if w)
+    # Credits come written as the publisher wants them ("Photo: …"): shown as they are.
+    parts = [escape(image.caption)] if image.caption else []
+    if image.credit:
+        parts.append(f'<span class="feedsvc-credit">{escape(image.credit)}</span>')
+    caption = f"<figcaption>{' '.join(parts)}</figcaption>" if parts else ""
     return (
         f'<figure class="feedsvc-figure"><img src="{escape(image.url)}" alt="{escape(image.alt or "")}" '
-        f'decoding="async">{f"<figcaption>{escape(caption)}</figcaption>" if caption else ""}</figure>'
+        f'decoding="async">{caption}</figure>'
     )
 
 
@@ -123,7 +131,7 @@ def _item(
         by = f'<p class="feedsvc-authors">{escape(", ".join(a.name for a in item.authors))}</p>'
     summary = f'<p class="feedsvc-summary">{escape(item.summary)}</p>' if item.summary else ""
     thumb = _thumbnail(item.image) if thumbnail else ""
-    image = _figure(item.image, m) if figure else ""
+    image = _figure(item.image) if figure else ""
     return (
         f'<li class="feedsvc-item" lang="{escape(item.lang)}">{thumb}{_link(item.url, item.title, "feedsvc-title")}'
         f'<p class="feedsvc-meta">{" · ".join(meta)}</p>{by}{summary}{image}</li>'
@@ -250,7 +258,9 @@ def oembed(
 ) -> OEmbed:
     """The oEmbed document for a commentary: an iframe of its card, within maxwidth/maxheight."""
     width = min(CARD_WIDTH, maxwidth) if maxwidth else CARD_WIDTH
-    height = min(CARD_HEIGHT, maxheight) if maxheight else CARD_HEIGHT
+    # The card shows the image 16:9 across its width, under the text.
+    needed = CARD_HEIGHT + (round((width - CARD_PADDING) * 9 / 16) + CAPTION_HEIGHT if item.image else 0)
+    height = min(needed, maxheight) if maxheight else needed
     src = f"{base_url}/embed?" + urlencode({"id": item.id})
     author_urls = [a.url for a in item.authors if a.url]
     return OEmbed(

@@ -90,7 +90,6 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "ru": "Нет комментариев для {filters}."},
     "categories_are": {"en": "Categories: {list}.", "be": "Рубрыкі: {list}.", "ru": "Рубрики: {list}."},
     "languages_are": {"en": "Languages: {list}.", "be": "Мовы: {list}.", "ru": "Языки: {list}."},
-    "image_credit": {"en": "Image: {credit}", "be": "Выява: {credit}", "ru": "Изображение: {credit}"},
     # a feed opened in a browser (static/feed.xsl)
     "feed_in_title": {"en": "{title} (feed)", "be": "{title} (стужка)", "ru": "{title} (лента)"},
     "web_feed": {"en": "This is a web feed.", "be": "Гэта стужка навін.", "ru": "Это лента новостей."},
