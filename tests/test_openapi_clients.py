@@ -106,6 +106,18 @@ def token(live: LiveServer) -> str:
     return str(value)
 
 
+def generate(document: Path, package: Path, *options: str | Path) -> subprocess.CompletedProcess[str]:
+    """openapi-python-client's ``generate``, its venv's bin first on PATH so that it formats
+    the client with its own ruff."""
+    command = python_generator()
+    return subprocess.run(
+        [str(command), "generate", "--path", str(document), "--meta", "none", "--output-path", str(package),
+         *map(str, options)],
+        cwd=package.parent, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PATH": f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+
+
 def warnings_of(output: str) -> list[str]:
     """openapi-python-client's warnings, one block each ("WARNING parsing GET /x …",
     "Unable to parse schema …"), up to the next one."""
@@ -116,14 +128,8 @@ def warnings_of(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def python_client(document: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A client package generated from the document, and what the generator said."""
-    command = python_generator()
-    out = tmp_path_factory.mktemp("python-client")
-    package = out / "feedsvc_client"
-    done = subprocess.run(
-        [str(command), "generate", "--path", str(document), "--meta", "none", "--output-path", str(package)],
-        cwd=out, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PATH": f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )
+    package = tmp_path_factory.mktemp("python-client") / "feedsvc_client"
+    done = generate(document, package)
     assert done.returncode == 0, done.stdout + done.stderr
     return package, done.stdout + done.stderr
 
@@ -142,6 +148,20 @@ def test_python_client_is_generated_without_warnings_for_json_operations(python_
     for operation in ("list_commentaries", "get_category", "get_translations"):
         assert (package / "api" / "read" / f"{operation}.py").exists()
     assert (package / "api" / "feeds" / "feed_json.py").exists()
+
+
+def test_python_client_with_the_documented_config_has_no_warning_at_all(
+    document: Path, tmp_path: Path
+) -> None:
+    """docs/reading.md's config makes the XML feeds and sitemaps text: nothing left out."""
+    reading = (ROOT / "docs" / "reading.md").read_text()
+    [config] = re.findall(r"^```yaml\n(.*?)^```", reading[reading.index("## Generating a client"):], flags=re.M | re.S)
+    (tmp_path / "opc.yaml").write_text(config)
+    done = generate(document, tmp_path / "feedsvc_client", "--config", tmp_path / "opc.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stdout + done.stderr and "Unable to" not in done.stdout + done.stderr
+    feed = (tmp_path / "feedsvc_client" / "api" / "feeds" / "feed_rss.py").read_text()
+    assert "response.text" in feed
 
 
 def test_python_client_lists_pages_creates_and_patches(
