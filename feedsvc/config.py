@@ -132,6 +132,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     room; when none is idle, a request on a connection past it is answered `503` with
     `Retry-After` at once, without reaching the app. `feedsvc serve` raises the process's
     open-files limit to its hard limit to hold them."""
+    database_timeout: float = 5.0
+    """Seconds one database call of `feedsvc serve` may take, a wait for a connection
+    included; past it the request is a `503` with `Retry-After`. On PostgreSQL a call that
+    cannot reach the server (refused, timed out) also marks the database unreachable: for
+    the next half second other calls fail at once instead of waiting their turn, then one
+    call tries again. On SQLite it is the longest wait for the write lock."""
+    stale_max_age: int = 3600
+    """Seconds a cached feed document may still be served while the database cannot be
+    reached, counted from when it was last known current; it then carries
+    `Cache-Status: feedsvc; hit; detail=stale` and `Age`. `0` answers `503` instead."""
     shutdown_timeout: int = 10
     """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
@@ -197,6 +207,8 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if re.fullmatch(LANG_PATTERN, settings.primary_language) is None:
         raise InvalidInputError(f"FEEDSVC_PRIMARY_LANGUAGE: {settings.primary_language!r} is not a language tag")
     settings = msgspec.structs.replace(settings, primary_language=normalize_lang(settings.primary_language))
+    if settings.database_timeout <= 0 or settings.stale_max_age < 0:
+        raise InvalidInputError("FEEDSVC_DATABASE_TIMEOUT must be positive and FEEDSVC_STALE_MAX_AGE not negative")
     if settings.webhook_max_failures < 1 or min(settings.webhook_timeout, settings.webhook_poll_interval) <= 0:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"

@@ -13,7 +13,8 @@
     ├── PermissionDeniedError    a valid token without the scope the operation needs
     ├── BusyError                the server has too much of this work under way; retry shortly
     └── StorageError             the database failed; the operation did not happen
-        └── StorageBusyError     the database is locked or full; retrying later may work
+        └── StorageBusyError     the database is locked, full or unreachable; retrying later may work
+            └── WriteOutcomeUnknownError  the connection was lost while a write committed
 
 Only ``feedsvc.http.errors`` knows which HTTP status each class becomes. This module
 imports nothing from feedsvc so that every other module may import it.
@@ -82,3 +83,13 @@ class StorageError(FeedsvcError):
 
 class StorageBusyError(StorageError):
     default_message = "the database is busy or out of space; retry shortly"
+
+
+class WriteOutcomeUnknownError(StorageBusyError):
+    """The database went away after the commit was sent and before it was confirmed: the
+    write may or may not be stored. Every other failed write stored nothing."""
+
+    default_message = (
+        "the database stopped answering while this write was being committed: it may have been stored."
+        " Repeat it with the same Idempotency-Key (POST) or If-Match (PUT, PATCH, DELETE) to find out"
+    )

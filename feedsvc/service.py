@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,11 @@ Listener = Callable[["Commentary | None", "Commentary | None"], Awaitable[None]]
 scheduled items turning public). Runs after the write is stored; its errors are logged
 and never reach the writer."""
 log = logging.getLogger("feedsvc.service")
+
+SEEN_CHANGE: ContextVar[int] = ContextVar("feedsvc_seen_change", default=0)
+"""The change number the current request must see (``Feedsvc-Min-Change``, set by the HTTP
+edge): a write acknowledged by another node, whose notification this node may not have
+received yet. ``Service.state`` then reads the state instead of trusting what it knows."""
 IDEMPOTENCY_TTL = timedelta(hours=24)
 """How long an Idempotency-Key is remembered (issue 7)."""
 MAX_DIGEST_LANGUAGES = 100
@@ -116,8 +122,10 @@ class Service(TokenUseCases):
 
     async def state(self) -> StoreState:
         """The store's state after making due scheduled commentaries public."""
-        # Known without a query while no commit happened anywhere since it was last read.
-        state = self.store.known_state() or await self.store.get_state()
+        # Known without a query while no commit happened anywhere since it was last read,
+        # unless the request saw a later change on another node (a write's Feedsvc-Change).
+        known = self.store.known_state()
+        state = known if known is not None and known.seq >= SEEN_CHANGE.get() else await self.store.get_state()
         if state.next_due is not None and state.next_due <= self.clock():
             if await self.store.publish_due(self.clock()):
                 await self.notify_changed(None, None)
@@ -471,12 +479,13 @@ class Service(TokenUseCases):
             raise InvalidInputError(str(e)) from None
         return await self.replace(id, new, if_match=if_match)
 
-    async def retract(self, id: str, *, if_match: str | None) -> None:
-        """Delete a commentary, leaving a tombstone for mirrors."""
+    async def retract(self, id: str, *, if_match: str | None) -> int:
+        """Delete a commentary, leaving a tombstone for mirrors; the tombstone's change number."""
         expected = self._expected_version(if_match)
         current = await self.store.get_commentary(id, public_only=False)
-        await self.store.delete_commentary(id, expected_version=expected, now=self.clock())
+        seq = await self.store.delete_commentary(id, expected_version=expected, now=self.clock())
         await self.notify_changed(current, None)
+        return seq
 
     async def put_category(self, slug: str, data: CategoryIn) -> tuple[Category, bool]:
         names = {normalize_lang(k): clean_line(v) for k, v in data.names.items()}

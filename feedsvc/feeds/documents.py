@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import time
 from datetime import datetime
 from typing import Literal
 
@@ -27,9 +28,12 @@ Kind = Literal["feed", "page"]
 class Rendered:
     """One cached feed document and its compressed variants, made on first demand."""
 
-    __slots__ = ("_variants", "body", "etag", "last_modified", "seq", "stamp", "weight")
+    __slots__ = ("_variants", "body", "checked_at", "etag", "last_modified", "seq", "stamp", "weight")
 
     def __init__(self, body: bytes, last_modified: datetime | None, seq: int, stamp: object) -> None:
+        self.checked_at = time.monotonic()
+        """When it was last known current (``time.monotonic``): made, found unchanged, or
+        served as current. A copy served while the database is away is this old."""
         self.body = body
         self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         self.last_modified = last_modified
@@ -56,6 +60,24 @@ class Rendered:
                 found = (data, etag[:-1] + "-" + encoding + '"')
             self._variants[key] = found
         return found
+
+
+class StaleRendered(Rendered):
+    """A cached document served while the database cannot be reached: the same bytes,
+    variants and ETag, and how long ago (whole seconds) it was last known current."""
+
+    __slots__ = ("age",)
+
+    def __init__(self, doc: Rendered) -> None:  # noqa: D107 - a view of ``doc``, nothing rendered
+        self.checked_at = doc.checked_at
+        self.body = doc.body
+        self.etag = doc.etag
+        self.last_modified = doc.last_modified
+        self.seq = doc.seq
+        self.stamp = doc.stamp
+        self._variants = doc._variants  # shared: a variant made for one is made for both
+        self.weight = doc.weight
+        self.age = max(0, int(time.monotonic() - doc.checked_at))
 
 
 def pick_encoding(accept_encoding: str | None) -> Encoding:

@@ -22,6 +22,12 @@ and links ``prev-archive`` to the page of items just older than its last one, an
 back to the first commentary. Pages are keyset-bounded, so walking them yields every
 public commentary exactly once; archive pages carry ``<fh:archive/>`` and ``current``.
 
+While the database cannot be reached (StorageBusyError), a view whose bytes are cached is
+served from them as long as they were known current less than ``stale_max_age`` seconds
+ago, as a StaleRendered that the handlers mark (``Cache-Status``, ``Age``): a reader gets
+what it would have got a moment before, instead of a 503. Category and language feeds
+know their category or language from what was last read, for the same reason.
+
 Deletions (RFC 6721): an Atom subscription document names the commentaries that left its
 window (see ``tombstones``); they are part of its stamp, worked out again whenever the
 sequence moved, like JSON Feed's related lists.
@@ -30,6 +36,7 @@ sequence moved, like JSON Feed's related lists.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -40,7 +47,8 @@ import msgspec
 from feedsvc import __version__
 from feedsvc.digest import digest_name
 from feedsvc.digest import stamp as digest_stamp
-from feedsvc.feeds.documents import Rendered
+from feedsvc.errors import StorageBusyError
+from feedsvc.feeds.documents import Rendered, StaleRendered
 from feedsvc.feeds.fragments import Fragments
 from feedsvc.feeds.views import (
     ALL_LANGUAGES,
@@ -76,6 +84,8 @@ class FeedStats:
         self.renders = 0
         self.early = 0
         """Hits answered before routing (feedsvc.http.fastpath); counted in ``hits`` too."""
+        self.stale = 0
+        """Documents served from the cache while the database could not be reached."""
 
 
 class FeedPublisher:
@@ -92,8 +102,10 @@ class FeedPublisher:
         tag_authority: str | None = None,
         max_bytes: int = 64 * 1024 * 1024,
         primary_lang: str = "en",
+        stale_max_age: float = 3600,
     ) -> None:
         self.service = service
+        self.stale_max_age = stale_max_age
         self.title = title
         self.primary_lang = primary_lang
         self.description = description
@@ -218,11 +230,20 @@ class FeedPublisher:
         ``address``: the request path (without a query string) and route template it was
         asked at; a canonical view is then also found there by ``cached``.
         """
+        key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
+        try:
+            return await self._document(key, fmt, spec, cursor, address)
+        except StorageBusyError as e:
+            return self._stale(key, e)
+
+    async def _document(
+        self, key: tuple[object, ...], fmt: FeedFormat, spec: FeedSpec, cursor: str | None,
+        address: tuple[str, str] | None,
+    ) -> Rendered:
         state = await self.service.state()
         query = spec.query
         if cursor:
             query = await self.service.read_cursor(cursor, spec.query)
-        key = (fmt, spec.path, spec.query.fingerprint(), spec.query.limit, cursor)
         entry = self._pinned.get(key) or self._cache.get(key)
         if (
             address is not None
@@ -238,6 +259,7 @@ class FeedPublisher:
             if key in self._cache:
                 self._cache.move_to_end(key)
             self.stats.hits += 1
+            entry.checked_at = time.monotonic()
             return entry
         waiting = self._inflight.get(key)
         if waiting is not None:
@@ -278,6 +300,7 @@ class FeedPublisher:
             shown = (stamp.versions, deleted)
         if entry is not None and entry.stamp == shown:
             entry.seq = seq
+            entry.checked_at = time.monotonic()
             self.stats.revalidated += 1
             return entry
         if items is None:
@@ -341,7 +364,27 @@ class FeedPublisher:
             or (state.next_due is not None and state.next_due <= self.service.clock())
         ):
             return None
+        entry.checked_at = time.monotonic()
         return entry, fmt, template
+
+    def _stale(self, key: tuple[object, ...], error: StorageBusyError) -> Rendered:
+        """The cached document of ``key`` to serve while the database is away, if it was
+        known current recently enough; else ``error`` goes on (a 503)."""
+        entry = self._pinned.get(key) or self._cache.get(key)
+        if entry is None or time.monotonic() - entry.checked_at > self.stale_max_age:
+            raise error
+        self.stats.stale += 1
+        return StaleRendered(entry)
+
+    async def category(self, slug: str) -> Category:
+        """The category a feed path names; while the database is away, as last read."""
+        try:
+            return await self.service.get_category(slug)
+        except StorageBusyError:
+            known = self._categories[1].get(slug)
+            if known is None:
+                raise
+            return known
 
     def _forget(self, key: tuple[object, ...]) -> None:
         """Drop ``key`` from the LRU, if it is there."""
@@ -402,11 +445,15 @@ class FeedPublisher:
         """Whether the store holds a public commentary in ``lang`` (normalised). Known
         without a query while the change sequence stands still; language feeds of other
         tags are 404s, never rendered nor cached."""
-        seq = (await self.service.state()).seq
         cached_seq, languages = self._languages
-        if cached_seq != seq:
-            languages = frozenset(c.name for c in await self.service.store.get_language_counts())
-            self._languages = (seq, languages)
+        try:
+            seq = (await self.service.state()).seq
+            if cached_seq != seq:
+                languages = frozenset(c.name for c in await self.service.store.get_language_counts())
+                self._languages = (seq, languages)
+        except StorageBusyError:
+            if lang not in languages:  # never seen (or nothing read yet): the 503 stands
+                raise
         return lang in languages
 
     async def _category_map(self, seq: int | None = None) -> dict[str, Category]:
@@ -466,18 +513,26 @@ class FeedPublisher:
     async def digest_document(self, fmt: FeedFormat, lang: str | None) -> Rendered:
         """The rendered digest feed (``lang`` as ``digest_spec`` takes it), from the cache
         when no digest it shows changed."""
-        state = await self.service.state()
-        ended_by = self.service.digests_ended_by()
         spec = self.digest_spec(lang)
         key = ("digest", fmt, spec.path)
+        try:
+            return await self._digest_document(key, fmt, spec)
+        except StorageBusyError as e:
+            return self._stale(key, e)
+
+    async def _digest_document(self, key: tuple[object, ...], fmt: FeedFormat, spec: FeedSpec) -> Rendered:
+        state = await self.service.state()
+        ended_by = self.service.digests_ended_by()
         entry = self._pinned.get(key) or self._cache.get(key)
         if entry is not None and entry.seq == state.seq and _digest_cutoff(entry) == ended_by:
             self.stats.hits += 1
+            entry.checked_at = time.monotonic()
             return entry
         digests = (await self.service.list_digests(lang=spec.lang, limit=self.feed_limit)).items
         stamp = (ended_by, digest_stamp(digests))
         if entry is not None and entry.stamp == stamp:
             entry.seq = state.seq
+            entry.checked_at = time.monotonic()
             self.stats.revalidated += 1
             return entry
         view = await self._view(fmt, spec, None, [], False, state.seq)

@@ -62,7 +62,7 @@ MARKDOWN_MAX_WAITING = 64
 def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     """Build the application. The app opens ``store`` on start-up and closes it on shutdown;
     without one it opens the store ``settings.database_url`` names."""
-    store = store if store is not None else open_store(settings.database_url)
+    store = store if store is not None else open_store(settings.database_url, timeout=settings.database_timeout)
     bodies = BodyRenderer(workers=MARKDOWN_WORKERS, timeout=MARKDOWN_TIMEOUT, max_waiting=MARKDOWN_MAX_WAITING)
     service = Service(
         store, base_url=settings.base_url, require_if_match=settings.require_if_match, bodies=bodies,
@@ -76,6 +76,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         hubs=[settings.websub_hub] if settings.websub_hub else [],
         tag_authority=settings.tag_authority,
         primary_lang=settings.primary_language,
+        stale_max_age=settings.stale_max_age,
     )
 
     sitemaps = Sitemaps(service, publication=settings.title)

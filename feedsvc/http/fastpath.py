@@ -13,6 +13,11 @@ It sits inside the rate limiter, ``harden`` (feedsvc.http.middleware) and ``obse
 request ids, access logs, metrics, host checks, ``nosniff``, rate limits and HEAD work as
 for any other request; it sets ``path_template`` as routing would, for the metrics.
 
+A request that names a change it must see (``Feedsvc-Min-Change``, the ``Feedsvc-Change`` of
+a write acknowledged by this or another node) goes on to the app too, with that number
+set for ``Service.state``: the node reads the state rather than trust what it knows, which
+lags another node's commit until its notification arrives (``SEEN_CHANGE``).
+
 Anything else goes on to the app: other paths, query strings, methods other than GET
 (HEAD arrives here as GET), a document not yet served or no longer current, and requests
 that need more: cross-origin requests (``Origin``, left to Litestar's CORS middleware;
@@ -35,6 +40,7 @@ from feedsvc.feeds.documents import Encoding, Rendered, pick_encoding
 from feedsvc.feeds.publisher import MAX_ADDRESSES, FeedPublisher
 from feedsvc.feeds.views import MEDIA_TYPES, FeedFormat
 from feedsvc.http.conditional import is_fresh, validators
+from feedsvc.service import SEEN_CHANGE
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -47,7 +53,8 @@ Headers = list[tuple[bytes, bytes]]
 _ACCEPT_ENCODING = b"accept-encoding"
 _IF_NONE_MATCH = b"if-none-match"
 _IF_MODIFIED_SINCE = b"if-modified-since"
-_DECLINE = frozenset({b"origin", b"sec-fetch-dest"})
+_MIN_CHANGE = b"feedsvc-min-change"
+_DECLINE = frozenset({b"origin", b"sec-fetch-dest", _MIN_CHANGE})
 _WATCHED = frozenset({_ACCEPT_ENCODING, _IF_NONE_MATCH, _IF_MODIFIED_SINCE}) | _DECLINE
 
 
@@ -140,11 +147,32 @@ class CachedFeeds:
         stats.early += 1
 
 
+def seen_change(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The largest ``Feedsvc-Min-Change`` of a request (0 without one; a value that is not
+    a change number is ignored: it can only ask for a read the node would do anyway)."""
+    seen = 0
+    for name, value in headers:
+        if name == _MIN_CHANGE and value.isdigit() and len(value) <= 18:
+            seen = max(seen, int(value))
+    return seen
+
+
 def serve_cached_feeds(app: ASGIApp, feeds: CachedFeeds) -> ASGIApp:
     """Wrap ``app``: answer polls of current cached feeds (see the module docstring)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] != "GET" or scope["query_string"]:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        seen = seen_change(scope["headers"])
+        if seen:
+            token = SEEN_CHANGE.set(seen)
+            try:
+                await app(scope, receive, send)
+            finally:
+                SEEN_CHANGE.reset(token)
+            return
+        if scope["method"] != "GET" or scope["query_string"]:
             await app(scope, receive, send)
             return
         found = feeds.answer(scope["path"], scope["headers"])

@@ -12,8 +12,12 @@ if TYPE_CHECKING:
     from feedsvc.store.sqlite.backup import Restored
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, timeout: float | None = None) -> Store:
     """Return an unopened Store for ``url``: ``sqlite:///path``, a path, or ``postgresql://``.
+
+    ``timeout``: the longest one call may take, in seconds (a server's
+    ``FEEDSVC_DATABASE_TIMEOUT``); None leaves each engine its own bounds, for the long
+    calls of the command line (imports, copies).
 
     Raises:
         InvalidInputError: an unknown scheme, a malformed SQLite URL, or a PostgreSQL URL
@@ -26,16 +30,16 @@ def open_store(url: str) -> Store:
             raise InvalidInputError(
                 "a postgresql:// database needs asyncpg: pip install 'feedsvc[postgres]'"
             ) from e
-        return PostgresStore(url)
+        return PostgresStore(url, timeout=timeout)
     from feedsvc.store.sqlite import SqliteStore
 
-    if url.startswith("sqlite:///"):
-        return SqliteStore(url[len("sqlite:///") :])
-    if url.startswith("sqlite:"):
+    if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
         raise InvalidInputError("SQLite URLs look like sqlite:///relative/path or sqlite:////abs/path")
-    if "://" in url:
+    if "://" in url and not url.startswith("sqlite:///"):
         raise InvalidInputError(f"unsupported database URL scheme: {url.split('://')[0]}")
-    return SqliteStore(url)
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
+    # A local file cannot be unreachable: the deadline bounds the wait for the write lock.
+    return SqliteStore(path) if timeout is None else SqliteStore(path, busy_timeout_ms=int(timeout * 1000))
 
 
 def restore_backup(path: str, source: Path) -> tuple[Restored, int]:

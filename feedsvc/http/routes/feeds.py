@@ -20,7 +20,7 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.config import Settings
 from feedsvc.errors import NotFoundError
-from feedsvc.feeds.documents import Rendered, pick_encoding
+from feedsvc.feeds.documents import Rendered, StaleRendered, pick_encoding
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import ALL_LANGUAGES, FORMAT_NAMES, FORMATS, MEDIA_TYPES, FeedFormat
 from feedsvc.http.common import PAGE_HEADERS, responses
@@ -60,6 +60,8 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
     page = fmt != "json" and is_browser_navigation(request)
     body, etag = doc.variant(encoding, "page" if page else "feed")
     headers = validators(doc, etag, settings, fmt)
+    if isinstance(doc, StaleRendered):  # the database is away (feedsvc.feeds.publisher)
+        headers.update(stale_headers(doc))
     if is_fresh(doc, request.headers.get("if-none-match"), request.headers.get("if-modified-since"), page=page):
         return Response(content=b"", status_code=304, headers=headers)
     if encoding != "identity":
@@ -68,6 +70,13 @@ def feed_response(request: Request[Any, Any, Any], doc: Rendered, fmt: FeedForma
         headers.update(PAGE_HEADERS)
         return Response(content=body, status_code=200, headers=headers, media_type="text/html")
     return Response(content=body, status_code=200, headers=headers, media_type=MEDIA_TYPES[fmt])
+
+
+def stale_headers(doc: StaleRendered) -> dict[str, str]:
+    """What says a document was served from memory while the database was away (RFC 9211
+    ``Cache-Status``; ``Age``: seconds since it was last known current, which a CDN
+    counts against ``max-age`` as it would its own)."""
+    return {"Cache-Status": "feedsvc; hit; detail=stale", "Age": str(doc.age)}
 
 
 async def known_language(publisher: FeedPublisher, language: str, path: str) -> str:
@@ -150,7 +159,7 @@ def _handlers(fmt: FeedFormat) -> list[HTTPRouteHandler]:
         slug: FromPath[str],
         cursor: Cursor = None,
     ) -> Response[bytes]:
-        category = await publisher.service.get_category(slug)
+        category = await publisher.category(slug)
         spec = publisher.category_spec(category, _limited(request, filters, publisher))
         return feed_response(
             request, await publisher.document(fmt, spec, cursor, address=_address(request)), fmt, settings

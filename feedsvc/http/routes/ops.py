@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Request, Response, get
 
+from feedsvc.errors import StorageBusyError
 from feedsvc.http.common import ServiceDep, responses
 from feedsvc.http.guards import guards, security
 from feedsvc.http.observe import CONTENT_TYPE, Metrics
@@ -17,9 +19,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_WITHIN_SECONDS = 0.8
+"""How long ``/readyz`` waits for the database: an orchestrator probing every second learns
+of an outage from the very next probe, not once a query's own deadline has passed."""
+
+
 @get("/readyz", summary="The database answers and its schema is current", tags=["operations"], responses=responses(503))
 async def readyz(service: ServiceDep) -> Response[dict[str, Any]]:
-    have, want = await service.store.schema_status()
+    try:
+        async with asyncio.timeout(READY_WITHIN_SECONDS):
+            have, want = await service.store.schema_status()
+    except (TimeoutError, StorageBusyError):
+        return Response(
+            content={"status": "database unreachable"}, status_code=503, headers={"Retry-After": "1"}
+        )
     ok = have == want
     return Response(
         content={"status": "ok" if ok else "migrations pending", "schema": have, "expected": want},

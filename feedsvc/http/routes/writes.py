@@ -62,6 +62,10 @@ def parse_idempotency_key(header: str) -> str:
     return value
 
 
+CHANGE_HEADER = "Feedsvc-Change"
+"""The change number of a commentary write: a read sent with it as ``Feedsvc-Min-Change``
+sees the write on every node (feedsvc.http.fastpath, ``Service.state``)."""
+
 WRITE_GUARDS = guards(COMMENTARIES_WRITE)
 WRITE_SECURITY = security(COMMENTARIES_WRITE)
 CATEGORY_GUARDS = guards(CATEGORIES_WRITE)
@@ -74,7 +78,7 @@ def _item_response(
     # Encoded here, once, because the ETag is computed over these very bytes; the handlers'
     # Response[Commentary] annotations still document the body in OpenAPI.
     body = _encode(item)
-    headers = {"ETag": make_etag(body, item.version), "Cache-Control": "no-store"}
+    headers = {"ETag": make_etag(body, item.version), "Cache-Control": "no-store", CHANGE_HEADER: str(item.version)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     if location:
@@ -155,8 +159,9 @@ async def patch_commentary(
     security=WRITE_SECURITY,
     responses=responses(400, 401, 403, 404, 412, 428, 503),
 )
-async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: IfMatch = None) -> None:
-    await service.retract(id, if_match=if_match)
+async def delete_commentary(id: FromPath[str], service: ServiceDep, if_match: IfMatch = None) -> Response[None]:
+    seq = await service.retract(id, if_match=if_match)
+    return Response(content=None, status_code=204, headers={CHANGE_HEADER: str(seq)})
 
 
 @put(

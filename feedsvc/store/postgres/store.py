@@ -22,11 +22,23 @@ pool, so a write acknowledged by one node is what every node reads next. The cho
 Driver errors stop here (``wrap``): a unique violation is a ConflictError, a foreign key
 violation an unknown category, connection trouble, timeouts, full disks and lock waits a
 StorageBusyError, and anything else a StorageError.
+
+**Every call is bounded** when the store is given a ``timeout`` (``feedsvc serve`` gives it
+``FEEDSVC_DATABASE_TIMEOUT``): waiting for a connection, connecting and every statement of
+the call together, past which it is a StorageBusyError. A connection that failed that way
+(or was cut, or whose backend was killed) is closed, never handed back to the pool: its
+state is unknown, and reusing it is what gave ``cannot switch to state 12`` and ``connection
+is closed`` later. A server that cannot be reached at all makes calls fail at once for a
+while (feedsvc.store.postgres.reach). A read whose connection was lost is tried once more on
+a new one. A write that failed before its ``COMMIT`` was sent stored nothing (the server
+rolls back a transaction whose client went away); one lost while committing is a
+WriteOutcomeUnknownError, which the client resolves by repeating it (docs/operating.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -36,13 +48,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError, StorageBusyError, StorageError
+from feedsvc.errors import (
+    ConflictError,
+    FeedsvcError,
+    InvalidInputError,
+    StorageBusyError,
+    StorageError,
+    WriteOutcomeUnknownError,
+)
 from feedsvc.model import Commentary
 from feedsvc.query import Query
 from feedsvc.store import related
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.migrations.steps import pending
 from feedsvc.store.postgres import writes
+from feedsvc.store.postgres.reach import Reach
 from feedsvc.store.postgres.text import search_member
 from feedsvc.store.postgres.watch import PostgresWatch
 from feedsvc.store.postgres.writes import Tx
@@ -64,6 +84,11 @@ _T = TypeVar("_T")
 LOCK_TIMEOUT_MS = 10_000
 """How long a write waits for the write lock (or any row lock) before StorageBusyError."""
 COMMAND_TIMEOUT_S = 60.0
+"""A statement's longest run when the store has no ``timeout`` (the command line)."""
+ORPHAN_TIMEOUT_MS = 60_000
+"""``idle_in_transaction_session_timeout``: a transaction whose client vanished without a
+word (a partition) is rolled back by the server after this, releasing the write lock;
+feedsvc never leaves one idle that long."""
 # Advisory lock keys. The write lock is named after the change log it guards (the oid of
 # this schema's `changes` table), so every node writing to that log takes the same lock,
 # however its search_path was spelled, and stores on other schemas (test runs) never wait.
@@ -89,7 +114,32 @@ _BUSY = (
     asyncpg.exceptions.PostgresSystemError,  # I/O errors
     OSError,  # refused, reset, and TimeoutError (pool acquire, connect)
 )
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError)
+# Failures after which a connection's state is unknown: it is closed, not reused.
+_CONNECTION_TROUBLE = (
+    asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+    asyncpg.exceptions.InternalClientError,  # "cannot switch to state 12": a protocol out of step
+    asyncpg.exceptions.PostgresConnectionError,  # the connection is gone
+    asyncpg.exceptions.OperatorInterventionError,  # backend terminated, server shutting down
+    OSError,  # reset, refused, timed out
+    asyncio.CancelledError,  # the deadline, or the caller gave up, mid-statement
+)
+# ... and those that say the server itself cannot be reached (feedsvc.store.postgres.reach).
+_UNREACHABLE = (
+    ConnectionRefusedError,
+    TimeoutError,
+    socket.gaierror,
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, shutting down
+)
+# A read that failed on one of these is tried once more, on another connection.
+_LOST = (
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,  # pg_terminate_backend
+    ConnectionResetError,
+    BrokenPipeError,
+)
 
 
 class PostgresStore(
@@ -102,10 +152,17 @@ class PostgresStore(
     skip_locked = " FOR UPDATE SKIP LOCKED"
     _watch: PostgresWatch
 
-    def __init__(self, dsn: str, *, schema: str | None = None, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
+    def __init__(
+        self, dsn: str, *, schema: str | None = None, lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        timeout: float | None = None,
+    ) -> None:
+        """``timeout``: the longest a call may take, in seconds (None: unbounded, but for
+        ``COMMAND_TIMEOUT_S`` per statement)."""
         self.dsn, url_schema = _split_schema(dsn)
         self.schema = schema or url_schema
-        self.lock_timeout_ms = lock_timeout_ms
+        self.timeout = timeout
+        self.lock_timeout_ms = lock_timeout_ms if timeout is None else min(lock_timeout_ms, int(timeout * 1000))
+        self.reach = Reach()
         # asyncpg connections belong to the event loop that made them. A store used from
         # another loop too (aiosqlite allows it; the test client runs the app in a thread of
         # its own while tests call the service directly) gets a pool for that loop.
@@ -157,11 +214,16 @@ class PostgresStore(
             raise StorageError("the store is not open")
         for gone in [other for other in self._pools if other.is_closed()]:
             del self._pools[gone]  # its connections died with it
-        settings = {"lock_timeout": str(self.lock_timeout_ms)}
+        settings = {
+            "lock_timeout": str(self.lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(ORPHAN_TIMEOUT_MS),
+        }
         if self.schema:
             settings["search_path"] = _quote_ident(self.schema)
         pool = await asyncpg.create_pool(
-            self.dsn, min_size=POOL_MIN, max_size=POOL_MAX, command_timeout=COMMAND_TIMEOUT_S, server_settings=settings
+            self.dsn, min_size=POOL_MIN, max_size=POOL_MAX, server_settings=settings,
+            command_timeout=COMMAND_TIMEOUT_S if self.timeout is None else self.timeout,
+            timeout=COMMAND_TIMEOUT_S if self.timeout is None else self.timeout,
         )
         if loop in self._pools or not self._is_open:  # made meanwhile, or closed meanwhile
             await pool.close()
@@ -170,25 +232,73 @@ class PostgresStore(
         return pool
 
     @asynccontextmanager
+    async def _connection(self, *, bounded: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool for one call: within the store's deadline (``bounded``),
+        refused at once while the server is unreachable, closed instead of reused after
+        any failure that leaves its state unknown. Driver errors pass through unwrapped."""
+        reach = self.reach
+        if not reach.admit():
+            raise StorageBusyError("database unreachable: waiting before trying again")
+        try:
+            async with asyncio.timeout(self.timeout if bounded else None):
+                pool = await self._pool()
+                conn = await pool.acquire()
+                try:
+                    yield conn
+                except BaseException as e:
+                    if isinstance(e, _CONNECTION_TROUBLE):
+                        conn.terminate()
+                    raise
+                finally:
+                    await pool.release(conn)
+        except _UNREACHABLE:
+            reach.lost()
+            raise
+        except (asyncio.CancelledError, *_CONNECTION_TROUBLE):
+            reach.released()
+            raise
+        except BaseException:  # the server answered: a constraint, a rule, a lock wait
+            reach.reached()
+            raise
+        reach.reached()
+
+    @asynccontextmanager
     async def _read(self) -> AsyncIterator[asyncpg.Connection]:
         try:
-            async with (await self._pool()).acquire() as conn:
+            async with self._connection() as conn:
                 yield conn
         except _DRIVER_ERRORS as e:
+            raise wrap(e) from e
+        except TimeoutError as e:
             raise wrap(e) from e
 
     async def _connect_listener(self) -> asyncpg.Connection:
         settings = {"search_path": _quote_ident(self.schema)} if self.schema else {}
-        return await asyncpg.connect(self.dsn, server_settings=settings, timeout=10)
+        return await asyncpg.connect(self.dsn, server_settings=settings, timeout=self.timeout or 10)
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[Tx]:
-        """One write transaction holding the write lock; rolled back on any error."""
+    async def _write(self, *, bounded: bool = True) -> AsyncIterator[Tx]:
+        """One write transaction holding the write lock; rolled back on any error. A
+        failure before ``COMMIT`` was sent stored nothing; one while committing, with the
+        connection lost, is a WriteOutcomeUnknownError."""
+        committing = False
         try:
-            async with (await self._pool()).acquire() as conn, conn.transaction():
-                await conn.execute(WRITE_SQL, self._watch.origin)
-                yield Tx(conn, self._tokenizer())
-        except _DRIVER_ERRORS as e:
+            async with self._connection(bounded=bounded) as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    await conn.execute(WRITE_SQL, self._watch.origin)
+                    yield Tx(conn, self._tokenizer())
+                except (FeedsvcError, asyncpg.PostgresError) as e:
+                    # The server answered: roll back on the connection, which stays usable.
+                    if not isinstance(e, _CONNECTION_TROUBLE):
+                        await transaction.rollback()
+                    raise
+                committing = True
+                await transaction.commit()
+        except (*_DRIVER_ERRORS, TimeoutError) as e:
+            if committing and isinstance(e, (*_CONNECTION_TROUBLE, TimeoutError)):
+                raise WriteOutcomeUnknownError(f"lost while committing: {type(e).__name__}: {e}") from e
             raise wrap(e) from e
         finally:
             # This store's own writes are known at once, before the write is acknowledged,
@@ -205,6 +315,13 @@ class PostgresStore(
             return list(await conn.fetch(self.dialect.sql(sql), *params))
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            async with self._read() as conn:
+                return list(await conn.fetch(self.dialect.sql(sql), *params))
+        except StorageBusyError as e:
+            if not isinstance(e.__cause__, _LOST):
+                raise
+        # A backend killed or a connection cut while idle in the pool: once more, on a new one.
         async with self._read() as conn:
             return list(await conn.fetch(self.dialect.sql(sql), *params))
 
@@ -313,7 +430,7 @@ class PostgresStore(
         before writing anything: id, slug and category are checked first. With it, each
         record runs in a savepoint, and a database error is that record's alone."""
         results: list[Commentary | FeedsvcError] = []
-        async with self._write() as tx:
+        async with self._write(bounded=False) as tx:
             categories = {r[0] for r in await tx.conn.fetch("SELECT slug FROM categories")}
             for item, unique_slug in items:
                 if item.category not in categories:
@@ -351,7 +468,9 @@ def wrap(e: BaseException) -> FeedsvcError:
         return ConflictError(f"conflict: {e}", field=field) if field else ConflictError(f"conflict: {e}")
     if isinstance(e, asyncpg.ForeignKeyViolationError):
         return InvalidInputError("unknown category", field="category")
-    if isinstance(e, _BUSY):
+    if isinstance(e, TimeoutError):
+        return StorageBusyError("database unavailable: no answer in time")
+    if isinstance(e, _BUSY) or isinstance(e, _CONNECTION_TROUBLE):
         return StorageBusyError(f"database unavailable: {type(e).__name__}: {e}")
     return StorageError(f"database error: {type(e).__name__}: {e}")
 
