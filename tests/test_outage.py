@@ -32,7 +32,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-import pytest
 
 from feedsvc.model import CategoryIn
 from feedsvc.service import Service
@@ -142,6 +141,7 @@ class Record:
     unknown: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # title -> node, key, body
     writes: list[tuple[str, float, int]] = field(default_factory=list)  # node, end, status
     feeds: list[tuple[float, int, bool]] = field(default_factory=list)  # end, status, marked stale
+    feed_latency: list[tuple[float, float]] = field(default_factory=list)  # end, seconds
     ready: list[tuple[str, float, float, int]] = field(default_factory=list)  # node, start, end, status
 
 
@@ -171,14 +171,17 @@ async def writer(http: httpx.AsyncClient, node: Node, label: str, token: str, re
 async def reader(http: httpx.AsyncClient, node: Node, label: str, record: Record) -> None:
     while True:
         for path in (*FEEDS, API + "?limit=3"):
+            start = time.monotonic()
             try:
                 r = await http.get(node.url + path)
             except httpx.HTTPError as e:
                 record.no_answer.append(f"GET {label}{path}: {type(e).__name__}")
                 continue
+            end = time.monotonic()
             record.answers.append((f"GET {path}", r.status_code))
             if path in FEEDS:
-                record.feeds.append((time.monotonic(), r.status_code, "stale" in r.headers.get("cache-status", "")))
+                record.feeds.append((end, r.status_code, "stale" in r.headers.get("cache-status", "")))
+                record.feed_latency.append((end, end - start))
             await asyncio.sleep(0.02)
 
 
@@ -254,7 +257,6 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                await proxy.close()
 
             # Writes whose answer said they may have been stored: the same request again,
             # with the same key, says which (a replay if they had been).
@@ -266,6 +268,7 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                 record.acknowledged[title] = r.json()["id"]
 
             stored = await stored_titles(http, b.url)
+            await proxy.close()
             figures = summary(record, outages, killed, resolved)
             print(figures)  # noqa: T201 - the figures docs/benchmarks.md quotes
 
@@ -321,12 +324,21 @@ def summary(record: Record, outages: list[tuple[str, float, float]], killed: int
     lines.append(f"/readyz max {latencies[-1]:.3f} s over {len(latencies)} probes")
     for kind, start, end in outages:
         feeds = [(s, stale) for at, s, stale in record.feeds if start < at < end]
+        slowest = max((t for at, t in record.feed_latency if start < at < end + RECOVERY_S), default=0.0)
         lines.append(
-            f"{kind} {end - start:.1f} s: feeds {len(feeds)} answered, {sum(1 for _, st in feeds if st)} marked stale"
+            f"{kind} {end - start:.1f} s: feeds {len(feeds)} answered, {sum(1 for _, st in feeds if st)} marked stale,"
+            f" slowest {slowest:.3f} s"
         )
         for label in ("A", "B"):
-            first_503 = next((s - start for n, s, _, st in record.ready if n == label and s > start and st == 503), None)
+            down = next((s - start for n, s, _, st in record.ready if n == label and s > start and st == 503), None)
             back = next((e - end for n, s, e, st in record.ready if n == label and s > end and st == 200), None)
             write = next((at - end for n, at, st in record.writes if n == label and at > end and st == 201), None)
-            lines.append(f"  {label}: readyz 503 from +{first_503:.2f} s, 200 again +{back:.2f} s; first write +{write:.2f} s")
+            lines.append(
+                f"  {label}: readyz 503 from +{seconds(down)}, 200 again +{seconds(back)},"
+                f" first write +{seconds(write)}"
+            )
     return "\n".join(lines)
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f} s"
