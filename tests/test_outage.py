@@ -28,12 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import msgspec
+import pytest
 
-from feedsvc.model import CategoryIn
+from feedsvc.errors import WriteOutcomeUnknownError
+from feedsvc.model import CategoryIn, NewCommentary
 from feedsvc.service import Service
 from feedsvc.store.postgres import PostgresStore
 from tests.conftest import CATEGORIES, PUBLIC_URL, commentary, drop_schema, new_schema, postgres_dsn, with_schema
@@ -294,6 +298,40 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                     assert back and back[0] - end <= READY_WITHIN_S + 0.2, f"/readyz on {label} after {kind}"
                     writes = [at for n, at, st in record.writes if n == label and at > end and st == 201]
                     assert writes and writes[0] - end <= RECOVERY_S, f"writes on {label} after {kind}"
+
+
+async def test_a_write_lost_while_committing_says_so_and_its_key_resolves_it(tmp_path: Path) -> None:
+    """The one write whose outcome a node cannot know: the network goes silent after
+    ``COMMIT`` was sent. Its error says it may have been stored; the same request with the
+    same Idempotency-Key, once the database is back, leaves exactly one copy."""
+    async with database(tmp_path) as (dsn, name, _):
+        target = urlsplit(dsn)
+        proxy = FaultyProxy(target.hostname or "127.0.0.1", target.port or 5432)
+        await proxy.start()
+        store = PostgresStore(with_schema(through(dsn, proxy.port), name), timeout=0.5)
+        await store.open()
+        try:
+            service = Service(store, base_url=PUBLIC_URL)
+            new = msgspec.convert(commentary(title="Committed in the dark"), NewCommentary)
+            commit = asyncpg.transaction.Transaction.commit
+
+            async def commit_into_silence(self: asyncpg.transaction.Transaction) -> None:
+                proxy.drop()
+                await commit(self)
+
+            with mock.patch.object(asyncpg.transaction.Transaction, "commit", commit_into_silence):
+                with pytest.raises(WriteOutcomeUnknownError):
+                    await service.publish_once(new, owner="editor", key="dark-1")
+            await proxy.restore()
+            await asyncio.sleep(0.6)  # the store tries the server again after half a second
+            stored, _ = await service.publish_once(new, owner="editor", key="dark-1")
+            changes, _ = await store.get_changes(0, 100)
+            titles = [c.commentary.title for c in changes if c.op == "created" and c.commentary is not None]
+            assert titles.count("Committed in the dark") == 1
+            assert stored.title == "Committed in the dark"
+        finally:
+            await store.close()
+            await proxy.close()
 
 
 async def stored_titles(http: httpx.AsyncClient, base: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
@@ -31,7 +32,7 @@ from schemathesis import GenerationMode
 
 from feedsvc.config import load_settings
 from feedsvc.http.app import create_app
-from tests.conftest import drop_schema, new_schema, postgres_dsn, run_blocking, with_schema
+from tests.conftest import PUBLIC_URL, drop_schema, new_schema, postgres_dsn, run_blocking, with_schema
 from tests.test_openapi import DOCUMENT, _prepare, no_server_error
 
 pytestmark = pytest.mark.slow
@@ -70,17 +71,18 @@ def flatmap_path_parameters(context: Any, path: dict[str, Any] | None) -> st.Sea
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def app_and_token(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Litestar, str]]:
+def app_and_token(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Litestar, str]]:
     folder: Path = tmp_path_factory.mktemp("schemathesis")
     if request.param == "sqlite":
         url, cleanup = f"sqlite:///{folder / 'feedsvc.db'}", None
     else:
         dsn, name = postgres_dsn(), new_schema()
         url, cleanup = with_schema(dsn, name), (dsn, name)
-    settings_ = load_settings({}, database_url=url, public_url="https://feeds.example.org", media_dir=str(folder / "m"))
-    import msgspec
-
-    settings_ = msgspec.structs.replace(settings_, **NO_RATE_LIMITS)
+    settings_ = msgspec.structs.replace(
+        load_settings({}, database_url=url, public_url=PUBLIC_URL, media_dir=str(folder / "media")), **NO_RATE_LIMITS
+    )
     try:
         token = asyncio.run(_prepare(settings_))
         yield create_app(settings_), token
