@@ -10,6 +10,9 @@ it); cached feeds served throughout, marked stale while the database is away; ``
 right within a second; every node writing and ready again within 2 s of the database
 coming back, without a restart.
 
+With Redis on 127.0.0.1:6379, the nodes keep their rate limits in it, through a second
+proxy, and Redis then refuses and drops too: writes must go on being stored.
+
 The outages last ``FEEDSVC_TEST_OUTAGE_SECONDS`` (10 s; the issue's 20 s gives the same
 answers, docs/benchmarks.md), with the nodes' ``FEEDSVC_DATABASE_TIMEOUT`` at 1 s so that
 the shape of a long outage fits in a short test. Needs FEEDSVC_TEST_POSTGRES_DSN.
@@ -50,6 +53,19 @@ NO_RATE_LIMITS = {f"FEEDSVC_RATE_LIMIT_{k}": "0" for k in ("FEEDS", "READ", "SEA
 API = "/api/v1/commentaries"
 FEEDS = ("/feed.rss", "/feed.atom")
 MAYBE_STORED = "may have been stored"
+REDIS = ("127.0.0.1", 6379)
+GENEROUS = "100000/s,100000"
+"""Rate limits high enough never to refuse, but set, so that every request asks Redis."""
+
+
+def redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(REDIS, timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -222,6 +238,14 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
         await proxy.start()
         url = with_schema(through(dsn, proxy.port), name)
         settings = {**NO_RATE_LIMITS, "FEEDSVC_DATABASE_TIMEOUT": "1"}
+        # Rate limits in Redis (set high, so that every request asks it), through a proxy too.
+        redis = FaultyProxy(*REDIS) if redis_up() else None
+        if redis is not None:
+            await redis.start()
+            settings = {k: GENEROUS for k in NO_RATE_LIMITS} | {
+                "FEEDSVC_DATABASE_TIMEOUT": "1", "FEEDSVC_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                "FEEDSVC_REDIS_PREFIX": f"outage-{uuid.uuid4().hex}:",
+            }
         async with nodes(url, tmp_path, 2, **settings) as (a, b), httpx.AsyncClient(timeout=30) as http:
             record = Record()
             auth = {"Authorization": f"Bearer {token}"}
@@ -241,6 +265,7 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                 )
             ]
             outages: list[tuple[str, float, float]] = []
+            redis_outages: list[tuple[str, float, float]] = []
             killed = 0
             try:
                 await asyncio.sleep(2)
@@ -257,6 +282,17 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                     await proxy.restore()
                     outages.append((kind, start, time.monotonic()))
                     await asyncio.sleep(RECOVERY_S + 1)
+                if redis is not None:  # the rate limiter's Redis goes away: nothing else may
+                    for kind in ("Redis refused", "Redis dropped"):
+                        start = time.monotonic()
+                        if kind == "Redis refused":
+                            await redis.refuse()
+                        else:
+                            redis.drop()
+                        await asyncio.sleep(OUTAGE_S / 2)
+                        await redis.restore()
+                        redis_outages.append((kind, start, time.monotonic()))
+                        await asyncio.sleep(1)
             finally:
                 for task in tasks:
                     task.cancel()
@@ -273,7 +309,9 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
 
             stored = await stored_titles(http, b.url)
             await proxy.close()
-            figures = summary(record, outages, killed, resolved)
+            if redis is not None:
+                await redis.close()
+            figures = summary(record, outages, killed, resolved, redis_outages)
             print(figures)  # noqa: T201 - the figures docs/benchmarks.md quotes
 
             assert not record.no_answer, record.no_answer[:10]
@@ -298,6 +336,10 @@ async def test_database_outages_degrade_and_recover_without_losing_writes(tmp_pa
                     assert back and back[0] - end <= READY_WITHIN_S + 0.2, f"/readyz on {label} after {kind}"
                     writes = [at for n, at, st in record.writes if n == label and at > end and st == 201]
                     assert writes and writes[0] - end <= RECOVERY_S, f"writes on {label} after {kind}"
+            # Without Redis, rate limits are off for a while; every write is still stored.
+            for kind, start, end in redis_outages:
+                writes = [st for _, at, st in record.writes if start < at < end]
+                assert writes and set(writes) == {201}, f"writes while {kind}: {sorted(set(writes))}"
 
 
 async def test_a_write_lost_while_committing_says_so_and_its_key_resolves_it(tmp_path: Path) -> None:
@@ -349,7 +391,10 @@ async def stored_titles(http: httpx.AsyncClient, base: str) -> dict[str, str]:
         since = page["next_cursor"]
 
 
-def summary(record: Record, outages: list[tuple[str, float, float]], killed: int, resolved: dict[str, int]) -> str:
+def summary(
+    record: Record, outages: list[tuple[str, float, float]], killed: int, resolved: dict[str, int],
+    redis_outages: list[tuple[str, float, float]],
+) -> str:
     statuses: dict[int, int] = {}
     for _, status in record.answers:
         statuses[status] = statuses.get(status, 0) + 1
@@ -375,6 +420,11 @@ def summary(record: Record, outages: list[tuple[str, float, float]], killed: int
                 f"  {label}: readyz 503 from +{seconds(down)}, 200 again +{seconds(back)},"
                 f" first write +{seconds(write)}"
             )
+    for kind, start, end in redis_outages:
+        writes = [st for _, at, st in record.writes if start < at < end]
+        slowest = max((t for at, t in record.feed_latency if start < at < end), default=0.0)
+        lines.append(f"{kind} {end - start:.1f} s: writes {writes.count(201)} of {len(writes)} stored,"
+                     f" slowest feed {slowest:.3f} s")
     return "\n".join(lines)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from pathlib import Path
 
@@ -23,22 +22,9 @@ import httpx
 import pytest
 
 from tests.conftest import commentary, with_schema
-from tests.test_outage import API, NO_RATE_LIMITS, database, nodes
+from tests.test_outage import API, GENEROUS, NO_RATE_LIMITS, database, nodes, redis_up
 
 PAIRS = int(os.environ.get("FEEDSVC_TEST_RYW_PAIRS", "100"))
-REDIS = ("127.0.0.1", 6379)
-GENEROUS = "100000/s,100000"
-"""Rate limits high enough never to refuse, but set, so that every request asks Redis."""
-
-
-def redis_up() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 async def load(http: httpx.AsyncClient, base: str) -> None:
     """Readers polling the node's feeds as fast as they are answered."""
     while True:

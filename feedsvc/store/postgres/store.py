@@ -84,7 +84,7 @@ _T = TypeVar("_T")
 LOCK_TIMEOUT_MS = 10_000
 """How long a write waits for the write lock (or any row lock) before StorageBusyError."""
 COMMAND_TIMEOUT_S = 60.0
-"""A statement's longest run when the store has no ``timeout`` (the command line)."""
+"""A statement's longest run outside a bounded call (and connecting, without ``timeout``)."""
 ORPHAN_TIMEOUT_MS = 60_000
 """``idle_in_transaction_session_timeout``: a transaction whose client vanished without a
 word (a partition) is rolled back by the server after this, releasing the write lock;
@@ -161,7 +161,9 @@ class PostgresStore(
         self.dsn, url_schema = _split_schema(dsn)
         self.schema = schema or url_schema
         self.timeout = timeout
-        self.lock_timeout_ms = lock_timeout_ms if timeout is None else min(lock_timeout_ms, int(timeout * 1000))
+        # A lock wait must end (busy, the server answering) before the call's deadline does
+        # (which would count as the server not answering: feedsvc.store.postgres.reach).
+        self.lock_timeout_ms = lock_timeout_ms if timeout is None else min(lock_timeout_ms, int(timeout * 800))
         self.reach = Reach()
         # asyncpg connections belong to the event loop that made them. A store used from
         # another loop too (aiosqlite allows it; the test client runs the app in a thread of
@@ -221,9 +223,10 @@ class PostgresStore(
         if self.schema:
             settings["search_path"] = _quote_ident(self.schema)
         pool = await asyncpg.create_pool(
+            # Calls are bounded by ``timeout`` as a whole (``_connection``); statements outside
+            # them (migrations, which wait for another node's) keep the long bound.
             self.dsn, min_size=POOL_MIN, max_size=POOL_MAX, server_settings=settings,
-            command_timeout=COMMAND_TIMEOUT_S if self.timeout is None else self.timeout,
-            timeout=COMMAND_TIMEOUT_S if self.timeout is None else self.timeout,
+            command_timeout=COMMAND_TIMEOUT_S, timeout=self.timeout or COMMAND_TIMEOUT_S,
         )
         if loop in self._pools or not self._is_open:  # made meanwhile, or closed meanwhile
             await pool.close()
