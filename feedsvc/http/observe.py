@@ -109,6 +109,11 @@ class _StatsCollector(Collector):
             "Cache hits answered before routing (current canonical feeds without a query string).",
             value=feeds.early,
         )
+        yield CounterMetricFamily(
+            "feedsvc_feed_cache_stale",
+            "Cached feed documents served, marked stale, while the database could not be reached.",
+            value=feeds.stale,
+        )
         if self.notifier is not None:
             hub = self.notifier.stats
             pings = CounterMetricFamily(

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-READY_WITHIN_SECONDS = 0.8
+READY_WITHIN_SECONDS = 0.6
 """How long ``/readyz`` waits for the database: an orchestrator probing every second learns
 of an outage from the very next probe, not once a query's own deadline has passed."""
 
