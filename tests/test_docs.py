@@ -21,7 +21,11 @@ DOCS = ROOT / "docs"
 CONFIGURATION = (DOCS / "configuration.md").read_text()
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.__struct_fields__}
 # Named in the manual but not feedsvc settings: the test suite's database and fuzzing run.
-NOT_SETTINGS = {"FEEDSVC_TEST_POSTGRES_DSN", "FEEDSVC_TEST_FUZZ_EXAMPLES", "FEEDSVC_TEST_FUZZ_SEED"}
+NOT_SETTINGS = {
+    "FEEDSVC_TEST_POSTGRES_DSN", "FEEDSVC_TEST_FUZZ_EXAMPLES", "FEEDSVC_TEST_FUZZ_SEED",
+    "FEEDSVC_TEST_SCHEMATHESIS_EXAMPLES", "FEEDSVC_TEST_SCHEMATHESIS_SEED", "FEEDSVC_TEST_OUTAGE_SECONDS",
+    "FEEDSVC_TEST_RYW_PAIRS",
+}
 
 
 def build(docs_dir: Path, site_dir: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess[str]:

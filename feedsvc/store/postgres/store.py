@@ -253,7 +253,10 @@ class PostgresStore(
                         conn.terminate()
                     raise
                 finally:
-                    await pool.release(conn)
+                    try:
+                        await pool.release(conn)
+                    except Exception:  # noqa: BLE001 - its reset failed: the pool drops it, the call's outcome stands
+                        conn.terminate()
         except _UNREACHABLE:
             reach.lost()
             raise
