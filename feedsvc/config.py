@@ -142,6 +142,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Seconds a cached feed document may still be served while the database cannot be
     reached, counted from when it was last known current; it then carries
     `Cache-Status: feedsvc; hit; detail=stale` and `Age`. `0` answers `503` instead."""
+    max_in_flight: int = 16
+    """Requests a server process works on at once (probes and polls of cached feeds aside,
+    which cost next to nothing). More wait in line, in order of arrival."""
+    max_queued: int = 128
+    """Requests a server process keeps waiting in line for `max_in_flight`; past it a request
+    is answered `503` with `Retry-After` at once, without doing its work. A request whose
+    client has gone while it waited is dropped, and a read whose client goes is cancelled."""
     shutdown_timeout: int = 10
     """Seconds `feedsvc serve` waits, after SIGTERM, for in-flight requests to finish; then
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
@@ -198,6 +205,8 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise InvalidInputError(
             "the client limits (FEEDSVC_HEADER_TIMEOUT ... FEEDSVC_MAX_CONNECTIONS) must be positive"
         )
+    if settings.max_in_flight < 1 or settings.max_queued < 0:
+        raise InvalidInputError("FEEDSVC_MAX_IN_FLIGHT must be at least 1 and FEEDSVC_MAX_QUEUED at least 0")
     try:
         ZoneInfo(settings.timezone)
     except (ValueError, ZoneInfoNotFoundError):

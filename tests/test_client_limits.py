@@ -312,11 +312,18 @@ async def test_connections_past_the_limit_get_a_503_at_once_when_none_is_idle(pa
         started = time.monotonic()
         for _ in range(10):
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(request("/healthz", HOST))
+            writer.write(request("/api/v1/commentaries?limit=1", HOST))
             status, head = await status_of(reader)
             writer.close()
             assert status == 503 and b"retry-after: 1\r\n" in head and b"connection: close\r\n" in head, head
         assert time.monotonic() - started < 2.0
+        # A probe is answered all the same: a busy process is not a dead one (feedsvc.http.shed).
+        for path in ("/healthz", "/readyz"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request(path, HOST))
+            status, head = await status_of(reader)
+            writer.close()
+            assert status == 200, head
         for reader, writer in held:  # the connections held are served as their heads complete
             writer.write(HOST.encode() + b"\r\n\r\n")
             await writer.drain()

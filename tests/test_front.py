@@ -322,3 +322,19 @@ async def test_unknown_hosts_are_refused_by_the_app(tmp_path: Path) -> None:
         r = await http.get("/feed.rss", headers={"Host": "attacker.invalid"})
         assert r.status_code == 400 and r.json()["status_code"] == 400
         assert server.calls == 2
+
+
+async def test_the_liveness_probe_is_answered_by_the_front_as_the_app_answers_it(
+    server: Served, http: httpx.AsyncClient
+) -> None:
+    """``/healthz`` needs nothing but the process: answered as its bytes arrive, ahead of
+    every request waiting for the app (feedsvc.http.shed), with the app's own answer."""
+    for method in ("GET", "HEAD"):
+        before = server.calls
+        front = await http.request(method, "/healthz")
+        assert server.calls == before, "answered by the front"
+        # Credentials send a request the long way (and change nothing about this answer).
+        app = await http.request(method, "/healthz", headers={"Authorization": "Bearer none"})
+        assert server.calls == before + 1
+        assert front.status_code == 200 and comparable(front) == comparable(app), method
+    assert (await http.get("/readyz")).status_code == 200  # readiness asks the database: the app's

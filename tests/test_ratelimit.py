@@ -228,7 +228,6 @@ async def test_feeds_pages_static_files_and_health_are_not_limited_by_the_api_bu
             "/feed.rss",
             "/feed.json",
             "/",
-            "/healthz",
             "/icon.svg",
             "/feed.xsl",
             "/embed.js",
@@ -238,6 +237,19 @@ async def test_feeds_pages_static_files_and_health_are_not_limited_by_the_api_bu
             r = await client.get(path)
             assert r.status_code == 200, (path, r.status_code)
             assert r.headers["ratelimit-policy"].endswith('policy="feeds"'), path
+        # Probes are no client's budget at all: an orchestrator's must never be refused.
+        for path in ("/healthz", "/readyz"):
+            r = await client.get(path)
+            assert r.status_code == 200 and "ratelimit-policy" not in r.headers, path
+
+
+async def test_probes_are_answered_when_every_budget_is_spent(settings: Settings) -> None:
+    async with serve(settings, rate_limit_feeds="1/min,1", rate_limit_read="1/min,1") as client:
+        assert (await client.get("/feed.rss")).status_code == 200
+        assert_429(await client.get("/feed.rss"), "feeds")
+        for _ in range(20):
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_a_304_costs_a_feeds_token_and_a_full_answer_costs_the_api_budget(settings: Settings) -> None:
@@ -366,13 +378,13 @@ async def test_the_in_memory_store_stays_bounded(settings: Settings) -> None:
         limiter.store = store = MemoryBuckets(max_buckets=20, clock=clock)
         for n in range(60):
             async with from_address(client, f"203.0.113.{n}") as c:
-                assert (await c.get("/healthz")).status_code == 200
+                assert (await c.get("/icon.svg")).status_code == 200
             assert len(store.tats) <= 20
         assert len(store.tats) == 20
         assert "feeds:a:203.0.113.59" in store.tats and "feeds:a:203.0.113.0" not in store.tats
         # Buckets that have refilled are forgotten at the next sweep.
         clock.now += SWEEP_SECONDS + 1
-        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/icon.svg")).status_code == 200
         assert list(store.tats) == ["feeds:a:testclient"]
 
 

@@ -26,8 +26,10 @@ The same pass decides the request's ``Cost``: its class and the rate-limit bucke
 charged to, with a weight in tokens (feedsvc.http.ratelimit; ``classify`` is the one
 place that decides it, and the connection-level front asks it too):
 
+    probe     GET/HEAD of /healthz or /readyz: no bucket; never rate-limited, never
+              held in line (feedsvc.http.shed), so a busy process still looks alive
     poll      GET/HEAD of a feed at its own address (no query string), static files,
-              /healthz and the like, CORS preflights: 1 token of ``feeds``
+              /metrics and the schema, CORS preflights: 1 token of ``feeds``
     render    any other GET outside the API: a feed with filters or an archive cursor
               (keyed by what the client chose, so usually rendered afresh), the pages,
               the embed views, oEmbed: ``RENDER_WEIGHT`` tokens of ``feeds``
@@ -108,6 +110,7 @@ class Cost(NamedTuple):
 
 
 FEEDS, READ, SEARCH, WRITE = "feeds", "read", "search", "write"
+PROBE = Cost("probe", "", 0)
 POLL = Cost("poll", FEEDS, 1)
 RENDER = Cost("render", FEEDS, RENDER_WEIGHT)
 READ_COST = Cost("read", READ, 1)
@@ -117,7 +120,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Paths whose answer is the same for every query string (files, health, the schema): a poll
 # even with one. Feeds at their own addresses are polls only without a query string.
-_STATIC = re.compile(r"/(?:healthz|readyz|metrics|feed\.xsl|icon\.svg|embed\.js|media/.*|schema(?:/.*)?)")
+PROBES = frozenset({"/healthz", "/readyz"})
+"""Paths an orchestrator probes: ``PROBE`` for GET and HEAD, whatever the query string."""
+_STATIC = re.compile(r"/(?:metrics|feed\.xsl|icon\.svg|embed\.js|media/.*|schema(?:/.*)?)")
 _FEED = re.compile(r"/(?:[^/]+/)?(?:feed|digest)\.(?:rss|atom|json)|/categories/[^/]+/feed\.(?:rss|atom|json)")
 
 
@@ -248,6 +253,8 @@ def classify(method: str, path: str, params: list[tuple[str, str]]) -> Cost:
         return WRITE_COST
     if method == "OPTIONS":
         return POLL
+    if path in PROBES:
+        return PROBE
     if any(name == "q" and value.strip() for name, value in params):
         return SEARCH_COST
     if path.startswith("/api/"):

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from feedsvc.http.cost import classify
 from feedsvc.http.fastpath import header_lines
-from feedsvc.http.observe import Metrics, log_access, request_id_from
+from feedsvc.http.observe import UNMATCHED, Metrics, log_access, request_id_from
+from feedsvc.http.shed import Shed, answer_503
 from feedsvc.http.wire import ClientLimits
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from feedsvc.http.ratelimit import RateLimiter
 
 _HOST = b"host"
+HEALTH = "/healthz"
+_HEALTH_BODY = b'{"status":"ok"}'
+_HEALTH_LINES = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(_HEALTH_BODY)
 _NOSNIFF = b"x-content-type-options: nosniff\r\nx-request-id: "
 
 
@@ -64,9 +68,17 @@ class Front:
         log_requests: bool,
         cors_headers: Sequence[tuple[bytes, bytes]] = (),
         limits: ClientLimits | None = None,
+        shed: Shed | None = None,
     ) -> None:
         self.limits = limits if limits is not None else ClientLimits()
         """What the protocol holds each client to (feedsvc.http.wire)."""
+        self.shed = shed
+        """The app's in-flight bound, which the protocol asks before handing a request on."""
+        self._shed_lines: dict[int, bytes] = {}  # a 503's own header lines, by Retry-After
+        self.crowd = 0
+        """The most connections the protocol has held since memory was last released."""
+        self.frozen = 0
+        """Connections held when their objects were last frozen (feedsvc.http.uvicorn_front)."""
         self.feeds = feeds
         self.host_allowed = host_allowed  # feedsvc.http.middleware's
         self.limiter = limiter
@@ -112,6 +124,49 @@ class Front:
         if self.log_requests:
             log_access(method, path, b"", found.route, found.status, len(body), elapsed, request_id, client)
         return found.status, lines, body
+
+    def health(
+        self, method: str, headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None
+    ) -> tuple[int, bytes, bytes] | None:
+        """The app's answer to ``GET /healthz`` (feedsvc.http.routes.ops), with what the
+        middleware adds, counted and logged as the app would; None for a host not allowed
+        (the app refuses it). Never rate-limited or held in line (feedsvc.http.shed)."""
+        started = perf_counter()
+        if self.allowed_hosts:
+            host = next((v.decode("latin-1") for k, v in headers if k == _HOST), None)
+            if not self.host_allowed(host, self.allowed_hosts):
+                return None
+        request_id = request_id_from(headers)
+        lines = b"%s%s%s\r\n" % (_HEALTH_LINES, self._hardened, request_id.encode("ascii"))
+        body = b"" if method == "HEAD" else _HEALTH_BODY
+        elapsed = perf_counter() - started
+        self.metrics.record(HEALTH, method, 200, elapsed)
+        if self.log_requests:
+            log_access(method, HEALTH, b"", HEALTH, 200, len(body), elapsed, request_id, client)
+        return 200, lines, body
+
+    def shed_answer(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None, retry_after: int,
+    ) -> tuple[int, bytes, bytes]:
+        """The 503 ``Shed`` answers when the app holds as much work as it may, with what the
+        middleware layers add to it (CORS, ``nosniff``, the request id), counted and logged
+        as they would (route ``unmatched``: the app never saw it)."""
+        started = perf_counter()
+        shed = self.shed
+        assert shed is not None
+        shed.shed += 1
+        lines = self._shed_lines.get(retry_after)
+        if lines is None:
+            lines = self._shed_lines[retry_after] = header_lines(answer_503(retry_after)[0])
+        request_id = request_id_from(headers)
+        lines = b"%s%s%s\r\n" % (lines, self._hardened, request_id.encode("ascii"))
+        body = b"" if method == "HEAD" else answer_503(retry_after)[1]
+        elapsed = perf_counter() - started
+        self.metrics.record(UNMATCHED, method, 503, elapsed)
+        if self.log_requests:
+            log_access(method, path, query, UNMATCHED, 503, len(body), elapsed, request_id, client)
+        return 503, lines, body
 
     def refused(self, status: int) -> None:
         """Count a request the protocol refused (or a connection it cut) with ``status``."""

@@ -30,7 +30,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Iterable
 from itertools import accumulate
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from litestar.enums import ScopeType
@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector
 
 from feedsvc import __version__, logs
 from feedsvc.errors import FeedsvcError
+from feedsvc.http.shed import STATUS as SHED_STATUS
 from feedsvc.logs import REQUEST_ID, redact
 from feedsvc.store import Store
 
@@ -315,7 +316,7 @@ def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASG
         path = scope["path"]  # routing rewrites it inside mounts (/media/...)
         request_id = request_id_from(scope["headers"])
         echoed = (b"x-request-id", request_id.encode("ascii"))
-        status = 500  # what the server answers if the app never starts a response
+        status = 0
         sent = 0
 
         async def send_observed(message: Message) -> None:
@@ -334,6 +335,10 @@ def observe(app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> ASG
         finally:
             elapsed = perf_counter() - started
             metrics.in_progress.dec()
+            if not status:
+                # Never answered: dropped for a client that had gone (feedsvc.http.shed says
+                # 499), else what the server answers when the app starts no response.
+                status = int(cast(dict[str, Any], scope).get(SHED_STATUS, 500))
             # Litestar writes the matched route's template into the scope it was given.
             route = scope.get("path_template") or UNMATCHED
             metrics.record(route, method, status, elapsed)

@@ -4,7 +4,8 @@ Every request has a cost (feedsvc.http.cost decides it, once, from the decoded U
 bucket it is charged to and a weight, the tokens it takes. Each (client, bucket) pair has
 a bucket:
 
-    feeds    feeds, HTML pages, the embed views, static files, /healthz, /schema, CORS
+    (probes, /healthz and /readyz, have none: never limited)
+    feeds    feeds, HTML pages, the embed views, static files, /schema, CORS
              preflights, and every answer that is a 304. A poll of a feed at its own
              address takes 1 token; a page, an embed view or a feed with filters or an
              archive cursor (a render, usually) takes ``RENDER_WEIGHT``
@@ -57,7 +58,7 @@ from litestar.enums import ScopeType
 
 from feedsvc.config import Settings
 from feedsvc.errors import InvalidInputError
-from feedsvc.http.cost import FEEDS, POLL, READ, SEARCH, WRITE, Cost, cost_of
+from feedsvc.http.cost import FEEDS, POLL, PROBE, READ, SEARCH, WRITE, Cost, cost_of
 from feedsvc.http.errors import ErrorBody
 
 if TYPE_CHECKING:
@@ -389,6 +390,10 @@ class RateLimiter:
         return middleware
 
     async def _handle(self, app: ASGIApp, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        cost = cost_of(scope)
+        if cost == PROBE:  # an orchestrator's probe: refusing it would restart a busy process
+            await app(scope, receive, send)
+            return
         method = scope["method"]
         token_id: str | None = None
         has_credentials = conditional = has_origin = False
@@ -402,7 +407,6 @@ class RateLimiter:
                 conditional = method in ("GET", "HEAD")
             elif name == b"origin":
                 has_origin = True
-        cost = cost_of(scope)
         cls, weight = cost.bucket, cost.weight
         address = client_address(scope)
         client = f"t:{token_id}" if token_id is not None and token_id in self.verified else f"a:{address}"
