@@ -51,7 +51,7 @@ GONE = "feedsvc.gone"
 STATUS = "feedsvc.status"
 """Scope key of the status to log for a request that was never answered (``CLOSED``)."""
 CLOSED = 499
-MAX_RETRY_AFTER = 30
+MAX_RETRY_AFTER = 60
 """The longest ``Retry-After`` a shed request is given, in seconds."""
 RATE_WINDOW = 1.0
 """Seconds over which the rate of finished requests is measured for ``Retry-After``."""
@@ -119,15 +119,16 @@ class Shed:
     def retry_after(self, connections: int = 0) -> int:
         """Seconds a request shed now is told to wait: as long as it takes to serve one
         request per connection at the rate requests finish (every client polite, each
-        gets its turn, and the excess stops arriving), from 1 to ``max_retry_after``, and
-        spread so that a crowd shed at once comes back spread out."""
+        gets its turn, and the excess stops arriving), spread so that a crowd shed at once
+        comes back spread out; from 1 to ``max_retry_after``."""
         self._measure(time.monotonic())
         if self._rate < 1:  # nothing measured yet, or nothing finishes: no basis for more
             return 1
         waiting = max(connections, self.in_flight + len(self._waiting))
-        most = max(1, min(self.max_retry_after, math.ceil(waiting / self._rate)))
-        # Spread over the upper half: clients shed together should not come back together.
-        return random.randint((most + 1) // 2, most)
+        turn = math.ceil(waiting / self._rate)
+        # Spread around it (half to one and a half times): clients shed together should not
+        # come back together, and on average they come back as fast as they can be served.
+        return max(1, min(self.max_retry_after, random.randint((turn + 1) // 2, turn + turn // 2)))
 
     def _measure(self, now: float) -> None:
         since, count = self._window
