@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import os
 import socket
 import sys
@@ -59,7 +60,13 @@ def app_from_env() -> Litestar:
 
     settings = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)  # a worker process starts afresh
-    return create_app(settings)
+    app = create_app(settings)
+    # What start-up made (modules, routes, the app: most of the heap) lives as long as the
+    # serving process: out of the cyclic collector's sight, each full collection walks only
+    # what came since (feedsvc.http.uvicorn_front freezes crowds of connections the same way).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -6,7 +6,6 @@ import-time state, so tests build as many apps as they like, each with its own s
 from __future__ import annotations
 
 import functools
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -130,11 +129,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if notifier is not None:
             await notifier.start()
         await sender.start()
-        # What start-up made (modules, routes, the app; most of the heap) lives as long as the
-        # process: out of the collector's sight, a full collection with thousands of
-        # connections open takes milliseconds instead of half a second.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

@@ -200,7 +200,8 @@ class FrontProtocol(HttpToolsProtocol):
         front = self._front
         if front is not None and front.crowd >= CROWD and len(self.connections) <= front.crowd // 4:
             # A crowd has gone: what its connections held is free, but the C allocator keeps
-            # the pages until asked (RSS stayed 2.5x its level before 10,000 connections).
+            # the pages until asked (resident memory stayed at twice its level before
+            # 10,000 connections).
             front.crowd = front.frozen = len(self.connections)
             self.loop.call_later(1.0, release_free_memory)
         if self._gone is not None and not self._gone.done():
