@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -75,6 +75,21 @@ class Gate:
 
 
 @pytest.fixture
+def gates(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Gate]]:
+    """Gates on service methods, all opened when the test ends, failed or not: a request
+    held at a closed gate would keep the server from stopping."""
+    made: list[Gate] = []
+
+    def gate(name: str) -> Gate:
+        made.append(Gate(monkeypatch, name))
+        return made[-1]
+
+    yield gate
+    for g in made:
+        g.opened.set()
+
+
+@pytest.fixture
 async def server(client: AsyncTestClient[Litestar], auth: dict[str, str], categories: Any) -> AsyncIterator[Served]:
     r = await client.post(API, json=commentary(), headers=auth)
     assert r.status_code == 201, r.text
@@ -119,9 +134,9 @@ class Connection:
 
 
 async def test_past_the_places_and_the_line_requests_get_503_at_once_and_probes_go_on(
-    server: Served, client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+    server: Served, client: AsyncTestClient[Litestar], gates: Callable[[str], Gate]
 ) -> None:
-    gate = Gate(monkeypatch, "list_commentaries")
+    gate = gates("list_commentaries")
     held = [await Connection.open(server.port) for _ in range(4)]
     for conn in held:
         await conn.send("GET", API)
@@ -153,9 +168,9 @@ async def test_past_the_places_and_the_line_requests_get_503_at_once_and_probes_
 
 
 async def test_a_request_whose_client_went_while_it_waited_is_never_started(
-    server: Served, client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+    server: Served, client: AsyncTestClient[Litestar], gates: Callable[[str], Gate]
 ) -> None:
-    gate = Gate(monkeypatch, "list_commentaries")
+    gate = gates("list_commentaries")
     running = [await Connection.open(server.port) for _ in range(2)]
     for conn in running:
         await conn.send("GET", API)
@@ -177,9 +192,9 @@ async def test_a_request_whose_client_went_while_it_waited_is_never_started(
 
 
 async def test_a_read_whose_client_goes_is_cancelled_and_frees_its_place(
-    server: Served, client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+    server: Served, client: AsyncTestClient[Litestar], gates: Callable[[str], Gate]
 ) -> None:
-    gate = Gate(monkeypatch, "list_commentaries")
+    gate = gates("list_commentaries")
     gone = await Connection.open(server.port)
     await gone.send("GET", API)
     await gate.started_at_least(1)
@@ -197,9 +212,9 @@ async def test_a_read_whose_client_goes_is_cancelled_and_frees_its_place(
 
 
 async def test_a_write_runs_whole_or_not_at_all_when_its_client_goes(
-    server: Served, client: AsyncTestClient[Litestar], auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    server: Served, client: AsyncTestClient[Litestar], auth: dict[str, str], gates: Callable[[str], Gate]
 ) -> None:
-    gate = Gate(monkeypatch, "publish")
+    gate = gates("publish")
     token = auth["Authorization"]
 
     async def post(title: str) -> Connection:
