@@ -472,7 +472,10 @@ async def test_the_request_class_is_decided_on_decoded_parameters(
         assert policy(await http.get("/feed.rss")) == ("feeds", 98)
         assert policy(await http.get("/feed.rss?tag=border")) == ("feeds", 98 - RENDER_WEIGHT)
         assert policy(await http.get("/?lang=en")) == ("feeds", 98 - 2 * RENDER_WEIGHT)
-        assert policy(await http.get("/healthz?x=1")) == ("feeds", 97 - 2 * RENDER_WEIGHT)
+        assert policy(await http.get("/icon.svg?x=1")) == ("feeds", 97 - 2 * RENDER_WEIGHT)
+        # A probe is no client's budget, whatever its query string (feedsvc.http.shed).
+        probe = await http.get("/healthz?x=1")
+        assert probe.status_code == 200 and "ratelimit-policy" not in probe.headers
         # A refusal at the URL bounds costs no token.
         assert (await http.get(f"/feed.rss?tag={'t' * 100}")).status_code == 400
         assert policy(await http.get("/feed.rss")) == ("feeds", 96 - 2 * RENDER_WEIGHT)
