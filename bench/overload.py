@@ -411,8 +411,8 @@ def bench(argv: list[str]) -> int:
     try:
         server.wait_ready("/readyz")
         log(f"peak: {args.peak_connections} connections, {args.seconds:.0f} s")
-        peak = client_process(port, args.peak_connections, args.seconds)
-        rows.append(_row(peak, peak["goodput"], None, None, None))
+        first = client_process(port, args.peak_connections, args.seconds)
+        results = []
         for n in levels:
             before = rss_mb(server.proc.pid)
             log(f"{n} connections, {args.seconds:.0f} s")
@@ -420,7 +420,15 @@ def bench(argv: list[str]) -> int:
                 result = client_process(port, n, args.seconds, measuring=prober.start)
             time.sleep(3.0)  # the connections closed; the server lets their memory go
             after = rss_mb(server.proc.pid)
-            rows.append(_row(result, peak["goodput"], prober, before, after))
+            results.append((result, prober, before, after))
+        # Once more at the end: on a shared machine the CPU left to the server comes and goes,
+        # and the mean of before and after is the peak under the runs' conditions.
+        log(f"peak again: {args.peak_connections} connections, {args.seconds:.0f} s")
+        again = client_process(port, args.peak_connections, args.seconds)
+        peak = (first["goodput"] + again["goodput"]) / 2
+        rows.append(_row({**first, "goodput": peak}, peak, None, None, None))
+        rows += [_row(result, peak, prober, before, after) for result, prober, before, after in results]
+        peaks = f"{first['goodput']:.0f}/s before the runs, {again['goodput']:.0f}/s after"
     finally:
         server.stop()
     report = "\n".join([
@@ -428,8 +436,8 @@ def bench(argv: list[str]) -> int:
         "",
         f"`{API_PATH}` on the demo data, one `feedsvc serve` process (SQLite), "
         f"{args.seconds:.0f} s per run after every connection is open; clients wait `Retry-After` after a 503. "
-        f"Goodput: answers 200 per second; peak at {args.peak_connections} connections. `/healthz` probed on a "
-        "new connection every 100 ms during each run.",
+        f"Goodput: answers 200 per second; peak at {args.peak_connections} connections, the mean of {peaks}. "
+        "`/healthz` probed on a new connection every 100 ms during each run.",
         "",
         "| connections | opened in s | goodput/s | of peak | 200 p99 ms | 503s | 503 p50/p99 ms | unanswered "
         "| cut | /healthz ≤100 ms, worst ms (failed) | RSS before → after MB |",
