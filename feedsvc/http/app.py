@@ -27,6 +27,7 @@ from feedsvc.errors import FeedsvcError
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
+from feedsvc.http.apicache import ApiPages
 from feedsvc.http.common import provide_query
 from feedsvc.http.cost import gate, route_names
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
@@ -177,7 +178,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         state=State(
             {
                 "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
-                "notifier": notifier, "metrics": metrics,
+                "notifier": notifier, "metrics": metrics, "api_pages": ApiPages(),
             }
         ),
         lifespan=[lifespan],

@@ -11,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from feedsvc.digest import Digest, DigestPage
 from feedsvc.errors import PermissionDeniedError
+from feedsvc.http.apicache import ApiPages, CachedPage
 from feedsvc.http.common import (
     API,
     FiltersDep,
@@ -46,11 +47,19 @@ async def list_commentaries(
         str | None, QueryParameter(description="Opaque cursor from `next_cursor`.", max_length=500)
     ] = None,
 ) -> Response[Page]:
-    page = await service.list_commentaries(filters, cursor)
+    # Sent again as it was made while the store's change number stays (feedsvc.http.apicache).
+    pages: ApiPages = request.app.state["api_pages"]
+    seq = (await service.state()).seq
+    cached = pages.get(filters, cursor, seq)
+    if cached is None:
+        page = await service.list_commentaries(filters, cursor)
+        body = _encode(page)
+        cached = CachedPage(seq, body, make_etag(body), page.next_cursor)
+        pages.put(filters, cursor, cached)
     headers: dict[str, str] = {}
-    if page.next_cursor:
-        headers["Link"] = next_link(request, f"{service.base_url}{API}/commentaries", page.next_cursor)
-    return conditional(request, _encode(page), headers=headers, cache_control="public, max-age=0, must-revalidate")
+    if cached.next_cursor:
+        headers["Link"] = next_link(request, f"{service.base_url}{API}/commentaries", cached.next_cursor)
+    return conditional(request, cached.body, etag=cached.etag, headers=headers, cache_control=_REVALIDATE)
 
 
 @get(
