@@ -98,7 +98,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {dir}/tmp/client;
     proxy_temp_path {dir}/tmp/proxy;
     fastcgi_temp_path {dir}/tmp/fastcgi;
@@ -108,9 +108,9 @@ http {{
     default_type application/octet-stream;
     charset utf-8;
     charset_types application/rss+xml application/atom+xml application/feed+json;
+    # As Debian's /etc/nginx/nginx.conf has them: what an nginx out of the box does.
     sendfile on;
-    # No tcp_nopush (Debian's nginx.conf has it): with keep-alive it holds the last partial
-    # segment of a response until the client's delayed ACK, a 40 ms p99 on the 65 KB gzip file.
+    tcp_nopush on;
     keepalive_requests 1000000;  # like uvicorn: never close a busy keep-alive connection
     server {{
         listen {host}:{port};
@@ -120,22 +120,39 @@ http {{
     }}
 }}
 """
+NGINX_ACCESS_LOG = "access_log {dir}/access.log combined buffer=64k;"
+"""nginx's access log as a busy site keeps it: buffered, written when 64 KB are full."""
 
 
-def start_nginx(files: dict[str, bytes], cpus: set[int] | None) -> Server:
-    """nginx serving ``files`` (name -> bytes; ``NAME.gz`` goes to clients accepting gzip)."""
-    directory = OUT / "nginx"
+def start_nginx(files: dict[str, bytes], cpus: set[int] | None, *, access_log: bool = True,
+                name: str = "nginx") -> Server:
+    """nginx serving ``files`` (name -> bytes; ``NAME.gz`` goes to clients accepting gzip),
+    Debian's stock settings, its access log on (buffered) or off."""
+    directory = OUT / name
     shutil.rmtree(directory, ignore_errors=True)
     for sub in ("www", "tmp"):
         (directory / sub).mkdir(parents=True)
-    for name, data in files.items():
-        (directory / "www" / name).write_bytes(data)
+    for file_name, data in files.items():
+        (directory / "www" / file_name).write_bytes(data)
     port = free_port()
     conf = directory / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=directory, host=HOST, port=port))
+    log_line = NGINX_ACCESS_LOG.format(dir=directory) if access_log else "access_log off;"
+    conf.write_text(NGINX_CONF.format(dir=directory, host=HOST, port=port, access_log=log_line))
     argv = [nginx_binary(), "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
-    server = Server("nginx", argv, port=port, cpus=cpus)
+    server = Server(name, argv, port=port, cpus=cpus)
     server.wait_ready("/feed.rss")
+    return server
+
+
+def start_bare_litestar(api_body: bytes, cpus: set[int] | None) -> Server:
+    """bench.servers' bare Litestar app (the framework's floor), in a process of its own."""
+    body_file = OUT / "bare-litestar-api.json"
+    body_file.write_bytes(api_body)
+    port = free_port()
+    env = {**os.environ, "BENCH_API_BODY": str(body_file)}
+    argv = [sys.executable, "-m", "bench.servers", "--bare-litestar", str(port)]
+    server = Server("bare-litestar", argv, port=port, env=env, cpus=cpus)
+    server.wait_ready("/healthz", timeout=60)
     return server
 
 
@@ -202,12 +219,13 @@ def wrk(server: Server, path: str, duration: float, *, headers: tuple[str, ...] 
 
 @dataclass
 class Pair:
-    """One scenario: the median round of feedsvc and of its baseline."""
+    """One scenario: the median round of feedsvc (as ``ours_name`` runs it) and of its baseline."""
 
     name: str
     feedsvc: list[WrkRun] = field(default_factory=list)
     baseline: list[WrkRun] = field(default_factory=list)
     baseline_name: str = "nginx"
+    ours_name: str = "feedsvc"
     note: str = ""
     error: str = ""
     key: str = ""
@@ -238,6 +256,34 @@ class FeedResults:
     render_ms: dict[str, float]
     rss_mb: dict[str, float]
     logged_errors: list[str]
+    access_log_us: dict[str, float] = field(default_factory=dict)
+    """CPU per request of the access log in process (bench.access_log), by what it measures."""
+
+
+SERVER_NAMES = {
+    "feedsvc": "feedsvc",
+    "nginx": "nginx",
+    "feedsvc-nolog": "feedsvc, access log off",
+    "nginx-nolog": "nginx, access log off",
+    "litestar": "bare Litestar",
+    "feedsvc-w1": "feedsvc, 1 worker, unpinned",
+    "feedsvc-w2": "feedsvc, 2 workers, unpinned",
+}
+"""The servers of part A, by the key scenarios name them with."""
+
+
+@dataclass
+class Scenario:
+    key: str
+    name: str
+    path: str
+    ours: str
+    baseline: str
+    status: int = 200
+    headers: Callable[[str], tuple[str, ...]] = lambda who: ()
+    """Request headers for the server of this key (a 304 needs each server's own ETag)."""
+    pinned: bool = True
+    """False: servers and wrk share every CPU (the workers scenario)."""
 
 
 def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | None, set[int] | None],
@@ -266,54 +312,85 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
                 raise BenchError(f"{path} has {items} items, expected {expected_items}")
             files[f"feed.{fmt}"], files[f"feed.{fmt}.gz"] = feed, feed_gz
             sizes[fmt] = (len(feed), len(feed_gz))
-        ngx = start_nginx(files, server_cpus)
-        stack.callback(ngx.stop)
-        for fmt in FORMATS:
-            path = f"/feed.{fmt}"
-            _, ngx_feed = expect(ngx.port, path, 200)
-            ngx_gz_head, ngx_gz = expect(ngx.port, path, 200, {"Accept-Encoding": "gzip"})
-            if (
-                ngx_feed != files[f"feed.{fmt}"]
-                or ngx_gz != files[f"feed.{fmt}.gz"]
-                or ngx_gz_head.get("content-encoding") != "gzip"
-            ):
-                raise BenchError(f"nginx does not serve the bytes feedsvc serves at {path}")
-        etag = {"feedsvc": head_etag(fsv.port, "GET"), "nginx": head_etag(ngx.port, "HEAD")}
-        servers = {"feedsvc": fsv, "nginx": ngx}
+        _, api_page = expect(fsv.port, API, 200)
+        _, health = expect(fsv.port, "/healthz", 200)
+        servers: dict[str, Server] = {"feedsvc": fsv}
+        for key, access_log in (("nginx", True), ("nginx-nolog", False)):
+            servers[key] = start_nginx(files, server_cpus, access_log=access_log, name=key)
+            stack.callback(servers[key].stop)
+        servers["feedsvc-nolog"] = start_feedsvc(db, server_cpus, access_log=False, name="feedsvc-nolog")
+        stack.callback(servers["feedsvc-nolog"].stop)
+        servers["litestar"] = start_bare_litestar(api_page, server_cpus)
+        stack.callback(servers["litestar"].stop)
+        for key in ("nginx", "nginx-nolog"):
+            ngx = servers[key]
+            for fmt in FORMATS:
+                path = f"/feed.{fmt}"
+                _, ngx_feed = expect(ngx.port, path, 200)
+                ngx_gz_head, ngx_gz = expect(ngx.port, path, 200, {"Accept-Encoding": "gzip"})
+                if (
+                    ngx_feed != files[f"feed.{fmt}"]
+                    or ngx_gz != files[f"feed.{fmt}.gz"]
+                    or ngx_gz_head.get("content-encoding") != "gzip"
+                ):
+                    raise BenchError(f"nginx does not serve the bytes feedsvc serves at {path}")
+        if expect(servers["litestar"].port, API, 200)[1] != api_page or expect(
+            servers["litestar"].port, "/healthz", 200
+        )[1] != health:
+            raise BenchError("the bare Litestar app does not answer the bytes feedsvc answers")
+        etag = {
+            key: head_etag(server.port, "HEAD" if key.startswith("nginx") else "GET")
+            for key, server in servers.items()
+            if key != "litestar"
+        }
         rss["feedsvc after start"] = rss_mb(fsv.pids())
 
-        # (key, name, path, headers per server, expected status)
-        scenarios: list[tuple[str, str, str, Callable[[str], tuple[str, ...]], int]] = []
         names = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+        scenarios: list[Scenario] = []
         for fmt in FORMATS:
-            scenarios.append((fmt, f"cached {names[fmt]}, identity", f"/feed.{fmt}", lambda who: (), 200))
+            scenarios.append(Scenario(fmt, f"cached {names[fmt]}, identity", f"/feed.{fmt}", "feedsvc", "nginx"))
             if fmt == "rss" or not quick:
-                scenarios.append((f"{fmt}-gzip", f"cached {names[fmt]}, gzip (nginx: gzip_static)", f"/feed.{fmt}",
-                                  lambda who: ("Accept-Encoding: gzip",), 200))
+                scenarios.append(Scenario(f"{fmt}-gzip", f"cached {names[fmt]}, gzip (nginx: gzip_static)",
+                                          f"/feed.{fmt}", "feedsvc", "nginx",
+                                          headers=lambda who: ("Accept-Encoding: gzip",)))
+
+        def if_none_match(who: str) -> tuple[str, ...]:
+            return (f"If-None-Match: {etag[who]}",)
+
         scenarios += [
-            ("304", "304 Not Modified (If-None-Match)", "/feed.rss", lambda who: (f"If-None-Match: {etag[who]}",), 304),
-            # The floor under every feedsvc response that goes through routing: middleware,
-            # routing, a 15-byte JSON body.
-            ("healthz", "GET /healthz (nginx: return 200)", "/healthz", lambda who: (), 200),
+            Scenario("304", "304 Not Modified (If-None-Match)", "/feed.rss", "feedsvc", "nginx", 304,
+                     if_none_match),
+            Scenario("rss-logs-off", "cached RSS, both access logs off", "/feed.rss", "feedsvc-nolog",
+                     "nginx-nolog"),
+            Scenario("304-logs-off", "304, both access logs off", "/feed.rss", "feedsvc-nolog", "nginx-nolog", 304,
+                     if_none_match),
+            # The floor under every response that goes through routing: feedsvc's middleware
+            # and routing against Litestar's own, the same 15 bytes.
+            Scenario("healthz", "GET /healthz", "/healthz", "feedsvc", "litestar"),
+            # A list-API page (page 1, the default limit): feedsvc asks its store, the bare
+            # app answers the same bytes from memory.
+            Scenario("api", f"GET {API} (page 1)", API, "feedsvc", "litestar"),
         ]
-        for key, name, path, headers_for, status in scenarios:
-            pair = Pair(name, key=key)
+        for sc in scenarios:
+            pair = Pair(sc.name, key=sc.key, ours_name=SERVER_NAMES[sc.ours], baseline_name=SERVER_NAMES[sc.baseline])
             pairs.append(pair)
+            pair_servers = {sc.ours: servers[sc.ours], sc.baseline: servers[sc.baseline]}
             try:
-                for who, server in servers.items():
-                    header_map = dict(h.split(": ", 1) for h in headers_for(who))
-                    expect(server.port, path, status, header_map)
-                    wrk(server, path, warm, headers=headers_for(who), cpus=client_cpus)
+                for who, server in pair_servers.items():
+                    headers = sc.headers(who)
+                    expect(server.port, sc.path, sc.status, dict(h.split(": ", 1) for h in headers))
+                    wrk(server, sc.path, warm, headers=headers, cpus=client_cpus)
                 for r in range(rounds):
-                    for who, server in servers.items():
-                        log(f"  {name}: {who} round {r + 1}/{rounds}")
-                        run = wrk(server, path, duration, headers=headers_for(who), cpus=client_cpus)
-                        (pair.feedsvc if who == "feedsvc" else pair.baseline).append(run)
+                    for who, server in pair_servers.items():
+                        log(f"  {sc.name}: {SERVER_NAMES[who]} round {r + 1}/{rounds}")
+                        run = wrk(server, sc.path, duration, headers=sc.headers(who), cpus=client_cpus)
+                        (pair.feedsvc if who == sc.ours else pair.baseline).append(run)
             except BenchError as e:
                 pair.error = str(e)
-                log(f"FAILED {name}: {e}")
+                log(f"FAILED {sc.name}: {e}")
 
         # Cold renders: feedsvc renders every request; nginx serves the static file meanwhile.
+        ngx = servers["nginx"]
         cold = Pair("cold render: every request a new view", baseline_name="nginx static",
                     note="baseline: nginx serving the cached feed (it cannot render)", key="cold")
         pairs.append(cold)
@@ -339,9 +416,57 @@ def part_feeds(size: int, duration: float, rounds: int, cpus: tuple[set[int] | N
             for line in server.errors_logged()[:20]:
                 log(f"{server.name} log: {line}")
                 logged.append(f"{server.name} logged: {line}")
+    pairs.append(workers_pair(db, duration, rounds, warm, logged, ALL_CPUS))
     log("  in-process render timing")
     render = asyncio.run(render_in_process(db, 1.0 if quick else 3.0))
-    return FeedResults(size, pairs, sizes, render, rss, logged)
+    log("  access log CPU per request, in process")
+    access_log_us = access_log_cost(20_000 if quick else 50_000, 3 if quick else 7)
+    return FeedResults(size, pairs, sizes, render, rss, logged, access_log_us)
+
+
+ACCESS_LOG_SERVING = "after: serving path (queue a tuple)"
+"""bench.access_log's name for what the serving path pays per logged request."""
+
+
+def access_log_cost(requests: int, repeats: int) -> dict[str, float]:
+    from bench.access_log import measure
+
+    return measure(requests, repeats)
+
+
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+"""The CPUs this process may use when it starts (main then pins itself beside wrk)."""
+
+
+def workers_pair(db: Path, duration: float, rounds: int, warm: float, logged: list[str], cpus: frozenset[int]) -> Pair:
+    """Cached /feed.rss from ``feedsvc serve --workers 2`` against ``--workers 1``, rounds
+    interleaved. Nothing is pinned: the two workers need both CPUs, and wrk runs on the
+    same two (this machine has no third), so it takes CPU the servers could have used."""
+    pair = Pair("cached RSS, 2 workers vs 1 (servers and wrk on the same 2 CPUs)", key="workers",
+                ours_name=SERVER_NAMES["feedsvc-w2"], baseline_name=SERVER_NAMES["feedsvc-w1"])
+    if len(cpus) < 2:
+        pair.error = "one CPU: nothing to scale to"
+        return pair
+    every = set(cpus)
+    with contextlib.ExitStack() as stack:
+        try:
+            servers: dict[str, Server] = {}
+            for key, workers in (("feedsvc-w2", 2), ("feedsvc-w1", 1)):
+                servers[key] = start_feedsvc(db, every, workers=workers, name=key)
+                stack.callback(servers[key].stop)
+                expect(servers[key].port, "/feed.rss", 200)
+                wrk(servers[key], "/feed.rss", warm, cpus=every)  # every worker renders its copy
+            for r in range(rounds):
+                for key, server in servers.items():
+                    log(f"  workers: {SERVER_NAMES[key]} round {r + 1}/{rounds}")
+                    run = wrk(server, "/feed.rss", duration, cpus=every)
+                    (pair.feedsvc if key == "feedsvc-w2" else pair.baseline).append(run)
+            for server in servers.values():
+                logged += [f"{server.name} logged: {line}" for line in server.errors_logged()[:20]]
+        except BenchError as e:
+            pair.error = str(e)
+            log(f"FAILED workers: {e}")
+    return pair
 
 
 def head_etag(port: int, method: str) -> str:
@@ -531,33 +656,34 @@ def fmt(value: float, digits: int = 2) -> str:
 
 def feeds_table(res: FeedResults) -> list[str]:
     lines = [
-        f"### A. Feeds: feedsvc (1 worker) vs nginx (1 worker), {res.size:,} commentaries",
+        f"### A. Feeds: feedsvc against its baselines, one worker each, {res.size:,} commentaries",
         "",
         (
             "50-item feeds: "
             + ", ".join(f"/feed.{fmt} {plain:,} bytes ({gz:,} gzipped)" for fmt, (plain, gz) in res.feed_bytes.items())
-            + ". wrk -t1 -c16, median of the rounds. Ratios are feedsvc / baseline "
+            + ". wrk -t1 -c16, median of the rounds. feedsvc as `feedsvc serve` runs it (access log on),"
+            " nginx with Debian's stock `sendfile on; tcp_nopush on;` and its access log on (`buffer=64k`),"
+            " unless the row says otherwise. Ratios are feedsvc / baseline "
             "(throughput: higher is better for feedsvc; p99 and CPU: lower is better)."
         ),
         "",
         (
-            "| scenario | feedsvc req/s | baseline req/s | **throughput ratio** | feedsvc p50 / p99 ms "
-            "| baseline p50 / p99 ms | **p99 ratio** | feedsvc CPU µs/req | baseline CPU µs/req | CPU ratio |"
+            "| scenario | baseline | feedsvc req/s | baseline req/s | **throughput ratio** | feedsvc p50 / p99 ms "
+            "| baseline p50 / p99 ms | p99 ratio | feedsvc CPU µs/req | baseline CPU µs/req | CPU ratio |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for pair in res.pairs:
         if pair.error or not pair.feedsvc or not pair.baseline:
-            lines.append(f"| {pair.name} | **FAILED** | | | | | | | | |")
+            lines.append(f"| {pair.name} | {pair.baseline_name} | **FAILED** | | | | | | | | |")
             notes.append(f"- {pair.name}: {pair.error.splitlines()[0] if pair.error else 'no runs'}")
             continue
         a, b = median_run(pair.feedsvc), median_run(pair.baseline)
-        label = pair.name + (f" (vs {pair.baseline_name})" if pair.baseline_name != "nginx" else "")
         lines.append(
-            f"| {label} | {fmt(a['rps'])} | {fmt(b['rps'])} | **{a['rps'] / b['rps']:.3f}** "
+            f"| {pair.name} | {pair.baseline_name} | {fmt(a['rps'])} | {fmt(b['rps'])} | **{a['rps'] / b['rps']:.3f}** "
             f"| {fmt(a['p50_ms'])} / {fmt(a['p99_ms'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
-            f"| **{a['p99_ms'] / b['p99_ms']:.1f}** | {fmt(a['cpu_us_per_request'], 0)} "
+            f"| {a['p99_ms'] / b['p99_ms']:.1f} | {fmt(a['cpu_us_per_request'], 0)} "
             f"| {fmt(b['cpu_us_per_request'], 0)} "
             f"| {a['cpu_us_per_request'] / max(b['cpu_us_per_request'], 1e-9):.1f} |"
         )
@@ -565,23 +691,29 @@ def feeds_table(res: FeedResults) -> list[str]:
             notes.append(f"- {pair.name}: {pair.note}.")
         rounds = ", ".join(fmt(r.rps) for r in pair.feedsvc)
         base_rounds = ", ".join(fmt(r.rps) for r in pair.baseline)
-        notes.append(f"- {pair.name}: rounds req/s feedsvc [{rounds}], {pair.baseline_name} [{base_rounds}].")
+        notes.append(
+            f"- {pair.name}: rounds req/s {pair.ours_name} [{rounds}], {pair.baseline_name} [{base_rounds}]."
+        )
     lines += ["", *notes, ""]
     if res.render_ms:
         parts = "; ".join(f"{k}: {v:.2f} ms" for k, v in res.render_ms.items())
         lines.append(f"In-process, one 50-item RSS document (same 50 commentaries, full content): {parts}.")
     if res.rss_mb:
         lines.append("feedsvc resident memory: " + "; ".join(f"{k}: {v:.0f} MB" for k, v in res.rss_mb.items()) + ".")
+    if res.access_log_us:
+        lines.append("Access log, CPU per request in process (`bench.access_log`): "
+                     + "; ".join(f"{k}: {v:.2f} µs" for k, v in res.access_log_us.items()) + ".")
     return lines
 
 
-# --- targets (issue 6) --------------------------------------------------------------------
+# --- targets (issue 17) -------------------------------------------------------------------
 
 
 def feed_targets(res: FeedResults | None) -> list[Any]:
-    """The feed targets of issue 6 as bench.scale.TargetRow: throughput against nginx, p99
-    and CPU per request for every cached feed, the 304, and the cold render against Django."""
-    from bench.scale import TargetRow
+    """Targets 1, 2 and 5 of issue 17 from this run, as bench.scale.TargetRow: feedsvc as
+    deployed against stock nginx, the floor against bare Litestar, a new view's CPU, and
+    two workers against one."""
+    from bench.results import TargetRow
 
     rows: list[TargetRow] = []
     pairs = {p.key: p for p in (res.pairs if res else [])}
@@ -592,79 +724,88 @@ def feed_targets(res: FeedResults | None) -> list[Any]:
             return None
         return median_run(pair.feedsvc), median_run(pair.baseline)
 
-    def row(name: str, target: str, value: float | None, shown: str, ok: Callable[[float], bool]) -> None:
-        rows.append(TargetRow(name, target, shown if value is not None else "not measured",
-                              ok(value) if value is not None else None))
-
-    for key, label in (("rss", "RSS"), ("rss-gzip", "RSS gzip"), ("atom", "Atom"), ("atom-gzip", "Atom gzip"),
-                       ("json", "JSON Feed"), ("json-gzip", "JSON Feed gzip")):
-        m = measured(key)
+    def ratio_row(key: str, name: str, target: str, least: float, baseline: str) -> None:
         if key not in pairs:
-            continue
-        a, b = m if m else ({}, {})
-        ratio = a["rps"] / b["rps"] if m else None
-        row(f"Cached {label}: throughput vs nginx", "≥ 0.5×", ratio,
-            f"{ratio:.2f}× ({a.get('rps', 0):,.0f} vs {b.get('rps', 0):,.0f} req/s)" if m else "", lambda v: v >= 0.5)
-        p99 = a["p99_ms"] / b["p99_ms"] if m else None
-        row(f"Cached {label}: p99 vs nginx", "≤ 3×", p99,
-            f"{p99:.1f}× ({a.get('p99_ms', 0):.1f} vs {b.get('p99_ms', 0):.1f} ms)" if m else "", lambda v: v <= 3)
-        cpu = a["cpu_us_per_request"] / 1000 if m else None
-        row(f"Cached {label}: server CPU per request", "≤ 1 ms", cpu, f"{cpu:.2f} ms" if m else "", lambda v: v <= 1)
-    m = measured("304")
-    a, b = m if m else ({}, {})
-    ratio = a["rps"] / b["rps"] if m else None
-    row("304 Not Modified: throughput vs nginx's 304", "≥ 0.5×", ratio,
-        f"{ratio:.2f}× ({a.get('rps', 0):,.0f} vs {b.get('rps', 0):,.0f} req/s)" if m else "", lambda v: v >= 0.5)
-    cpu = a["cpu_us_per_request"] / 1000 if m else None
-    row("304 Not Modified: server CPU per request", "≤ 0.3 ms", cpu, f"{cpu:.3f} ms" if m else "", lambda v: v <= 0.3)
-    times = res.render_ms if res else {}
-    ours, django = times.get("feedsvc: new view, items known (median)"), times.get("Django Rss201rev2Feed (median)")
-    ratio = ours / django if ours is not None and django else None
-    row("Cold render of a 50-item feed vs Django feedgenerator", "≤ 0.5×", ratio,
-        f"{ratio:.2f}× ({ours:.2f} vs {django:.2f} ms; nothing known: "
-        f"{times.get('feedsvc: nothing known, render_rss (median)', 0):.1f} ms)" if ratio is not None else "",
-        lambda v: v <= 0.5)
+            return
+        m = measured(key)
+        if m is None:
+            rows.append(TargetRow(name, target, "not measured (FAILED)", None))
+            return
+        a, b = m
+        ratio = a["rps"] / b["rps"]
+        rows.append(TargetRow(
+            name, target,
+            f"{ratio:.2f}× ({a['rps']:,.0f} vs {b['rps']:,.0f} req/s; p99 {a['p99_ms']:.2f} vs {b['p99_ms']:.2f} ms;"
+            f" CPU {a['cpu_us_per_request']:.0f} vs {b['cpu_us_per_request']:.0f} µs/req)",
+            ratio >= least, f"baseline: {baseline}",
+        ))
+
+    names = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+    for fmt_key, label in names.items():
+        ratio_row(fmt_key, f"1. Cached {label}, as deployed: throughput vs nginx", "≥ 0.5×", 0.5, "nginx stock, log on")
+    for fmt_key, label in names.items():
+        ratio_row(f"{fmt_key}-gzip", f"1. Cached {label} gzip, as deployed: throughput vs nginx", "≥ 0.5×", 0.5,
+                  "nginx stock gzip_static, log on")
+    ratio_row("304", "1. 304 Not Modified, as deployed: throughput vs nginx", "≥ 0.5×", 0.5, "nginx stock, log on")
+    log_us = res.access_log_us.get(ACCESS_LOG_SERVING) if res else None
+    rows.append(TargetRow(
+        "1. Access log: CPU per request on the serving path", "≤ 3 µs",
+        f"{log_us:.2f} µs (in process, `bench.access_log`)" if log_us is not None else "not measured",
+        log_us <= 3 if log_us is not None else None,
+    ))
+    ratio_row("healthz", "2. GET /healthz: throughput vs bare Litestar", "within 2× (≥ 0.5×)", 0.5,
+              "bare Litestar, same bytes, same uvicorn options")
+    ratio_row("api", "2. API page (page 1): throughput vs bare Litestar", "within 2× (≥ 0.5×)", 0.5,
+              "bare Litestar answering the same bytes")
+    m = measured("cold")
+    cpu = m[0]["cpu_us_per_request"] / 1000 if m else None
+    rows.append(TargetRow(
+        "2. New view of known items: server CPU per request", "≤ 1.5 ms",
+        f"{cpu:.2f} ms ({m[0]['rps']:,.0f} req/s, every request a new view)" if m and cpu is not None
+        else "not measured",
+        cpu <= 1.5 if cpu is not None else None,
+    ))
+    m = measured("workers")
+    if "workers" in pairs:
+        ratio = m[0]["rps"] / m[1]["rps"] if m else None
+        rows.append(TargetRow(
+            "5. FEEDSVC_WORKERS=2 vs 1, cached RSS (wrk on the same 2 CPUs)", "scales: > 1×",
+            f"{ratio:.2f}× ({m[0]['rps']:,.0f} vs {m[1]['rps']:,.0f} req/s)" if m and ratio else "not measured",
+            ratio > 1 if ratio is not None else None, "the curve to 8 and 32 cores: docs/scaling.md",
+        ))
     return rows
 
 
 def scale_targets() -> tuple[list[Any], str]:
-    """The list-API, import and memory targets from the last bench.scale run, and where
-    they come from."""
-    from bench.scale import TARGET_SIZE, TargetRow, load_results, targets
+    """Targets 3 and 4 of issue 17 from the last bench.scale run, and where they come from."""
+    from bench.results import TargetRow, load_results, targets, wanted_targets
 
     path = OUT / "scale.json"
     results = load_results(path)
     if results is None:
-        wanted = [
-            ("List API: category + date range, p99", "≤ 10 ms at 1M"),
-            ("List API: q full-text search, p99", "≤ 50 ms at 1M"),
-            ("List API: page 1,000 via cursors vs page 1", "no slower"),
-            ("feedsvc import throughput", "≥ 5,000 commentaries/s"),
-            ("Server memory with 1M rows", "≤ 150 MB"),
-        ]
-        return [TargetRow(name, target, "not measured", None) for name, target in wanted], (
-            "not measured yet: run `python -m bench.scale` (1M rows: see bench/README.md), then `make bench` again"
+        return [TargetRow(name, target, "not measured", None) for name, target in wanted_targets()], (
+            "not measured yet: run `python -m bench.scale --postgres URL` (1M rows: see bench/README.md),"
+            " then `make bench` again"
         )
     when = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
     sizes = ", ".join(f"{n:,}" for n in results.sizes)
-    partial = "" if TARGET_SIZE in results.sizes else " (1M was not run)"
-    return targets(
-        results
-    ), f"from bench/out/scale.json, `python -m bench.scale` of {when:%Y-%m-%d %H:%M} at {sizes} rows{partial}"
+    return targets(results), (
+        f"from bench/out/scale.json, `python -m bench.scale` of {when:%Y-%m-%d %H:%M} at {sizes} rows"
+    )
 
 
 def targets_table(rows: list[Any], scale_rows: list[Any], scale_source: str) -> list[str]:
     lines = [
-        "### TARGETS (issue 6)",
+        "### TARGETS (issue 17)",
         "",
         "| target | wanted | measured | met |",
         "|---|---|---|---|",
     ]
     for t in [*rows, *scale_rows]:
         met = "n/a" if t.met is None else ("met" if t.met else "**NOT MET**")
-        note = f" {t.note}" if getattr(t, "note", "") else ""
+        note = f" ({t.note})" if getattr(t, "note", "") else ""
         lines.append(f"| {t.name} | {t.target} | {t.measured}{note} | {met} |")
-    lines += ["", f"Feed rows: this run. List API, import and memory rows: {scale_source}."]
+    lines += ["", f"Rows 1, 2 and 5: this run. Rows 3 and 4: {scale_source}."]
     return lines
 
 

@@ -42,15 +42,12 @@ import contextlib
 import http.client
 import json
 import os
-import resource
 import shutil
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +57,6 @@ from bench.common import (
     API,
     HOST,
     OUT,
-    ROOT,
     BenchError,
     QueryResult,
     Server,
@@ -75,6 +71,7 @@ from bench.common import (
 from bench.generate import (
     CATEGORIES,
     COMMON_WORD,
+    EN_WORDS,
     GENERATOR_VERSION,
     LANGUAGES,
     RARE_NAME,
@@ -83,83 +80,35 @@ from bench.generate import (
     database,
     write_jsonl,
 )
+from bench.pgscale import (
+    explain_plans,
+    fill_postgres,
+    import_into,
+    import_postgres,
+    migrate_back,
+    read_changes,
+)
+from bench.results import (
+    LIMIT,
+    TARGET_SIZE,
+    BulkRun,
+    DepthRun,
+    MemoryRun,
+    PgRun,
+    ScaleResults,
+    as_json,
+    carry_over,
+    deep_page_for,
+    load_results,
+    report,
+)
 from feedsvc.model import to_us
 from feedsvc.query import Query
 from feedsvc.store import open_store
 
 SIZES = (10_000, 100_000, 1_000_000)
-LIMIT = 20
-DEEP_PAGE = 1000
-TARGET_SIZE = 1_000_000
-"""The size the issue's list-API and memory targets are stated at."""
-
-
-@dataclass
-class MemoryRun:
-    size: int
-    peak_mb: float
-    """VmHWM summed over the server's process tree: the most it was ever resident."""
-    rss_mb: float
-    feeds: int
-    """Feed documents requested before reading it."""
-
-
-@dataclass
-class ImportRun:
-    records: int
-    seconds: float
-    cpu_seconds: float
-    """User + system time of the import process and its worker processes."""
-    output: str
-    error: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds if self.seconds else 0.0
-
-
-@dataclass
-class DepthRun:
-    """The store's query for page 1 and for page ``page``, keys only (what depends on how
-    deep the page is; an HTTP response also costs in proportion to its bytes, and the two
-    pages hold different commentaries): median milliseconds, in the bench process."""
-
-    size: int
-    page: int
-    first_ms: float
-    deep_ms: float
-
-
-@dataclass
-class ScaleResults:
-    sizes: list[int]
-    limit: int
-    api: list[QueryResult] = field(default_factory=list)
-    memory: list[MemoryRun] = field(default_factory=list)
-    depth: list[DepthRun] = field(default_factory=list)
-    imports: ImportRun | None = None
-    load: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    measured_at: dict[str, str] = field(default_factory=dict)
-    """When each part was measured: a size ("1000000") or "import", ISO 8601. Parts not
-    run again are carried over from the last bench/out/scale.json."""
-
-    def failures(self) -> list[str]:
-        out = [f"{r.size} {r.name}: {r.error}" for r in self.api if r.error]
-        if self.imports is not None and self.imports.error:
-            out.append(f"import: {self.imports.error}")
-        return out
-
-
-@dataclass
-class TargetRow:
-    """One line of a targets table: ``met`` is None when it could not be measured."""
-
-    name: str
-    target: str
-    measured: str
-    met: bool | None
-    note: str = ""
+RARE_WORD = EN_WORDS[-1]
+"""The least frequent word of the English vocabulary (bench.generate's Zipf-like text)."""
 
 
 # --- the list API -------------------------------------------------------------------------
@@ -172,21 +121,16 @@ def scale_queries() -> list[tuple[str, dict[str, str]]]:
         ("category + date range", {"category": "economy-and-energy", "from": "2019-01-01", "to": "2020-12-31",
                                    "limit": limit}),
         (f"q: common word ({COMMON_WORD})", {"q": COMMON_WORD, "limit": limit}),
+        (f"q: rare word ({RARE_WORD})", {"q": RARE_WORD, "limit": limit}),
         (f"q: rare name ({RARE_NAME})", {"q": RARE_NAME, "limit": limit}),
         (f"tag ({TAGS[20]})", {"tag": TAGS[20], "limit": limit}),
     ]
 
 
-def deep_page_for(size: int) -> int:
-    """Page 1,000, or the deepest page a small database surely has (about 97 % of the
-    generated commentaries are public)."""
-    return min(DEEP_PAGE, int(size * 0.9) // LIMIT)
-
-
-def start_server(db: Path) -> Server:
+def start_server(db: Path | str) -> Server:
     port = free_port()
     argv, env = feedsvc_argv(db, port)
-    server = Server("feedsvc-scale", argv, port=port, env=env)
+    server = Server("feedsvc-scale" if isinstance(db, Path) else "feedsvc-scale-pg", argv, port=port, env=env)
     server.wait_ready("/readyz", timeout=600)  # a migration of an old 1M database takes minutes
     return server
 
@@ -328,37 +272,69 @@ def import_records(records: int) -> Path:
     return path
 
 
-def import_throughput(records: int) -> ImportRun:
-    """``feedsvc import`` of ``records`` generated records into an empty database."""
+def stored_commentaries(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("SELECT count(*) FROM commentaries").fetchone()[0])
+
+
+def import_sqlite(records: int) -> BulkRun:
+    """``feedsvc import`` of ``records`` generated records into an empty SQLite database."""
     jsonl = import_records(records)
     target = OUT / "import-target.sqlite"
     for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
         leftover.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env["FEEDSVC_DATABASE_URL"] = f"sqlite:///{target}"
-    log(f"feedsvc import of {records:,} records")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "feedsvc", "import", str(jsonl)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=3600, check=False,
-    )
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    output = (done.stdout + done.stderr).strip()
-    run = ImportRun(records, seconds, cpu, output.splitlines()[0] if output else "")
-    if done.returncode != 0 or f"imported {records}, skipped 0, failed 0" not in done.stdout:
-        run.error = f"exit {done.returncode}: {output[:500]}"
-    else:
-        with contextlib.closing(sqlite3.connect(f"file:{target}?mode=ro", uri=True)) as db:
-            stored = db.execute("SELECT count(*) FROM commentaries").fetchone()[0]
-        if stored != records:
+    try:
+        run = import_into("feedsvc import into SQLite", records, f"sqlite:///{target}", jsonl)
+        if not run.error and (stored := stored_commentaries(target)) != records:
             run.error = f"{stored} commentaries stored, expected {records}"
-    for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-        leftover.unlink(missing_ok=True)
-    log(f"  {run.rate:,.0f} records/s ({seconds:.1f} s, CPU {cpu:.1f} s)")
-    return run
+        return run
+    finally:
+        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def postgres_at(url: str, size: int, requests: int, max_seconds: float) -> tuple[PgRun, list[BulkRun]]:
+    """The list API, the change log and the query plans on PostgreSQL at ``size``, and the
+    data moves there and back (bench.pgscale)."""
+    db = database(size, log=log)
+    stored = stored_commentaries(db)
+    source, filled = fill_postgres(url, size, db, stored)
+    bulk = [filled] if filled is not None else []
+    run = PgRun(size)
+    if filled is not None and filled.error:
+        run.error = f"not filled: {filled.error}"
+        return run, bulk
+    log(f"list API on PostgreSQL at {size:,} commentaries")
+    server = start_server(source)
+    after = None
+    try:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+        run.api = [
+            time_query(conn, size, name, f"{API}?{urlencode(params)}", requests, max_seconds)
+            for name, params in scale_queries()
+        ]
+        run.page = deep_page_for(size)
+        try:
+            pair, after = page_pair(conn, size, run.page, requests, max_seconds)
+            run.api += pair
+        except BenchError as e:
+            run.api.append(QueryResult(size, f"page {run.page} (cursor)", API, error=str(e)))
+        log("  reading the change log")
+        run.changes_rows, run.changes_seconds = read_changes(conn, 200_000, max_seconds)
+        conn.close()
+        for line in server.errors_logged()[:20]:
+            run.api.append(QueryResult(size, "server log", "", error=f"feedsvc logged: {line}"))
+    except BenchError as e:
+        run.error = str(e)
+    finally:
+        server.stop()
+    log("  EXPLAIN ANALYZE of each query")
+    run.plans, run.first_ms, run.deep_ms = explain_plans(source, scale_queries(), after, requests, LIMIT)
+    bulk.append(migrate_back(source, stored))
+    return run, bulk
 
 
 # --- running and reporting ----------------------------------------------------------------
@@ -366,10 +342,11 @@ def import_throughput(records: int) -> ImportRun:
 
 def run_scale(
     sizes: tuple[int, ...] | list[int] = SIZES, *, requests: int = 200, max_seconds: float = 30.0,
-    import_count: int = 50_000,
+    import_count: int = 50_000, postgres: str | None = None, postgres_sizes: list[int] | None = None,
 ) -> ScaleResults:
     """Measure the list API and memory at each size, then import throughput (0 records:
-    skipped). Writes bench/out/scale.json and scale.md."""
+    skipped); with ``postgres`` (a URL) the same on PostgreSQL at ``postgres_sizes`` (default:
+    ``sizes``), with the data moves there and back. Writes bench/out/scale.json and scale.md."""
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = ScaleResults(sorted(sizes), LIMIT, load={"start": os.getloadavg()[0]})
@@ -381,12 +358,20 @@ def run_scale(
             results.depth.append(depth)
         results.measured_at[str(size)] = _now()
     if import_count:
-        results.imports = import_throughput(import_count)
+        results.bulk.append(import_sqlite(import_count))
+        if postgres:
+            results.bulk.append(import_postgres(postgres, import_count, import_records(import_count)))
         results.measured_at["import"] = _now()
+    if postgres:
+        for size in sorted(postgres_sizes or sizes):
+            pg, bulk = postgres_at(postgres, size, requests, max_seconds)
+            results.postgres.append(pg)
+            results.bulk += bulk
+            results.measured_at[f"postgres {size}"] = _now()
     results.load["end"] = os.getloadavg()[0]
-    _carry_over(results, load_results())
+    carry_over(results, load_results())
     results.seconds = time.monotonic() - started
-    (OUT / "scale.json").write_text(json.dumps(_as_json(results), indent=1))
+    (OUT / "scale.json").write_text(json.dumps(as_json(results), indent=1))
     (OUT / "scale.md").write_text("\n".join(report(results)) + "\n")
     return results
 
@@ -395,171 +380,23 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _carry_over(results: ScaleResults, previous: ScaleResults | None) -> None:
-    """Keep the sizes (and the import) of the last run that this one did not measure, so
-    a run at 10k alone does not forget the 1M numbers."""
-    if previous is None or previous.limit != results.limit:
-        return
-    for size in previous.sizes:
-        if size not in results.sizes:
-            results.sizes.append(size)
-            results.api += [r for r in previous.api if r.size == size]
-            results.memory += [m for m in previous.memory if m.size == size]
-            results.depth += [d for d in previous.depth if d.size == size]
-            results.measured_at[str(size)] = previous.measured_at.get(str(size), "an earlier run")
-    if results.imports is None and previous.imports is not None:
-        results.imports = previous.imports
-        results.measured_at["import"] = previous.measured_at.get("import", "an earlier run")
-    results.sizes.sort()
-    results.api.sort(key=lambda r: r.size)
-    results.memory.sort(key=lambda m: m.size)
-    results.depth.sort(key=lambda d: d.size)
-
-
-def _as_json(results: ScaleResults) -> dict[str, Any]:
-    data = asdict(results)
-    if results.imports is not None:
-        data["imports"]["rate"] = results.imports.rate
-    data["targets"] = [asdict(t) for t in targets(results)]
-    return data
-
-
-def load_results(path: Path = OUT / "scale.json") -> ScaleResults | None:
-    """The results of the last run, from bench/out/scale.json (None when there is none)."""
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    imports = data.get("imports")
-    if imports is not None:
-        imports.pop("rate", None)
-    return ScaleResults(
-        sizes=data["sizes"], limit=data["limit"], api=[QueryResult(**r) for r in data["api"]],
-        memory=[MemoryRun(**m) for m in data["memory"]], imports=ImportRun(**imports) if imports else None,
-        depth=[DepthRun(**d) for d in data.get("depth", [])],
-        load=data["load"], seconds=data["seconds"], measured_at=data.get("measured_at", {}),
-    )
-
-
-def _find(results: ScaleResults, size: int, prefix: str) -> QueryResult | None:
-    return next((r for r in results.api if r.size == size and r.name.startswith(prefix) and not r.error), None)
-
-
-def targets(results: ScaleResults) -> list[TargetRow]:
-    """The issue's scale targets, measured at 1M commentaries (at the largest size run,
-    said in the note, when 1M was not)."""
-    size = TARGET_SIZE if TARGET_SIZE in results.sizes else max(results.sizes, default=0)
-    at = "" if size == TARGET_SIZE else f" (measured at {size:,} only; the target is at 1M)"
-    rows: list[TargetRow] = []
-
-    cat = _find(results, size, "category + date range")
-    rows.append(TargetRow(
-        "List API: category + date range, p99", "≤ 10 ms at 1M",
-        f"{cat.p99_ms:.1f} ms" if cat else "not measured", cat.p99_ms <= 10 if cat else None, at.strip(),
-    ))
-
-    searches = [r for r in (_find(results, size, "q: common"), _find(results, size, "q: rare")) if r]
-    worst = max(searches, key=lambda r: r.p99_ms) if searches else None
-    rows.append(
-        TargetRow(
-            "List API: q full-text search, p99",
-            "≤ 50 ms at 1M",
-            " / ".join(f"{r.p99_ms:.1f} ms" for r in searches) + " (common word / rare name)"
-            if searches
-            else "not measured",
-            worst.p99_ms <= 50 if worst else None,
-            at.strip(),
-        )
-    )
-
-    first = _find(results, size, "page 1 (beside")
-    deep = next((r for r in results.api if r.size == size and r.name.endswith("(cursor)") and not r.error), None)
-    depth = next((d for d in results.depth if d.size == size), None)
-    if first and deep and depth:
-        # Depth shows in the store's query only: the rest of a response costs what its
-        # commentaries cost (bytes to decode, rewrite and send), and the two pages hold
-        # different ones. So the query decides; HTTP times are given per 100 KB beside it.
-        per = [r.p50_ms / (r.response_bytes / 100_000) for r in (first, deep)]
-        met = depth.deep_ms <= depth.first_ms * 1.1 + 0.02
-        measured = (
-            f"HTTP p50 {deep.p50_ms:.2f} ms for {deep.response_bytes / 1000:.0f} KB vs page 1 {first.p50_ms:.2f} ms"
-            f" for {first.response_bytes / 1000:.0f} KB ({per[1]:.2f} vs {per[0]:.2f} ms per 100 KB);"
-            f" p99 {deep.p99_ms:.2f} vs {first.p99_ms:.2f} ms; the store's query {depth.deep_ms:.3f} vs"
-            f" {depth.first_ms:.3f} ms"
-        )
-    else:
-        met, measured = None, "not measured"
-    rows.append(TargetRow(
-        f"List API: page {deep_page_for(size)} via cursors vs page 1", "no slower (the store's query within 10 %)",
-        measured, met, at.strip(),
-    ))
-
-    imp = results.imports
-    rows.append(TargetRow(
-        "feedsvc import throughput", "≥ 5,000 commentaries/s",
-        f"{imp.rate:,.0f}/s ({imp.records:,} records in {imp.seconds:.1f} s, CPU {imp.cpu_seconds:.1f} s)"
-        if imp and not imp.error else "not measured",
-        imp.rate >= 5000 if imp and not imp.error else None,
-    ))
-
-    mem = next((m for m in results.memory if m.size == size), None)
-    rows.append(TargetRow(
-        "Server memory (peak resident, VmHWM) after queries and feeds", "≤ 150 MB at 1M",
-        f"{mem.peak_mb:.0f} MB (now {mem.rss_mb:.0f} MB)" if mem else "not measured",
-        mem.peak_mb <= 150 if mem else None, at.strip(),
-    ))
-    return rows
-
-
-def report(results: ScaleResults) -> list[str]:
-    lines = [
-        f"### Scale: list API (limit={results.limit}), import, memory",
-        "",
-        "| commentaries | query | p50 ms | p99 ms | items | response bytes | requests |",
-        "|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in results.api:
-        if r.error:
-            lines.append(f"| {r.size:,} | {r.name} | **FAILED** | | | | |")
-        else:
-            lines.append(f"| {r.size:,} | {r.name} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.items} "
-                         f"| {r.response_bytes:,} | {r.requests} |")
-    lines += ["", "| commentaries | server peak resident (VmHWM) | resident now | feeds requested |",
-              "|---:|---:|---:|---:|"]
-    lines += [f"| {m.size:,} | {m.peak_mb:.0f} MB | {m.rss_mb:.0f} MB | {m.feeds} |" for m in results.memory]
-    if results.imports is not None:
-        imp = results.imports
-        lines += ["", (f"`feedsvc import` of {imp.records:,} generated records into an empty database: "
-                       + (f"**FAILED**: {imp.error}" if imp.error else
-                          f"{imp.seconds:.1f} s, **{imp.rate:,.0f} records/s**, CPU {imp.cpu_seconds:.1f} s"
-                          f" (process and workers); it printed `{imp.output}`."))]
-    lines += ["", "| target | wanted | measured | met |", "|---|---|---|---|"]
-    for t in targets(results):
-        met = "n/a" if t.met is None else ("**yes**" if t.met else "**no**")
-        note = f" {t.note}" if t.note else ""
-        lines.append(f"| {t.name} | {t.target} | {t.measured}{note} | {met} |")
-    load = results.load
-    lines += ["", (f"Load average {load.get('start', 0):.2f} at the start, {load.get('end', 0):.2f} at the end;"
-                   f" {results.seconds:.0f} s in all.")]
-    if results.measured_at:
-        when = "; ".join(f"{k if k == 'import' else f'{int(k):,}'}: {v}" for k, v in results.measured_at.items())
-        lines.append(f"Measured at (parts not run again are carried over from the last run): {when}.")
-    for failure in results.failures():
-        lines.append(f"**FAILED**: {failure.splitlines()[0]}")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="database sizes (default %(default)s)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per query (default %(default)s)")
     parser.add_argument("--import-records", type=int, default=50_000,
-                        help="records for the import run, 0 to skip it (default %(default)s)")
+                        help="records for the import runs, 0 to skip them (default %(default)s)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also measure PostgreSQL at URL (schemas bench_N are created and kept there)")
+    parser.add_argument("--postgres-sizes", metavar="N,N", help="sizes for PostgreSQL (default: --sizes)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    pg_sizes = [int(s) for s in args.postgres_sizes.split(",") if s.strip()] if args.postgres_sizes else None
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if shutil.disk_usage(OUT.parent).free < 25e9 and max(sizes, default=0) >= TARGET_SIZE:
         log("warning: the 1M database takes about 20 GB of disk")
-    results = run_scale(sizes, requests=args.requests, import_count=args.import_records)
+    results = run_scale(sizes, requests=args.requests, import_count=args.import_records, postgres=args.postgres,
+                        postgres_sizes=pg_sizes)
     print("\n".join(report(results)))
     log(f"done in {results.seconds:.0f} s; written to {OUT / 'scale.md'}")
     return 1 if results.failures() else 0

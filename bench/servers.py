@@ -25,6 +25,12 @@ without feedsvc.http.observe (its middleware and store timing taken off, see
 ``app_without_observe``), with it and the access log off, and with it and the JSON access
 log on (written to the server log file), on the cached feed and the 304.
 
+``--bare-litestar PORT`` serves the framework's own floor instead, for bench.run: a Litestar
+app with no middleware, no dependencies and no store that answers ``/healthz`` with the
+bytes feedsvc's ``/healthz`` sends and ``/api/v1/commentaries`` with the bytes of the file
+named by ``BENCH_API_BODY`` (feedsvc's page, fetched by bench.run), under the uvicorn
+options ``feedsvc serve`` uses (uvloop, httptools, no uvicorn access log), on 127.0.0.1.
+
 Servers not installed are skipped (granian and hypercorn are not feedsvc dependencies:
 ``pip install granian hypercorn`` to include them). Exit status 1 when any response was
 not the expected one.
@@ -75,6 +81,41 @@ def app_without_observe() -> Any:
     for name in observe.STORE_OPERATIONS:
         store.__dict__.pop(name, None)
     return app
+
+
+HEALTHZ_BODY = b'{"status":"ok"}'
+"""What feedsvc's ``/healthz`` answers (bench.run checks the bare app sends the same)."""
+
+
+def bare_litestar_app() -> Any:
+    """Litestar alone: two routes answering fixed bytes, nothing around them. What any
+    Litestar app pays per request (routing, the request and response objects, the ASGI
+    messages) and nothing feedsvc adds; bench.run's floor for ``/healthz`` and an API page."""
+    from litestar import Litestar, Response, get
+
+    api_body = Path(os.environ["BENCH_API_BODY"]).read_bytes()
+
+    @get("/healthz")
+    async def healthz() -> Response[bytes]:
+        return Response(HEALTHZ_BODY, media_type="application/json")
+
+    @get("/api/v1/commentaries")
+    async def commentaries() -> Response[bytes]:
+        return Response(api_body, media_type="application/json")
+
+    # Annotations are strings here (from __future__): Litestar resolves them in this namespace.
+    return Litestar([healthz, commentaries], openapi_config=None, signature_namespace={"Response": Response})
+
+
+def serve_bare_litestar(port: int) -> None:
+    """``bare_litestar_app`` under uvicorn with ``feedsvc serve``'s options (feedsvc.cli's
+    ``cmd_serve``) but uvicorn's own httptools protocol: feedsvc's front is feedsvc's work."""
+    import uvicorn
+
+    uvicorn.run(
+        "bench.servers:bare_litestar_app", factory=True, http="httptools", loop="auto", host=HOST, port=port,
+        workers=1, log_config=None, log_level="warning", access_log=False,
+    )
 
 
 def _granian(port: int) -> list[str]:
@@ -297,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME", help="servers whose name contains NAME")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to separate CPUs")
     parser.add_argument("--overhead", action="store_true", help="measure the observe middleware instead (uvicorn)")
+    parser.add_argument("--bare-litestar", type=int, metavar="PORT",
+                        help="serve the bare Litestar app on PORT (for bench.run) instead")
     args = parser.parse_args(argv)
+    if args.bare_litestar is not None:
+        serve_bare_litestar(args.bare_litestar)
+        return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
