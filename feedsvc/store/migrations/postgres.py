@@ -49,6 +49,8 @@ STEPS: dict[int, str] = steps(POSTGRES, {
     INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
         SELECT c.lang, 'w:' || w.lexeme, c.pub_us, c.id, c.translation_key, c.cid
         FROM commentaries c, unnest(ts_filter(c.tsv, '{a}')) AS w WHERE c.public;"""},
+    # Its index goes with it.
+    6: {"stems": "ALTER TABLE commentaries DROP COLUMN tsv_stem;"},
 })
 
 VERSION = max(STEPS)

@@ -228,6 +228,9 @@ TEMPLATES: dict[int, str] = {
     {backfill}
     CREATE INDEX related_keys_cid ON related_keys (cid);
     """,
+    # Full-text search matches the words as written on both engines, none stemmed
+    # (feedsvc.store.postgres.text): PostgreSQL's stemmed copy of the words goes ({stems}).
+    6: """{stems}""",
 }
 
 

@@ -6,6 +6,5 @@ LISTEN/NOTIFY watch. Everything both engines share lives in feedsvc.store.sql.
 """
 
 from feedsvc.store.postgres.store import WRITE_LOCK_SQL, PostgresStore
-from feedsvc.store.postgres.text import TEXT_SEARCH_CONFIGS
 
-__all__ = ["TEXT_SEARCH_CONFIGS", "WRITE_LOCK_SQL", "PostgresStore"]
+__all__ = ["WRITE_LOCK_SQL", "PostgresStore"]

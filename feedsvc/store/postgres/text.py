@@ -1,14 +1,11 @@
-"""PostgreSQL's full-text search, made to match what SQLite's FTS5 matches.
+"""PostgreSQL's full-text search, matching exactly what SQLite's FTS5 matches.
 
 Words are split by SQLite's own FTS5 tokenizer (feedsvc.store.words), stored with their
 positions in ``tsv``, and queried as SQLite's ``fts_query`` does: every word, phrases for
-words the tokenizer splits, the last word as a prefix. On top, ``tsv_stem`` holds the same
-words through the language's text-search configuration (``TEXT_SEARCH_CONFIGS``), and a
-query word also matches through its stem, so it finds its inflected forms ("sanction"
-finds "sanctions", "санкции" finds "санкций"): PostgreSQL finds everything SQLite finds,
-and sometimes more. (On the 43 demo commentaries, of 2,056 one- and two-word queries 90%
-gave the same results and 10% more; none fewer.) With ``TEXT_SEARCH_CONFIGS`` empty the
-two searches are the same.
+words the tokenizer splits, the last word as a prefix. Nothing is stemmed, on either
+store: the same words find the same commentaries whichever store holds them (a search
+through PostgreSQL's stemmers found a superset, and SQLite has no Russian or Belarusian
+stemmer to match it; docs/design-notes.md, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from feedsvc.model import Commentary
 from feedsvc.store.words import Words
 from feedsvc.text import html_to_text
 
-TEXT_SEARCH_CONFIGS = {"en": "english", "ru": "russian"}
-"""Text-search configuration by primary language subtag; ``simple`` for any other."""
 MAX_LEXEME_BYTES = 2047  # PostgreSQL refuses longer lexemes; longer words are cut to this
 MAX_POSITION = 16383  # positions beyond it are stored as 16383
 MAX_POSITIONS_PER_LEXEME = 256
@@ -43,22 +38,9 @@ def search_member(text: str, words: Words) -> tuple[str, list[str]]:
             continue
         prefix = ":*" if n == len(split) - 1 else ""
         lexemes = [_tsquery_quote(_lexeme(t)) for t in tokens]
-        condition = "c.tsv @@ ?::text::tsquery"
         params.append(" <-> ".join(lexemes) + prefix)
-        configs = sorted(set(TEXT_SEARCH_CONFIGS.values()))
-        if len(lexemes) == 1 and configs:
-            # The word through each configuration's stemmer, computed once per query. Never
-            # as a prefix: the stem of a word still being typed means nothing, and a prefix
-            # of a stem ("added" -> "ad") would match far too much.
-            stems = " || ".join(f"to_tsquery('{cfg}', ?::text)" for cfg in configs)
-            params += [lexemes[0]] * len(configs)
-            condition = f"({condition} OR c.tsv_stem @@ (SELECT {stems}))"
-        parts.append(condition)
+        parts.append("c.tsv @@ ?::text::tsquery")
     return (" AND ".join(parts) if parts else "false"), params
-
-
-def text_search_config(lang: str) -> str:
-    return TEXT_SEARCH_CONFIGS.get(lang.split("-")[0].lower(), "simple")
 
 
 def _lexeme(token: str) -> str:
@@ -73,15 +55,19 @@ def _tsquery_quote(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def search_vectors(words: Words, item: Commentary) -> tuple[str, str]:
-    """``tsv`` as a tsvector literal (the tokenizer's words with positions and weights; a
-    gap between fields, so a phrase never spans two) and the distinct words as text for
-    ``tsv_stem``. Within PostgreSQL's limits: positions stop at 16383, 256 per word, and
-    once the words reach ~1 MB the rest of a very long body is not indexed."""
-    fields = words.split(
+def search_vectors(words: Words, item: Commentary) -> str:
+    """``tsv`` as a tsvector literal: the tokenizer's words with positions and weights (a
+    gap between fields, so a phrase never spans two)."""
+    return vector_literal(words.split(
         [item.title, item.summary, html_to_text(item.body_html), " ".join(item.tags),
          " ".join(a.name for a in item.authors)]
-    )
+    ))
+
+
+def vector_literal(fields: list[list[str]]) -> str:
+    """The tsvector literal of the fields' tokens (title, summary, body, tags, authors),
+    within PostgreSQL's limits: positions stop at 16383, 256 per word, and once the words
+    reach ~1 MB the rest of a very long body is not indexed."""
     positions: dict[str, list[int]] = {}
     weights: dict[tuple[str, int], str] = {}
     budget = MAX_TSVECTOR_TEXT
@@ -101,8 +87,7 @@ def search_vectors(words: Words, item: Commentary) -> tuple[str, str]:
                 found.append(position)
                 weights[(lexeme, position)] = weight
         position = min(position + 1, MAX_POSITION)
-    literal = " ".join(
+    return " ".join(
         _tsquery_quote(lexeme) + ":" + ",".join(f"{p}{weights[(lexeme, p)]}" for p in found)
         for lexeme, found in positions.items()
     )
-    return literal, " ".join(positions)

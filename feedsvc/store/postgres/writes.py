@@ -17,7 +17,7 @@ import msgspec
 
 from feedsvc.model import Commentary, to_us
 from feedsvc.store import related
-from feedsvc.store.postgres.text import search_vectors, text_search_config
+from feedsvc.store.postgres.text import search_vectors
 from feedsvc.store.records import Columns, CopyBatch, decode_commentary, encode
 from feedsvc.store.sql import copy, rules
 from feedsvc.store.sql.dialect import POSTGRES
@@ -53,19 +53,18 @@ _INSERT_CHANGE = (
 _COMMENTARY_ROW = """
 row AS (
     INSERT INTO commentaries (id, lang, slug, translation_key, category, status, trend, pub_us, pub_date,
-        updated_us, period_start, period_end, version, public, doc, tsv, tsv_stem)
-    VALUES ($2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $1, $18, $19, $20::text::tsvector,
-        strip(to_tsvector($21::text::regconfig, $22::text)))
+        updated_us, period_start, period_end, version, public, doc, tsv)
+    VALUES ($2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $1, $18, $19, $20::text::tsvector)
     RETURNING cid
 ), tags AS (
     INSERT INTO commentary_tags (cid, tag, tag_key)
-    SELECT row.cid, t.tag, t.tag_key FROM row, unnest($23::text[], $24::text[]) AS t (tag, tag_key)
+    SELECT row.cid, t.tag, t.tag_key FROM row, unnest($21::text[], $22::text[]) AS t (tag, tag_key)
 ), related AS (
     INSERT INTO related_keys (lang, key, pub_us, id, translation_key, cid)
-    SELECT $7, k.key, $13, $2, $9, row.cid FROM row, unnest($27::text[]) AS k (key) WHERE $18
+    SELECT $7, k.key, $13, $2, $9, row.cid FROM row, unnest($25::text[]) AS k (key) WHERE $18
 )
 INSERT INTO commentary_authors (cid, name, name_key)
-SELECT row.cid, a.name, a.name_key FROM row, unnest($25::text[], $26::text[]) AS a (name, name_key)
+SELECT row.cid, a.name, a.name_key FROM row, unnest($23::text[], $24::text[]) AS a (name, name_key)
 """
 
 # The change, the row, its tags and its authors in one round trip.
@@ -189,7 +188,7 @@ def _commentary_args(
 ) -> tuple[Any, ...]:
     """The parameters of ``_INSERT_COMMENTARY`` (and ``_COPY_COMMENTARY``)."""
     doc = encode(item)
-    tsv, text = search_vectors(words, item)
+    tsv = search_vectors(words, item)
     tags = {t.casefold(): t for t in item.tags}
     authors = {a.name.casefold(): a.name for a in item.authors}
     return (
@@ -197,7 +196,7 @@ def _commentary_args(
         item.lang, item.slug, item.translation_key, item.category, item.status, item.trend,
         to_us(item.published_at), item.published_at.date(), to_us(item.updated_at),
         item.period.start if item.period else None, item.period.end if item.period else None,
-        public, doc, tsv, text_search_config(item.lang), text,
+        public, doc, tsv,
         list(tags.values()), list(tags), list(authors.values()), list(authors),
         related.stored_keys(item),
     )
