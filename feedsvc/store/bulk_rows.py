@@ -8,9 +8,10 @@ whether it is public at the moment of writing), with the document encoded, the f
 index's text extracted and the related keys found. It is pure, so ``feedsvc import`` runs
 it in its worker processes, beside the Markdown and sanitising, and ships the rows back as
 MessagePack (no datetimes in them, so nothing is lost on the way). A store that takes such
-rows offers the ``RowImport`` capability (feedsvc.store.protocol); the SQLite store does
-(feedsvc.store.sqlite.bulk writes them), and its single writes build the one row they
-write with ``import_row``, so that both write the same values the same way.
+rows offers the ``RowImport`` capability (feedsvc.store.protocol). Both stores do:
+feedsvc.store.sqlite.bulk writes them with one statement a table (and SQLite's single
+writes build the one row they write with ``import_row``, so that both write the same values
+the same way); feedsvc.store.postgres.bulk with one COPY a table.
 """
 
 from __future__ import annotations

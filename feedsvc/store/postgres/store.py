@@ -59,9 +59,10 @@ from feedsvc.errors import (
 from feedsvc.model import Commentary
 from feedsvc.query import Query
 from feedsvc.store import related
+from feedsvc.store.bulk_rows import Imported, ImportRow
 from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.migrations.steps import pending
-from feedsvc.store.postgres import writes
+from feedsvc.store.postgres import bulk, writes
 from feedsvc.store.postgres.reach import Reach
 from feedsvc.store.postgres.text import search_member
 from feedsvc.store.postgres.watch import PostgresWatch
@@ -427,6 +428,24 @@ class PostgresStore(
             # A record failed inside the database, after writing part of itself; run the
             # batch again with a savepoint per record, so that it fails alone.
             return await self._import_batch(items, now, isolate=True)
+
+    async def import_rows(self, rows: Sequence[ImportRow], *, now: datetime) -> list[Imported | FeedsvcError]:
+        """The ``RowImport`` capability: a batch of rows built beforehand, written with a
+        COPY a table (feedsvc.store.postgres.bulk)."""
+        if not rows:
+            return []
+        try:
+            async with self._write(bounded=False) as tx:  # a batch, as _import_batch's
+                try:
+                    return await bulk.write_rows(tx, rows, now)
+                except _BUSY:
+                    raise
+                except asyncpg.PostgresError as e:
+                    raise _Isolate() from e  # rolls the batch back
+        except _Isolate:
+            # A rule only the database knows: record by record, each alone.
+            items = [(row.commentary(), row.unique_slug) for row in rows]
+            return bulk.imported(await self._import_batch(items, now, isolate=True))
 
     async def _import_batch(
         self, items: Sequence[tuple[Commentary, bool]], now: datetime, *, isolate: bool
