@@ -171,7 +171,7 @@ def read_changes(conn: http.client.HTTPConnection, max_rows: int, max_seconds: f
         page = json.loads(body)
         rows += len(page["items"])
         cursor = page.get("next_cursor")
-        if not cursor:
+        if not cursor or not page["items"]:  # the end of the log (its cursor waits for more)
             break
         path = f"{API.rsplit('/', 1)[0]}/changes?{urlencode({'limit': 1000, 'since': cursor})}"
     return rows, time.perf_counter() - started
