@@ -1,26 +1,29 @@
 """feedsvc benchmarks, as ratios against baselines measured in the same run.
 
     python -m bench.run            # 100k feed DB, list API at 10k and 100k, 10 s per wrk run
-    python -m bench.run --quick    # 1k DB, 2 s runs: a smoke test of the harness (< 2 min)
+    python -m bench.run --quick    # 1k DB, 2 s runs: a smoke test of the harness (about 3 min)
 
-Part A, feeds against nginx: feedsvc (``feedsvc serve``, one worker) and nginx (one worker)
-serve the same bytes, the 50-item /feed.rss, /feed.atom and /feed.json. wrk (-t1 -c16)
-measures, rounds interleaved (feedsvc, nginx, feedsvc, nginx, ...), the median round kept:
-each cached feed, plain and gzipped (nginx: gzip_static), a 304 answer to If-None-Match,
-/healthz, and cold renders (every request a new view, see bench/cold.lua) next to nginx
-serving the static file. Server CPU per request comes from /proc/<pid>/stat (utime + stime
-of the server's process tree). In the bench process: one 50-item RSS document through
-Django's feedgenerator (Rss201rev2Feed, the full HTML as description; Django is installed
+Part A, feedsvc as deployed: ``feedsvc serve`` (one worker, default settings, access log
+on) against nginx with Debian's stock settings (sendfile, tcp_nopush, access log on with
+buffer=64k), both serving the same bytes, the 50-item /feed.rss, /feed.atom and /feed.json;
+and against a bare Litestar app (bench.servers) answering /healthz and an API page with the
+same bytes. wrk (-t1 -c16) measures, rounds interleaved (feedsvc, baseline, feedsvc, ...),
+the median round kept: each cached feed, plain and gzipped (nginx: gzip_static), a 304
+answer to If-None-Match, the cached feed and the 304 with both access logs off, /healthz and
+the API page, cold renders (every request a new view, see bench/cold.lua) next to nginx
+serving the static file, and two workers against one. Server CPU per request comes from
+/proc/<pid>/stat (utime + stime of the server's process tree). In the bench process: one
+50-item RSS document through Django's feedgenerator (Rss201rev2Feed; Django is installed
 into the venv when missing) against feedsvc's render of a view never rendered before whose
-items were (feedsvc.feeds.fragments), and without any item known.
+items were (feedsvc.feeds.fragments), and without any item known; the access log's CPU per
+request (bench.access_log).
 
 Part B, the list API over HTTP: sequential keep-alive requests against a running feedsvc,
 p50/p99 per query, at each database size.
 
-TARGETS: every target of issue 6 with the measured value and whether it is met: the feed
-targets from this run, the list-API, import and memory targets from the last
-``python -m bench.scale`` (bench/out/scale.json; bench.scale measures them at 1M rows,
-which takes far longer than this run).
+TARGETS: every target of issue 17 with the measured value and whether it is met: targets
+1, 2 and 5 from this run, 3 and 4 (PostgreSQL at 1M, the bulk commands) from the last
+``python -m bench.scale --postgres URL`` (bench/out/scale.json, read by bench.results).
 
 Databases come from bench.generate (cached in bench/out/). Everything listens on 127.0.0.1
 only; every load is bounded by count or time; servers are stopped (their whole process

@@ -1,37 +1,33 @@
-"""Scale runs (issue 6): the list API at 10k, 100k and 1M commentaries, ``feedsvc import``
-throughput, and the server's peak memory.
+"""Scale runs: the list API at 10k, 100k and 1M commentaries on SQLite (and on PostgreSQL
+with ``--postgres``, see bench.pgscale), the bulk commands, and the server's peak memory.
 
     python -m bench.scale                                   # 10k, 100k, 1M; import 50,000 records
-    python -m bench.scale --sizes 10000,100000              # skip the 1M database
-    python -m bench.scale --sizes 10000 --import-records 5000 --requests 50   # smoke test, ~2 min
+    python -m bench.scale --postgres postgresql://postgres@127.0.0.1:5432/test   # and PostgreSQL
+    python -m bench.scale --sizes 10000 --postgres URL --import-records 5000 --requests 100   # ~5 min
 
 **List API** (per size): ``feedsvc serve --workers 1`` on the cached database
 ``bench/out/db-{n}.sqlite`` (built by bench.generate on first use; the 1M one takes long,
-see bench/README.md), 127.0.0.1, rate limits off (as bench.run). Sequential keep-alive
-requests, 10 warm-up ones then ``--requests`` (default 200, capped at 30 s a query), every
-query with ``limit=20``: page 1; category + date range; ``q`` for a word in nearly every
-English record and for a made-up name in about 1 % of them; a tag; and page 1,000 reached
-by following ``next_cursor`` from page 1 (a lower page on databases too small for 1,000
-pages), timed interleaved with page 1, request for request. p50/p99, client time. The two
-pages hold different commentaries, and a response costs what its commentaries cost, so the
-depth target is judged on the store's page query alone (keys only, page 1 and page 1,000
-alternately, in the bench process); the HTTP times are shown beside it, also per 100 KB.
+see bench/README.md), 127.0.0.1, as deployed (bench.common.feedsvc_argv). Sequential
+keep-alive requests, 10 warm-up ones then ``--requests`` (default 200, capped at 30 s a
+query), every query with ``limit=20``: page 1; category + date range; ``q`` for a word in
+nearly every English record, for the rarest word of the vocabulary and for a made-up name in
+about 1 % of them; a tag; and page 1,000 reached by following ``next_cursor`` from page 1 (a
+lower page on databases too small for 1,000 pages), timed interleaved with page 1. p50/p99,
+client time. The two pages hold different commentaries, and a response costs what its
+commentaries cost, so the depth target is judged on the store's page query alone (keys
+only, page 1 and page 1,000 alternately, in the bench process).
 
 **Memory**: after the queries, the feeds (site, each category, each language, in RSS, Atom
 and JSON Feed) are requested once; then the peak resident memory (VmHWM) and the current
 one (VmRSS) of the server's process tree are read from /proc.
 
-**Import**: ``feedsvc import`` of ``--import-records`` generated records (JSON Lines from
-bench.generate, cached as bench/out/import-{n}.jsonl) into a new, empty SQLite database, the
-real command line in a process of its own, timed around the process: records/s from the wall
-time, plus the CPU time of the process and its workers.
+**Bulk commands** (bench.pgscale): ``feedsvc import`` of ``--import-records`` generated
+records (cached as bench/out/import-{n}.jsonl) into a new SQLite database and, with
+``--postgres``, a new schema; ``feedsvc migrate-data`` both ways at each PostgreSQL size.
 
 Results: a Markdown table on stdout and in bench/out/scale.md, the raw numbers in
-bench/out/scale.json. For bench.run's TARGETS table: ``run_scale(...)`` returns
-``ScaleResults``; ``targets(results)`` turns it into ``TargetRow``s (what, target,
-measured, met); ``load_results()`` reads the last bench/out/scale.json back, so a report can
-include the scale targets without running them again (``None`` when there is none). Exit
-status 1 when a response was not the expected one.
+bench/out/scale.json; bench.results reads them back and judges issue 17's targets, for
+bench.run's TARGETS table. Exit status 1 when a response was not the expected one.
 """
 
 from __future__ import annotations
