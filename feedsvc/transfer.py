@@ -134,10 +134,11 @@ RowOutcome = tuple[ImportRow, bool] | str
 it cannot be imported."""
 
 
-def prepare_rows(lines: Sequence[bytes], now: datetime) -> list[RowOutcome]:
-    """``prepare_lines``, each commentary turned into the row a ``RowImport`` store will store."""
+def prepare_rows(lines: Sequence[bytes], now: datetime, vectors: bool = False) -> list[RowOutcome]:
+    """``prepare_lines``, each commentary turned into the row a ``RowImport`` store will store
+    (with its full-text vector when the store wants it: ``RowImport.row_vectors``)."""
     outcomes = prepare_lines(lines, now)
-    rows = iter(import_rows((o[0], o[2]) for o in outcomes if not isinstance(o, str)))
+    rows = iter(import_rows(((o[0], o[2]) for o in outcomes if not isinstance(o, str)), vectors=vectors))
     return [o if isinstance(o, str) else (next(rows), o[1]) for o in outcomes]
 
 
@@ -150,9 +151,9 @@ def prepare_in_worker(lines: Sequence[bytes], now: datetime) -> list[tuple[bytes
     ]
 
 
-def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime) -> bytes:
+def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime, vectors: bool = False) -> bytes:
     """``prepare_rows`` in a worker process, as MessagePack (one bytes object to pickle)."""
-    return encode_rows(prepare_rows(lines, now))
+    return encode_rows(prepare_rows(lines, now, vectors))
 
 
 def _end_with(parent: int) -> None:
@@ -208,6 +209,7 @@ class Importer:
         self._lines: list[tuple[str, bytes]] = []
         # A store that takes rows built beforehand gets them built in the workers too.
         self._rows = as_row_import(service.store)
+        self._vectors = self._rows is not None and self._rows.row_vectors
         self._preparing: deque[tuple[list[str], asyncio.Future[PreparedChunk]]] = deque()
         self._batch: list[_Pending] = []
         self._in_flight: tuple[list[_Pending], asyncio.Task[Sequence[Outcome]]] | None = None
@@ -267,12 +269,13 @@ class Importer:
         self._lines = []
         now = self.service.clock()
         if self.pool is None:
-            built = prepare_lines(lines, now) if self._rows is None else prepare_rows(lines, now)
+            built = prepare_lines(lines, now) if self._rows is None else prepare_rows(lines, now, self._vectors)
             await self._take(wheres, built)
             return
-        job = prepare_in_worker if self._rows is None else prepare_rows_in_worker
-        future: asyncio.Future[PreparedChunk] = asyncio.get_running_loop().run_in_executor(
-            self.pool, job, lines, now
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[PreparedChunk] = (
+            loop.run_in_executor(self.pool, prepare_in_worker, lines, now) if self._rows is None
+            else loop.run_in_executor(self.pool, prepare_rows_in_worker, lines, now, self._vectors)
         )
         self._preparing.append((wheres, future))
         while len(self._preparing) > self._max_preparing:

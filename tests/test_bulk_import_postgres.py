@@ -38,10 +38,11 @@ async def schemas() -> AsyncIterator[tuple[str, str, str]]:
 
 async def fill(
     dsn: str, schema: str, batches: list[list[tuple[Commentary, bool]]], *, bulk: bool,
-    stored: Sequence[Commentary] = (), refuse: str | None = None,
+    stored: Sequence[Commentary] = (), refuse: str | None = None, vectors: bool = True,
 ) -> list[Outcome]:
     """Store ``stored`` one by one, then ``batches`` as rows in bulk or one by one; what
-    became of each record of ``batches``. ``refuse``: an id a trigger refuses."""
+    became of each record of ``batches``. ``refuse``: an id a trigger refuses; ``vectors``:
+    rows come with their full-text vectors, as ``feedsvc import`` builds them for PostgreSQL."""
     store = PostgresStore(dsn, schema=schema)
     await store.open()
     outcomes: list[Outcome] = []
@@ -63,7 +64,9 @@ async def fill(
             await store.add_commentary(item, unique_slug=False, now=NOW)
         for batch in batches:
             if bulk:
-                results: list[Any] = list(await store.import_rows(import_rows(batch), now=NOW))
+                rows = import_rows(batch, vectors=vectors)
+                assert all((row.tsv is not None) == vectors for row in rows)
+                results: list[Any] = list(await store.import_rows(rows, now=NOW))
             else:
                 results = []
                 for item, unique_slug in batch:
@@ -102,11 +105,12 @@ async def tables(dsn: str, schema: str, *, cids: bool = True) -> dict[str, list[
         await conn.close()
 
 
-async def test_a_bulk_import_stores_what_one_by_one_writes_store(schemas: tuple[str, str, str]) -> None:
+@pytest.mark.parametrize("vectors", [True, False], ids=["vectors built with the rows", "vectors built by the writer"])
+async def test_a_bulk_import_stores_what_one_by_one_writes_store(schemas: tuple[str, str, str], vectors: bool) -> None:
     dsn, one, bulk = schemas
     items = [(c, False) for c in prepared(150)]
     by_one = await fill(dsn, one, [items], bulk=False)
-    in_bulk = await fill(dsn, bulk, [items[:70], items[70:]], bulk=True)
+    in_bulk = await fill(dsn, bulk, [items[:70], items[70:]], bulk=True, vectors=vectors)
     assert in_bulk == by_one
     expected, got = await tables(dsn, one), await tables(dsn, bulk)
     assert got.keys() == expected.keys()

@@ -62,6 +62,10 @@ class ImportRow(msgspec.Struct, array_like=True, frozen=True):
     """Its keys in related_keys (stored only while it is public)."""
     fts: tuple[str, str, str, str, str]
     """Its row of the full-text index: title, summary, body text, tags, authors."""
+    tsv: str | None = None
+    """PostgreSQL's ``tsvector`` literal of ``fts`` (feedsvc.store.postgres.text), when the
+    store asked for it (``RowImport.row_vectors``): built here, off the writer, where it
+    costs the most of a row."""
 
     def document(self, version: int) -> bytes:
         """The commentary as JSON with ``version``: what ``_encode(item)`` gives once stored."""
@@ -84,13 +88,21 @@ encode_rows = msgspec.msgpack.Encoder().encode
 """Rows (and whatever holds them) as MessagePack, the cheapest way across processes."""
 
 
-def import_rows(items: Iterable[tuple[Commentary, bool]]) -> list[ImportRow]:
+def import_rows(items: Iterable[tuple[Commentary, bool]], *, vectors: bool = False) -> list[ImportRow]:
     """The ``ImportRow`` of each (commentary, unique_slug) pair, built as ``add_commentary``
-    would write it (version 0: the document gets its version when written)."""
+    would write it (version 0: the document gets its version when written); with
+    ``vectors``, each with its full-text vector for PostgreSQL."""
     pairs = list(items)
     # The titles' words (for the related keys) in one tokenizer pass, not one a title.
     words.shared().prime(item.title for item, _ in pairs)
-    return [import_row(item, unique_slug) for item, unique_slug in pairs]
+    rows = [import_row(item, unique_slug) for item, unique_slug in pairs]
+    if not vectors:
+        return rows
+    # Imported here: the PostgreSQL package needs asyncpg, which a SQLite install may lack.
+    from feedsvc.store.postgres.text import vector_literal
+
+    split = words.shared().split
+    return [msgspec.structs.replace(row, tsv=vector_literal(split(list(row.fts)))) for row in rows]
 
 
 def import_row(item: Commentary, unique_slug: bool) -> ImportRow:

@@ -348,6 +348,9 @@ class RowImport(Protocol):
     """A bulk import of rows built beforehand, off the writer, by ``bulk_rows.import_rows``
     (in ``feedsvc import``'s worker processes); a store without it takes commentaries."""
 
+    row_vectors: bool
+    """Whether its rows carry their full-text vector (``ImportRow.tsv``), built with them."""
+
     async def import_rows(self, rows: Sequence[ImportRow], *, now: datetime) -> list[Imported | FeedsvcError]:
         """``import_commentaries`` for rows built by ``bulk_rows.import_rows``: each stored
         row's sequence number and slug, or its error, in order."""

@@ -7,7 +7,9 @@ machine. Here a batch takes a fixed number of round trips whatever its size: the
 ``add_commentary`` checks (known category, new id, free slug, suffixed when allowed) are
 checked for the whole batch in Python against two queries, the batch's change numbers
 counted on from the one the write lock guards, its ``cid``s drawn from the identity's
-sequence at once, and each table filled by one ``COPY`` (binary, through asyncpg). The
+sequence at once, and each table filled by one ``COPY`` (binary, through asyncpg). Each
+row's full-text vector comes built with it (``RowImport.row_vectors``): it is the costliest
+part of a row, and the writer has one core. The
 commentaries go through a temporary table, because asyncpg has no binary encoder for
 ``tsvector``: ``INSERT ... SELECT`` casts the text there. The tables end up holding the rows
 one-by-one writes hold (tests/test_bulk_import.py compares them).
@@ -115,7 +117,7 @@ async def _copy(tx: Tx, placed: list[tuple[ImportRow, str, int, bool, bytes]], n
     await conn.copy_records_to_table("import_commentaries", columns=list(_COLUMNS), records=[
         (cid, row.id, row.lang, slug, row.translation_key, row.category, row.status, row.trend, row.pub_us,
          date.fromisoformat(row.pub_date), row.updated_us, _date(row.period_start), _date(row.period_end), seq,
-         public, doc, vector_literal(tx.words.split(list(row.fts))))
+         public, doc, row.tsv if row.tsv is not None else vector_literal(tx.words.split(list(row.fts))))
         for cid, (row, slug, seq, public, doc) in zip(cids, placed, strict=True)
     ])
     await conn.execute(_FROM_STAGE)

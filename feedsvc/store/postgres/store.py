@@ -148,6 +148,8 @@ class PostgresStore(
 ):
     """The Store protocol on PostgreSQL (see the module docstring for the choices)."""
 
+    row_vectors = True  # RowImport: each row's tsvector is built in the import's workers
+
     dialect: ClassVar[Dialect] = POSTGRES
     writes: ClassVar[WriteFunctions] = writes
     skip_locked = " FOR UPDATE SKIP LOCKED"

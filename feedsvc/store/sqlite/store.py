@@ -170,6 +170,8 @@ class SqliteStore(
     """The Store protocol on one SQLite file (see the module docstring for the choices),
     with the ``RowImport`` and ``Backup`` capabilities."""
 
+    row_vectors = False  # RowImport: FTS5 splits the words itself
+
     dialect: ClassVar[Dialect] = SQLITE
     writes: ClassVar[WriteFunctions] = writes
     _watch: SqliteWatch
