@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,16 +129,19 @@ def prepare_lines(lines: Sequence[bytes], now: datetime) -> list[Prepared | str]
     return out
 
 
+Vector = Callable[[list[list[str]]], str]
+"""A store's ``RowImport.row_vector``: a row's words to its full-text vector."""
+
 RowOutcome = tuple[ImportRow, bool] | str
 """What becomes of a record for a SQLite store: its row and whether it had an id, or why
 it cannot be imported."""
 
 
-def prepare_rows(lines: Sequence[bytes], now: datetime, vectors: bool = False) -> list[RowOutcome]:
+def prepare_rows(lines: Sequence[bytes], now: datetime, vector: Vector | None = None) -> list[RowOutcome]:
     """``prepare_lines``, each commentary turned into the row a ``RowImport`` store will store
-    (with its full-text vector when the store wants it: ``RowImport.row_vectors``)."""
+    (with its full-text vector when the store makes one: ``RowImport.row_vector``)."""
     outcomes = prepare_lines(lines, now)
-    rows = iter(import_rows(((o[0], o[2]) for o in outcomes if not isinstance(o, str)), vectors=vectors))
+    rows = iter(import_rows(((o[0], o[2]) for o in outcomes if not isinstance(o, str)), vector=vector))
     return [o if isinstance(o, str) else (next(rows), o[1]) for o in outcomes]
 
 
@@ -151,9 +154,9 @@ def prepare_in_worker(lines: Sequence[bytes], now: datetime) -> list[tuple[bytes
     ]
 
 
-def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime, vectors: bool = False) -> bytes:
+def prepare_rows_in_worker(lines: Sequence[bytes], now: datetime, vector: Vector | None = None) -> bytes:
     """``prepare_rows`` in a worker process, as MessagePack (one bytes object to pickle)."""
-    return encode_rows(prepare_rows(lines, now, vectors))
+    return encode_rows(prepare_rows(lines, now, vector))
 
 
 def _end_with(parent: int) -> None:
@@ -209,7 +212,7 @@ class Importer:
         self._lines: list[tuple[str, bytes]] = []
         # A store that takes rows built beforehand gets them built in the workers too.
         self._rows = as_row_import(service.store)
-        self._vectors = self._rows is not None and self._rows.row_vectors
+        self._vector = self._rows.row_vector if self._rows is not None else None
         self._preparing: deque[tuple[list[str], asyncio.Future[PreparedChunk]]] = deque()
         self._batch: list[_Pending] = []
         self._in_flight: tuple[list[_Pending], asyncio.Task[Sequence[Outcome]]] | None = None
@@ -269,13 +272,13 @@ class Importer:
         self._lines = []
         now = self.service.clock()
         if self.pool is None:
-            built = prepare_lines(lines, now) if self._rows is None else prepare_rows(lines, now, self._vectors)
+            built = prepare_lines(lines, now) if self._rows is None else prepare_rows(lines, now, self._vector)
             await self._take(wheres, built)
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PreparedChunk] = (
             loop.run_in_executor(self.pool, prepare_in_worker, lines, now) if self._rows is None
-            else loop.run_in_executor(self.pool, prepare_rows_in_worker, lines, now, self._vectors)
+            else loop.run_in_executor(self.pool, prepare_rows_in_worker, lines, now, self._vector)
         )
         self._preparing.append((wheres, future))
         while len(self._preparing) > self._max_preparing:

@@ -64,7 +64,7 @@ async def fill(
             await store.add_commentary(item, unique_slug=False, now=NOW)
         for batch in batches:
             if bulk:
-                rows = import_rows(batch, vectors=vectors)
+                rows = import_rows(batch, vector=store.row_vector if vectors else None)
                 assert all((row.tsv is not None) == vectors for row in rows)
                 results: list[Any] = list(await store.import_rows(rows, now=NOW))
             else:

@@ -16,7 +16,7 @@ the same way); feedsvc.store.postgres.bulk with one COPY a table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import msgspec
@@ -64,7 +64,7 @@ class ImportRow(msgspec.Struct, array_like=True, frozen=True):
     """Its row of the full-text index: title, summary, body text, tags, authors."""
     tsv: str | None = None
     """PostgreSQL's ``tsvector`` literal of ``fts`` (feedsvc.store.postgres.text), when the
-    store asked for it (``RowImport.row_vectors``): built here, off the writer, where it
+    store asked for it (``RowImport.row_vector``): built here, off the writer, where it
     costs the most of a row."""
 
     def document(self, version: int) -> bytes:
@@ -88,21 +88,20 @@ encode_rows = msgspec.msgpack.Encoder().encode
 """Rows (and whatever holds them) as MessagePack, the cheapest way across processes."""
 
 
-def import_rows(items: Iterable[tuple[Commentary, bool]], *, vectors: bool = False) -> list[ImportRow]:
+def import_rows(
+    items: Iterable[tuple[Commentary, bool]], *, vector: Callable[[list[list[str]]], str] | None = None
+) -> list[ImportRow]:
     """The ``ImportRow`` of each (commentary, unique_slug) pair, built as ``add_commentary``
     would write it (version 0: the document gets its version when written); with
-    ``vectors``, each with its full-text vector for PostgreSQL."""
+    ``vector`` (the store's ``RowImport.row_vector``), each with its full-text vector."""
     pairs = list(items)
     # The titles' words (for the related keys) in one tokenizer pass, not one a title.
     words.shared().prime(item.title for item, _ in pairs)
     rows = [import_row(item, unique_slug) for item, unique_slug in pairs]
-    if not vectors:
+    if vector is None:
         return rows
-    # Imported here: the PostgreSQL package needs asyncpg, which a SQLite install may lack.
-    from feedsvc.store.postgres.text import vector_literal
-
     split = words.shared().split
-    return [msgspec.structs.replace(row, tsv=vector_literal(split(list(row.fts)))) for row in rows]
+    return [msgspec.structs.replace(row, tsv=vector(split(list(row.fts)))) for row in rows]
 
 
 def import_row(item: Commentary, unique_slug: bool) -> ImportRow:

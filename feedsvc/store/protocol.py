@@ -17,7 +17,7 @@ also appends a change so caches and mirrors see them appear.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -348,8 +348,10 @@ class RowImport(Protocol):
     """A bulk import of rows built beforehand, off the writer, by ``bulk_rows.import_rows``
     (in ``feedsvc import``'s worker processes); a store without it takes commentaries."""
 
-    row_vectors: bool
-    """Whether its rows carry their full-text vector (``ImportRow.tsv``), built with them."""
+    row_vector: Callable[[list[list[str]]], str] | None
+    """What turns a row's words (``ImportRow.fts``, split) into the full-text vector its rows
+    carry (``ImportRow.tsv``), built with them in the import's workers; None: no vector. A
+    module-level function, so that it reaches the worker processes by name."""
 
     async def import_rows(self, rows: Sequence[ImportRow], *, now: datetime) -> list[Imported | FeedsvcError]:
         """``import_commentaries`` for rows built by ``bulk_rows.import_rows``: each stored

@@ -8,7 +8,7 @@ machine. Here a batch takes a fixed number of round trips whatever its size: the
 checked for the whole batch in Python against two queries, the batch's change numbers
 counted on from the one the write lock guards, its ``cid``s drawn from the identity's
 sequence at once, and each table filled by one ``COPY`` (binary, through asyncpg). Each
-row's full-text vector comes built with it (``RowImport.row_vectors``): it is the costliest
+row's full-text vector comes built with it (``RowImport.row_vector``): it is the costliest
 part of a row, and the writer has one core. The
 commentaries go through a temporary table, because asyncpg has no binary encoder for
 ``tsvector``: ``INSERT ... SELECT`` casts the text there. The tables end up holding the rows

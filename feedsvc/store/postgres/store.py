@@ -64,7 +64,7 @@ from feedsvc.store.migrations import postgres as schema
 from feedsvc.store.migrations.steps import pending
 from feedsvc.store.postgres import bulk, writes
 from feedsvc.store.postgres.reach import Reach
-from feedsvc.store.postgres.text import search_member
+from feedsvc.store.postgres.text import search_member, vector_literal
 from feedsvc.store.postgres.watch import PostgresWatch
 from feedsvc.store.postgres.writes import Tx
 from feedsvc.store.sql import rules
@@ -148,7 +148,7 @@ class PostgresStore(
 ):
     """The Store protocol on PostgreSQL (see the module docstring for the choices)."""
 
-    row_vectors = True  # RowImport: each row's tsvector is built in the import's workers
+    row_vector = staticmethod(vector_literal)  # RowImport: each row's tsvector, built in the workers
 
     dialect: ClassVar[Dialect] = POSTGRES
     writes: ClassVar[WriteFunctions] = writes

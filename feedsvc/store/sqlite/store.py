@@ -170,7 +170,7 @@ class SqliteStore(
     """The Store protocol on one SQLite file (see the module docstring for the choices),
     with the ``RowImport`` and ``Backup`` capabilities."""
 
-    row_vectors = False  # RowImport: FTS5 splits the words itself
+    row_vector = None  # RowImport: FTS5 splits the words itself
 
     dialect: ClassVar[Dialect] = SQLITE
     writes: ClassVar[WriteFunctions] = writes
