@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -154,6 +155,34 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
     period (`docker stop` waits 10 s unless given `-t`)."""
 
+    mail_from: str | None = None
+    """The newsletter's sender, `Name <newsletter@example.org>`. Unset, the newsletter is
+    off: its sign-up endpoint and pages answer `404`."""
+    smtp_host: str = "127.0.0.1"
+    """The SMTP server the newsletter's mail goes through."""
+    smtp_port: int = 25
+    """Its port (`587` for submission with STARTTLS, `465` for implicit TLS)."""
+    smtp_tls: Literal["auto", "starttls", "tls", "none"] = "auto"
+    """`starttls` (required), `tls` (implicit TLS, port 465), `none`, or `auto`: STARTTLS when
+    the server offers it. Certificates are checked against the system's CAs (or
+    `smtp_ca_file`)."""
+    smtp_ca_file: str | None = None
+    """A PEM file of CA certificates to check the SMTP server's certificate against,
+    instead of the system's."""
+    smtp_username: str | None = None
+    """SMTP AUTH user name (with `smtp_password`); unset, no authentication."""
+    smtp_password: str | None = None
+    """SMTP AUTH password."""
+    smtp_timeout: float = 30.0
+    """Seconds one SMTP conversation may take."""
+    newsletter_proof_bits: int = 18
+    """Work a sign-up's proof of work takes: leading zero bits of a SHA-256 hash (each one
+    doubles it; 18 is about 260,000 hashes, a second or two in a browser). 0 switches it off."""
+    rate_limit_subscribe: str = "10/h,5"
+    """Budget per address for sign-ups (`POST /api/v1/subscriptions`); same form as
+    `rate_limit_feeds`. One mailbox is mailed one confirmation an hour at most whatever
+    this says."""
+
     @property
     def base_url(self) -> str:
         """``public_url`` (or, unset, the address served) without a trailing slash, ready
@@ -182,7 +211,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     for key in ("allowed_hosts", "webhook_allowed_networks"):
         if isinstance(raw.get(key), str):
             raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
-    for key in ("websub_hub", "redis_url", "public_url"):
+    for key in ("websub_hub", "redis_url", "public_url", "mail_from", "smtp_ca_file", "smtp_username", "smtp_password"):
         if raw.get(key) == "":
             raw[key] = None
     raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -222,4 +251,18 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"
         )
+    if not 0 <= settings.newsletter_proof_bits <= 32:
+        raise InvalidInputError("FEEDSVC_NEWSLETTER_PROOF_BITS must be from 0 to 32")
+    if settings.mail_from is not None and not mail_sender_ok(settings.mail_from):
+        raise InvalidInputError(
+            f"FEEDSVC_MAIL_FROM: {settings.mail_from!r} is not an address such as 'News <news@example.org>'"
+        )
     return settings
+
+
+def mail_sender_ok(text: str) -> bool:
+    """Whether ``text`` is one address, with or without a name, fit for a From header."""
+    if any(ord(ch) < 32 for ch in text):
+        return False
+    _, address = parseaddr(text)
+    return "@" in address and " " not in address

@@ -35,11 +35,13 @@ from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.openapi import NamedEnums, operation_id
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, pages, writes
+from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, newsletter, ops, pages, writes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.shed import Shed
 from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
+from feedsvc.newsletter.mailer import SmtpMailer
+from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
 from feedsvc.push.websub import HubNotifier
@@ -122,6 +124,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
 
     service.listeners.append(wake_sender)
 
+    # The newsletter (issue 16): off until FEEDSVC_MAIL_FROM names its sender.
+    mail = Newsletter(
+        store, SmtpMailer(settings), base_url=settings.base_url, site=settings.title, sender=settings.mail_from,
+        proof_bits=settings.newsletter_proof_bits,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
@@ -133,6 +141,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             yield
         finally:
             await sender.stop()
+            await mail.drain()
             if notifier is not None:
                 await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
             await bodies.close()
@@ -153,11 +162,15 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_webhooks() -> WebhookRegistry:
         return webhooks
 
+    async def provide_newsletter() -> Newsletter:
+        return mail
+
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
             *writes.HANDLERS,
             *webhook_routes.HANDLERS,
+            *newsletter.HANDLERS,
             *feeds.HANDLERS,
             *pages.HANDLERS,
             *discovery.HANDLERS,
@@ -172,12 +185,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "sitemaps": Provide(provide_sitemaps, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
+            "newsletter": Provide(provide_newsletter, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
             {
                 "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
                 "notifier": notifier, "metrics": metrics,
+                "newsletter": mail,
             }
         ),
         lifespan=[lifespan],

@@ -147,6 +147,108 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "Вставьте адрес страницы комментария в программу, которая понимает oEmbed (CMS, "
         "мессенджер); она запросит код для вставки так:",
     },
+    # the newsletter (issue 16): its sign-up form, confirmation mail and pages
+    "newsletter": {"en": "Newsletter", "be": "Рассылка", "ru": "Рассылка"},
+    "newsletter_intro": {
+        "en": "Get the weekly digest, or each commentary, by email. We send a link to confirm first; "
+        "every mail has a link to unsubscribe at once.",
+        "be": "Атрымлівайце штотыднёвы агляд або кожны каментарый па электроннай пошце. Спачатку мы "
+        "дашлём спасылку для пацверджання; у кожным лісце ёсць спасылка, каб адразу адпісацца.",
+        "ru": "Получайте еженедельный обзор или каждый комментарий по электронной почте. Сначала мы "
+        "пришлём ссылку для подтверждения; в каждом письме есть ссылка, чтобы сразу отписаться.",
+    },
+    "email_address": {"en": "Email address", "be": "Адрас электроннай пошты", "ru": "Адрес электронной почты"},
+    "languages_wanted": {"en": "Languages", "be": "Мовы", "ru": "Языки"},
+    "how_often": {"en": "How often", "be": "Як часта", "ru": "Как часто"},
+    "cadence_weekly": {"en": "The weekly digest", "be": "Штотыднёвы агляд", "ru": "Еженедельный обзор"},
+    "cadence_each": {"en": "Each commentary", "be": "Кожны каментарый", "ru": "Каждый комментарий"},
+    "leave_empty": {"en": "Leave this empty", "be": "Пакіньце гэта поле пустым", "ru": "Оставьте это поле пустым"},
+    "subscribe": {"en": "Subscribe", "be": "Падпісацца", "ru": "Подписаться"},
+    "subscribe_working": {
+        "en": "A moment: your browser is proving it is not a robot…",
+        "be": "Хвілінку: ваш браўзер даказвае, што ён не робат…",
+        "ru": "Минутку: ваш браузер доказывает, что он не робот…",
+    },
+    "subscribe_sent": {
+        "en": "Check your mailbox: open the link we sent to confirm the subscription.",
+        "be": "Праверце пошту: адкрыйце спасылку, якую мы даслалі, каб пацвердзіць падпіску.",
+        "ru": "Проверьте почту: откройте ссылку, которую мы прислали, чтобы подтвердить подписку.",
+    },
+    "subscribe_failed": {
+        "en": "The subscription did not go through: {reason}",
+        "be": "Падпіска не атрымалася: {reason}",
+        "ru": "Подписка не удалась: {reason}",
+    },
+    "needs_script": {
+        "en": "The form needs JavaScript: the browser solves a small puzzle instead of a CAPTCHA.",
+        "be": "Форме патрэбны JavaScript: браўзер рашае невялікую задачу замест CAPTCHA.",
+        "ru": "Форме нужен JavaScript: браузер решает небольшую задачу вместо CAPTCHA.",
+    },
+    "confirm_subject": {
+        "en": "Confirm your subscription to {site}",
+        "be": "Пацвердзіце падпіску на {site}",
+        "ru": "Подтвердите подписку на {site}",
+    },
+    "confirm_mail_intro": {
+        "en": "Someone, probably you, asked to receive {site} by email at this address. "
+        "To confirm, open the link below and press the button:",
+        "be": "Нехта, відаць вы, папрасіў атрымліваць {site} на гэты адрас. "
+        "Каб пацвердзіць, адкрыйце спасылку ніжэй і націсніце кнопку:",
+        "ru": "Кто-то, вероятно вы, попросил получать {site} на этот адрес. "
+        "Чтобы подтвердить, откройте ссылку ниже и нажмите кнопку:",
+    },
+    "confirm_mail_ignore": {
+        "en": "If it was not you, ignore this mail: nothing is sent to an address that was not confirmed. "
+        "The link works for {days} days.",
+        "be": "Калі гэта былі не вы, не зважайце на гэты ліст: на непацверджаны адрас нічога не дасылаецца. "
+        "Спасылка дзейнічае {days} дзён.",
+        "ru": "Если это были не вы, не обращайте внимания на это письмо: на неподтверждённый адрес ничего "
+        "не отправляется. Ссылка действует {days} дней.",
+    },
+    "confirm_title": {"en": "Confirm your subscription", "be": "Пацвердзіце падпіску",
+                      "ru": "Подтвердите подписку"},
+    "confirm_text": {
+        "en": "Press the button to receive {site} at {email}.",
+        "be": "Націсніце кнопку, каб атрымліваць {site} на адрас {email}.",
+        "ru": "Нажмите кнопку, чтобы получать {site} на адрес {email}.",
+    },
+    "confirm_button": {"en": "Confirm the subscription", "be": "Пацвердзіць падпіску",
+                       "ru": "Подтвердить подписку"},
+    "confirmed_title": {"en": "Subscribed", "be": "Падпіска пацверджана", "ru": "Подписка подтверждена"},
+    "confirmed_text": {
+        "en": "{email} is subscribed to {site}. Every mail has a link to unsubscribe.",
+        "be": "Адрас {email} падпісаны на {site}. У кожным лісце ёсць спасылка, каб адпісацца.",
+        "ru": "Адрес {email} подписан на {site}. В каждом письме есть ссылка, чтобы отписаться.",
+    },
+    "link_expired_title": {"en": "This link no longer works", "be": "Гэтая спасылка больш не дзейнічае",
+                           "ru": "Эта ссылка больше не действует"},
+    "link_expired_text": {
+        "en": "It was used already, has expired, or was replaced by a newer one. Sign up again to get a new link.",
+        "be": "Яна ўжо была скарыстана, тэрмін яе дзеяння скончыўся, або яе замяніла навейшая. "
+        "Падпішыцеся зноў, каб атрымаць новую спасылку.",
+        "ru": "Она уже была использована, срок её действия истёк, или её заменила более новая. "
+        "Подпишитесь снова, чтобы получить новую ссылку.",
+    },
+    "unsubscribe_title": {"en": "Unsubscribe", "be": "Адпісацца", "ru": "Отписаться"},
+    "unsubscribe_text": {
+        "en": "Press the button to stop receiving {site} at {email}.",
+        "be": "Націсніце кнопку, каб больш не атрымліваць {site} на адрас {email}.",
+        "ru": "Нажмите кнопку, чтобы больше не получать {site} на адрес {email}.",
+    },
+    "unsubscribed_title": {"en": "Unsubscribed", "be": "Вы адпісаліся", "ru": "Вы отписались"},
+    "unsubscribed_text": {
+        "en": "{email} will receive no more mail from {site}.",
+        "be": "На адрас {email} больш не прыйдзе ніводнага ліста ад {site}.",
+        "ru": "На адрес {email} больше не придёт ни одного письма от {site}.",
+    },
+    "resubscribe": {"en": "Changed your mind? {link}", "be": "Перадумалі? {link}", "ru": "Передумали? {link}"},
+    "subscribe_again": {"en": "Subscribe again", "be": "Падпісацца зноў", "ru": "Подписаться снова"},
+    "gone_title": {"en": "No such subscription", "be": "Такой падпіскі няма", "ru": "Такой подписки нет"},
+    "gone_text": {
+        "en": "Nothing is kept about this subscription any more: nothing will be sent.",
+        "be": "Пра гэтую падпіску больш нічога не захоўваецца: нічога дасылацца не будзе.",
+        "ru": "Об этой подписке больше ничего не хранится: ничего отправляться не будет.",
+    },
 }
 
 # Language names as each catalogue language writes them, for "In other languages:" and

@@ -45,6 +45,7 @@ from feedsvc.store.records import (
     LogEntry,
     StoredCategory,
     StoredCommentary,
+    StoredSubscriber,
     StoredWebhook,
     StoreState,
     TokenRecord,
@@ -279,6 +280,43 @@ class Outbox(Protocol):
         category and language its subscribers' filters need."""
 
 
+class Subscribers(Protocol):
+    """Newsletter subscribers (issue 16; feedsvc.newsletter). Instants are microseconds
+    since the epoch, as stored. Each call is one statement on one subscriber's row."""
+
+    async def sign_up(self, sub: StoredSubscriber, *, resend_after_us: int) -> StoredSubscriber | None:
+        """Store a sign-up. A new address is stored as ``sub``; a known address that is not
+        active, and whose last confirmation mail was sent before ``resend_after_us``, takes
+        ``sub``'s choices, state, nonce and ``confirm_sent_us`` (keeping its id and creation
+        time). Return the row as now stored, or None when nothing changed (the address is
+        active, or was sent a confirmation too recently): then no mail is to go. Two
+        sign-ups of one address at once store one row and return it at most once."""
+
+    async def get_subscriber(self, id: str) -> StoredSubscriber:
+        """One subscriber; NotFoundError if unknown."""
+
+    async def find_subscriber(self, email: str) -> StoredSubscriber | None:
+        """The subscriber with this (normalised) address, if any."""
+
+    async def get_subscribers(self, *, state: str | None, after: str, limit: int) -> list[StoredSubscriber]:
+        """Subscribers in ``state`` (every state when None) with an id above ``after``, by id,
+        at most ``limit``."""
+
+    async def confirm_subscriber(self, id: str, *, nonce: str, now_us: int) -> StoredSubscriber | None:
+        """Make a pending subscriber whose open confirmation has ``nonce`` active, closing
+        the confirmation (a link works once). None when there is no such pending subscriber."""
+
+    async def set_subscriber_state(self, id: str, *, state: str, reason: str | None, now_us: int) -> StoredSubscriber:
+        """Set a subscriber's state (unsubscribed, suspended…) and reason, closing any open
+        confirmation; NotFoundError if unknown."""
+
+    async def reopen_confirmation(self, id: str, *, nonce: str) -> None:
+        """A confirmation mail with ``nonce`` could not be sent: let the next sign-up send one at once."""
+
+    async def erase_subscriber(self, id: str) -> None:
+        """Delete everything kept about a subscriber; NotFoundError if unknown."""
+
+
 class BulkImport(Protocol):
     """Batches in and everything out (``feedsvc import`` / ``export``)."""
 
@@ -339,7 +377,7 @@ class Copy(Protocol):
         """
 
 
-class Store(Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, BulkImport, Copy, Protocol):
+class Store(Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, Subscribers, BulkImport, Copy, Protocol):
     """Every capability every store has: what the app is given."""
 
 

@@ -17,6 +17,7 @@ CREATE INDEX commentary_authors_cid ON commentary_authors (cid);
 CREATE INDEX commentary_tags_cid ON commentary_tags (cid);
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
 CREATE INDEX related_keys_cid ON related_keys (cid);
+CREATE INDEX subscribers_state ON subscribers (state, id);
 CREATE INDEX webhooks_due ON webhooks (next_attempt_us) WHERE state = 'active';
 CREATE TABLE categories (
         slug TEXT PRIMARY KEY,
@@ -102,6 +103,21 @@ CREATE TABLE related_keys (
         cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
         PRIMARY KEY (lang, key, pub_us, id)
     ) WITHOUT ROWID;
+CREATE TABLE subscribers (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        lang TEXT NOT NULL,               -- the language its mails and pages speak
+        languages TEXT NOT NULL,          -- JSON list: languages of the commentaries it gets
+        categories TEXT NOT NULL,         -- JSON list of slugs (empty: every category)
+        cadence TEXT NOT NULL,            -- weekly, each
+        state TEXT NOT NULL,              -- pending, active, unsubscribed, suspended
+        state_reason TEXT,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL,
+        confirmed_us INTEGER,
+        confirm_nonce TEXT,               -- the open confirmation link's nonce
+        confirm_sent_us INTEGER NOT NULL   -- the last confirmation mail (0: may send now)
+    );
 CREATE TABLE tokens (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,

@@ -228,6 +228,28 @@ TEMPLATES: dict[int, str] = {
     {backfill}
     CREATE INDEX related_keys_cid ON related_keys (cid);
     """,
+    # Issue 16: newsletter subscribers. An address is stored normalised and once
+    # (feedsvc.newsletter.addresses); `confirm_nonce` makes a confirmation link single-use
+    # (confirming clears it, a new sign-up replaces it) and `confirm_sent_us` keeps sign-ups
+    # of one address from sending it more than one confirmation mail an hour.
+    6: """
+    CREATE TABLE subscribers (
+        id {key} PRIMARY KEY,
+        email {key} NOT NULL UNIQUE,
+        lang {text} NOT NULL,               -- the language its mails and pages speak
+        languages {json} NOT NULL,          -- JSON list: languages of the commentaries it gets
+        categories {json} NOT NULL,         -- JSON list of slugs (empty: every category)
+        cadence {text} NOT NULL,            -- weekly, each
+        state {text} NOT NULL,              -- pending, active, unsubscribed, suspended
+        state_reason {text},
+        created_us {bigint} NOT NULL,
+        updated_us {bigint} NOT NULL,
+        confirmed_us {bigint},
+        confirm_nonce {text},               -- the open confirmation link's nonce
+        confirm_sent_us {bigint} NOT NULL   -- the last confirmation mail (0: may send now)
+    );
+    CREATE INDEX subscribers_state ON subscribers (state, id);
+    """,
 }
 
 
