@@ -31,7 +31,8 @@ def _page(title: str, body: str, lang: str, *, head: str = "") -> str:
     return (
         f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="robots" content="noindex"><title>{escape(title)}</title>{head}'
+        f'<meta name="robots" content="noindex"><link rel="icon" href="/icon.svg" type="image/svg+xml">'
+        f"<title>{escape(title)}</title>{head}"
         f"<style>{STYLE}{FORM_STYLE}</style></head><body>{body}</body></html>\n"
     )
 
