@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
 from feedsvc.datamove import BATCH_SIZE, migrate_data, report_lines
@@ -38,8 +36,6 @@ from feedsvc.transfer import ImportResult, export_jsonl, export_to_path, import_
 
 if TYPE_CHECKING:
     from litestar import Litestar
-
-    from feedsvc.newsletter.subscribers import Newsletter
 
 Command = Callable[[argparse.Namespace, Settings], int]
 AsyncCommand = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
@@ -279,50 +275,6 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@asynccontextmanager
-async def newsletter_of(settings: Settings) -> AsyncIterator[Newsletter]:
-    """The newsletter on the opened store ``settings`` names (subscribers' data needs no sender)."""
-    from feedsvc.newsletter.mailer import SmtpMailer
-    from feedsvc.newsletter.subscribers import Newsletter
-
-    async with opened(settings) as service:
-        yield Newsletter(
-            service.store, SmtpMailer(settings), base_url=settings.base_url, site=settings.title,
-            sender=settings.mail_from, proof_bits=settings.newsletter_proof_bits,
-        )
-
-
-async def cmd_subscribers_list(args: argparse.Namespace, settings: Settings) -> int:
-    """Every subscriber (or those in one state): id, address, state, language, cadence."""
-    rows = [("ID", "EMAIL", "STATE", "LANG", "CADENCE", "CREATED")]
-    async with newsletter_of(settings) as newsletter:
-        cursor: str | None = None
-        while True:
-            page = await newsletter.page(state=args.state, cursor=cursor, limit=1000)
-            rows += [(s.id, s.email, s.state, s.lang, s.cadence, _when(s.created_at)) for s in page.items]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows))
-    return 0
-
-
-async def cmd_subscribers_export(args: argparse.Namespace, settings: Settings) -> int:
-    """Everything kept about one subscriber (by id or address), as JSON on stdout."""
-    async with newsletter_of(settings) as newsletter:
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(await newsletter.export(args.ref))) + b"\n")
-    return 0
-
-
-async def cmd_subscribers_erase(args: argparse.Namespace, settings: Settings) -> int:
-    """Delete everything kept about one subscriber (by id or address)."""
-    async with newsletter_of(settings) as newsletter:
-        gone = await newsletter.erase(args.ref)
-    print(f"erased subscriber {gone.id} ({gone.email})")
-    return 0
-
-
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Apply pending migrations (opening the store does) and print the schema version."""
     async with opened(settings) as service:
@@ -489,17 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("id", metavar="ID")
     t.set_defaults(command=run_async(cmd_token_revoke))
 
-    p = sub.add_parser("subscribers", help="the newsletter's subscribers: list, export or erase one")
-    subs = p.add_subparsers(dest="subscribers_command", required=True, metavar="ACTION")
-    t = subs.add_parser("list", parents=[db], help="list subscribers")
-    t.add_argument("--state", choices=["pending", "active", "unsubscribed", "suspended"])
-    t.set_defaults(command=run_async(cmd_subscribers_list))
-    t = subs.add_parser("export", parents=[db], help="print everything kept about one subscriber as JSON")
-    t.add_argument("ref", metavar="ID_OR_EMAIL")
-    t.set_defaults(command=run_async(cmd_subscribers_export))
-    t = subs.add_parser("erase", parents=[db], help="delete everything kept about one subscriber")
-    t.add_argument("ref", metavar="ID_OR_EMAIL")
-    t.set_defaults(command=run_async(cmd_subscribers_erase))
+    from feedsvc.newsletter_cli import add_newsletter_commands  # it reads this module's helpers
+
+    add_newsletter_commands(sub, db)
 
     p = sub.add_parser("migrate", parents=[db], help="apply schema migrations and print the version")
     p.set_defaults(command=run_async(cmd_migrate))

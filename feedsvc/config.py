@@ -175,6 +175,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """SMTP AUTH password."""
     smtp_timeout: float = 30.0
     """Seconds one SMTP conversation may take."""
+    dkim_key_file: str | None = None
+    """A PEM file holding the RSA private key the newsletter's mail is DKIM-signed with
+    (`openssl genrsa -out dkim.pem 2048`); unset, mail goes unsigned."""
+    dkim_selector: str = "feedsvc"
+    """The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."""
+    dkim_domain: str | None = None
+    """The signing domain (`d=`); defaults to the domain of `mail_from`."""
     newsletter_proof_bits: int = 18
     """Work a sign-up's proof of work takes: leading zero bits of a SHA-256 hash (each one
     doubles it; 18 is about 260,000 hashes, a second or two in a browser). 0 switches it off."""
@@ -211,7 +218,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     for key in ("allowed_hosts", "webhook_allowed_networks"):
         if isinstance(raw.get(key), str):
             raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
-    for key in ("websub_hub", "redis_url", "public_url", "mail_from", "smtp_ca_file", "smtp_username", "smtp_password"):
+    for key in (
+        "websub_hub", "redis_url", "public_url", "mail_from", "smtp_ca_file", "smtp_username", "smtp_password",
+        "dkim_key_file", "dkim_domain",
+    ):
         if raw.get(key) == "":
             raw[key] = None
     raw.update({k: v for k, v in overrides.items() if v is not None})

@@ -24,6 +24,7 @@ LAYER_OF_TOP = {
     "store": "store", "render": "render", "push": "push",
     "service": "service", "tokens": "service", "transfer": "service", "datamove": "service",
     "feeds": "feeds", "newsletter": "newsletter", "http": "http", "cli": "cli",
+    "newsletter_cli": "cli",
 }
 """The layer of each top-level module or package of feedsvc. A new one must be placed here."""
 

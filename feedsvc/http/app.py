@@ -40,6 +40,8 @@ from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.shed import Shed
 from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
+from feedsvc.newsletter.compose import signer_from
+from feedsvc.newsletter.issues import Issues
 from feedsvc.newsletter.mailer import SmtpMailer
 from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.push.targets import TargetPolicy
@@ -125,10 +127,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     service.listeners.append(wake_sender)
 
     # The newsletter (issue 16): off until FEEDSVC_MAIL_FROM names its sender.
+    mailer = SmtpMailer(settings)
     mail = Newsletter(
-        store, SmtpMailer(settings), base_url=settings.base_url, site=settings.title, sender=settings.mail_from,
-        proof_bits=settings.newsletter_proof_bits,
+        store, mailer, base_url=settings.base_url, site=settings.title, sender=settings.mail_from,
+        proof_bits=settings.newsletter_proof_bits, signer=signer_from(settings),
     )
+    issues = Issues(mail, service, mailer)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -165,6 +169,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_newsletter() -> Newsletter:
         return mail
 
+    async def provide_issues() -> Issues:
+        return issues
+
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
@@ -186,13 +193,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "settings": Provide(provide_settings, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "newsletter": Provide(provide_newsletter, use_cache=True),
+            "issues": Provide(provide_issues, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
             {
                 "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
                 "notifier": notifier, "metrics": metrics,
-                "newsletter": mail,
+                "newsletter": mail, "issues": issues,
             }
         ),
         lifespan=[lifespan],

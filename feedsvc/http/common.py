@@ -47,6 +47,7 @@ ERROR_MEANINGS = {
     422: "Well-formed, but refused: `extra` names the field (a webhook URL into a private network)",
     428: "The write needs If-Match with the ETag from a GET",
     429: "Too many requests: retry after `Retry-After` seconds; RateLimit-* headers show the budget",
+    502: "The mail server refused or could not be reached; `detail` says what it answered",
     503: "The database is busy; retry after `Retry-After` seconds",
 }
 

@@ -34,6 +34,7 @@ from feedsvc.errors import (
     StorageBusyError,
     StorageError,
     UnprocessableError,
+    UpstreamError,
 )
 from feedsvc.logs import REQUEST_ID
 
@@ -51,6 +52,7 @@ STATUS: list[tuple[type[FeedsvcError], int]] = [
     (StorageBusyError, 503),
     (BusyError, 503),
     (StorageError, 500),
+    (UpstreamError, 502),
 ]
 
 RETRY_AFTER_SECONDS = 2

@@ -9,16 +9,15 @@ temporary (4xx, the connection, TLS, a timeout).
 from __future__ import annotations
 
 import ssl
-from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
 
 from feedsvc.config import Settings
-from feedsvc.errors import FeedsvcError
+from feedsvc.errors import UpstreamError
 
 
-class MailError(FeedsvcError):
+class MailError(UpstreamError):
     """The server did not take a message."""
 
     def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
@@ -28,8 +27,9 @@ class MailError(FeedsvcError):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
-        """Hand ``message`` to the server for the addresses in its To header. MailError."""
+    async def send(self, message: bytes, *, sender: str, recipients: list[str]) -> None:
+        """Hand ``message`` (as signed: sent byte for byte) to the server for ``recipients``,
+        with ``sender`` as the envelope's return path. MailError."""
 
 
 class SmtpMailer:
@@ -44,11 +44,13 @@ class SmtpMailer:
         self.timeout = settings.smtp_timeout
         self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: bytes, *, sender: str, recipients: list[str]) -> None:
         start_tls = {"auto": None, "starttls": True, "tls": False, "none": False}[self.mode]
         try:
             await aiosmtplib.send(
                 message,
+                sender=sender,
+                recipients=recipients,
                 hostname=self.host,
                 port=self.port,
                 username=self.username,

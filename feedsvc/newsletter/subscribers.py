@@ -20,7 +20,9 @@ from feedsvc.errors import InvalidCursorError, InvalidInputError, NotFoundError
 from feedsvc.model import Challenge, NewSubscription, Subscriber, SubscriberPage, from_us, to_us
 from feedsvc.newsletter import links
 from feedsvc.newsletter.addresses import normalize_address
+from feedsvc.newsletter.compose import Composer, Signer
 from feedsvc.newsletter.mailer import Mailer, MailError
+from feedsvc.render.messages import Messages
 from feedsvc.render.newsletter import confirmation_mail
 from feedsvc.store import Store, StoredSubscriber
 
@@ -60,6 +62,7 @@ class Newsletter:
         site: str,
         sender: str | None,
         proof_bits: int,
+        signer: Signer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -70,6 +73,7 @@ class Newsletter:
         self.proof_bits = proof_bits
         self.clock = clock
         self.host = urlsplit(self.base_url).hostname or "localhost"
+        self.composer = Composer(sender=sender or "", site=site, host=self.host, signer=signer)
         self._sending: set[asyncio.Task[None]] = set()
 
     @property
@@ -82,10 +86,6 @@ class Newsletter:
 
     async def _key(self) -> bytes:
         return links.newsletter_key(await self.store.get_secret())
-
-    def message_id(self) -> str:
-        """A new ``Message-ID`` on the public host."""
-        return f"<{secrets.token_hex(12)}@{self.host}>"
 
     # --- signing up -------------------------------------------------------------------
 
@@ -135,12 +135,11 @@ class Newsletter:
         now = self.clock()
         expires = int((now + timedelta(days=CONFIRM_DAYS)).timestamp())
         link = f"{self.base_url}/newsletter/confirm/{links.confirm_link(await self._key(), sub.id, nonce, expires)}"
-        message = confirmation_mail(
-            site=self.site, lang=sub.lang, sender=self.sender or "", to=sub.email, link=link, days=CONFIRM_DAYS,
-            message_id=self.message_id(), now=now,
-        )
+        parts = confirmation_mail(site=Messages(sub.lang).site_name(self.site), lang=sub.lang, link=link,
+                                  days=CONFIRM_DAYS)
+        message = self.composer.compose(parts, to=sub.email, now=now, unsubscribe=None)
         try:
-            await self.mailer.send(message)
+            await self.mailer.send(message, sender=self.composer.envelope_sender, recipients=[sub.email])
         except MailError as e:
             log.warning("confirmation mail to subscriber %s not sent: %s", sub.id, e.message)
             await self.store.reopen_confirmation(sub.id, nonce=nonce)

@@ -243,6 +243,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "resubscribe": {"en": "Changed your mind? {link}", "be": "Перадумалі? {link}", "ru": "Передумали? {link}"},
     "subscribe_again": {"en": "Subscribe again", "be": "Падпісацца зноў", "ru": "Подписаться снова"},
+    "digest_mail_intro": {
+        "en": "{count} commentaries this week. The digest on the web: {link}",
+        "be": "Каментарыяў за тыдзень: {count}. Агляд у сеціве: {link}",
+        "ru": "Комментариев за неделю: {count}. Обзор на сайте: {link}",
+    },
+    "read_more": {"en": "Read", "be": "Чытаць", "ru": "Читать"},
+    "why_this_mail": {
+        "en": "You get this mail because {email} subscribed to {site}.",
+        "be": "Вы атрымліваеце гэты ліст, бо адрас {email} падпісаны на {site}.",
+        "ru": "Вы получаете это письмо, потому что адрес {email} подписан на {site}.",
+    },
+    "unsubscribe_line": {
+        "en": "Unsubscribe with one click: {link}",
+        "be": "Адпісацца адным націскам: {link}",
+        "ru": "Отписаться одним нажатием: {link}",
+    },
     "gone_title": {"en": "No such subscription", "be": "Такой падпіскі няма", "ru": "Такой подписки нет"},
     "gone_text": {
         "en": "Nothing is kept about this subscription any more: nothing will be sent.",

@@ -15,7 +15,7 @@ Subscribers' addresses are personal data: listing and exporting them needs a tok
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -23,10 +23,19 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from feedsvc.http.bodies import WriteRequest, strict_body
-from feedsvc.http.common import API, HTML, JSON, responses
+from feedsvc.http.common import API, HTML, JSON, parse_start, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.guards import guards, security
-from feedsvc.model import ADMIN, SUBSCRIBERS_READ, Challenge, NewSubscription, Subscriber, SubscriberPage
+from feedsvc.model import (
+    ADMIN,
+    COMMENTARIES_WRITE,
+    SUBSCRIBERS_READ,
+    Challenge,
+    NewSubscription,
+    Subscriber,
+    SubscriberPage,
+)
+from feedsvc.newsletter.issues import Issues
 from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.render.messages import Messages, catalogue_lang
 from feedsvc.render.newsletter import action_page, signup_page
@@ -219,7 +228,49 @@ async def erase_subscriber(ref: FromPath[str], newsletter: NewsletterDep) -> Non
     await newsletter.erase(ref)
 
 
+# --- issues: previews and test sends for editors ------------------------------------------------
+
+IssuesDep = NamedDependency[Issues]
+_FORMATS = {"html": HTML, "text": "text/plain", "eml": "message/rfc822"}
+
+
+@get(f"{API}/newsletter/digests/{{start:str}}", summary="Preview the newsletter of a published weekly digest",
+     description="`format`: `html` or `text` (its two parts), or `eml` (the whole mail, headers and DKIM "
+     "signature included, as a subscriber would get it).",
+     tags=["newsletter"], guards=guards(COMMENTARIES_WRITE), security=security(COMMENTARIES_WRITE),
+     responses=responses(400, 401, 403, 404))
+async def preview_issue(
+    start: FromPath[str],
+    issues: IssuesDep,
+    lang: Annotated[Literal["en", "be", "ru"], QueryParameter(description="The issue's language.")] = "en",
+    format: Annotated[Literal["html", "text", "eml"], QueryParameter(description="What to show.")] = "html",
+) -> Response[bytes]:
+    body = await issues.preview(parse_start(start), lang, format)
+    # The preview runs no script and posts nothing, whatever a commentary's text holds.
+    csp = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
+    headers = {**_PAGE_HEADERS, "Content-Security-Policy": csp}
+    return Response(content=body, headers=headers, media_type=_FORMATS[format])
+
+
+class TestSend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    lang: Literal["en", "be", "ru"] = "en"
+    to: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    """The one address to send it to."""
+
+
+@post(f"{API}/newsletter/digests/{{start:str}}/test", summary="Send the newsletter of a digest to one address",
+      tags=["newsletter"], status_code=200, guards=guards(COMMENTARIES_WRITE), request_class=WriteRequest,
+      security=security(COMMENTARIES_WRITE), responses=responses(400, 401, 403, 404, 415, 502))
+async def send_test_issue(
+    request: Request[Any, Any, Any], start: FromPath[str], data: JSONBody[TestSend], issues: IssuesDep
+) -> Response[dict[str, str]]:
+    body = await strict_body(request, TestSend)
+    await issues.send_test(parse_start(start), body.lang, body.to)
+    return _json({"status": "sent"})
+
+
 HANDLERS = [
+    preview_issue, send_test_issue,
     challenge, subscribe, signup, signup_script, confirm_page, confirm, unsubscribe_page, unsubscribe, list_subscribers,
     export_subscriber, erase_subscriber,
 ]

@@ -1,0 +1,92 @@
+"""The newsletter's issues: the weekly digest as a mail, previewed and sent as a test.
+
+An issue is a published weekly digest (feedsvc.digest: public once its period is over, at
+``FEEDSVC_DIGEST_HOUR`` the next day) in one language, written for one subscriber: the
+same words in the HTML and the plain-text part, the subscriber's own unsubscribe link in
+the footer and the headers.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import date
+from email.message import EmailMessage
+from typing import Literal
+
+from feedsvc.errors import NotFoundError
+from feedsvc.model import Image
+from feedsvc.newsletter.addresses import normalize_address
+from feedsvc.newsletter.mailer import Mailer
+from feedsvc.newsletter.subscribers import Newsletter
+from feedsvc.render.messages import Messages
+from feedsvc.render.newsletter import SHORTER, MailParts, digest_mail
+from feedsvc.service import Service
+from feedsvc.store import StoredSubscriber
+
+MAIL_LIMIT = 100_000
+"""Bytes a whole mail may take, signature included: Gmail clips a message past about 102 KB."""
+PREVIEW_ADDRESS = "reader@example.org"
+"""Who a preview is written to."""
+Format = Literal["html", "text", "eml"]
+
+
+class Issues:
+    """Digest mails for one newsletter, read through ``service``."""
+
+    def __init__(self, newsletter: Newsletter, service: Service, mailer: Mailer) -> None:
+        self.newsletter = newsletter
+        self.service = service
+        self.mailer = mailer
+
+    async def parts(self, start: date, lang: str, *, email: str, unsubscribe: str) -> list[MailParts]:
+        """The digest of the period starting on ``start`` in ``lang`` as a mail's words, in
+        each of the ways ``SHORTER`` lists, longest first; NotFoundError when it is not
+        published (yet) in that language."""
+        await self.service.state()
+        records = await self.service.store.get_digests(
+            lang=lang, limit=1, start=start, ended_by=self.service.digests_ended_by()
+        )
+        if not records:
+            raise NotFoundError(f"no published digest of {start} in {lang}")
+        record = records[0]
+        images: dict[str, Image] = {c.id: c.image for c in record.commentaries if c.image is not None}
+        digest = self.service.digest_of(record)
+        site = Messages(lang).site_name(self.newsletter.site)
+        return [
+            digest_mail(digest, images, site=site, email=email, unsubscribe=unsubscribe,
+                        base_url=self.service.base_url, summary_length=length, most=most)
+            for length, most in SHORTER
+        ]
+
+    async def message(self, start: date, lang: str, *, to: str, subscriber: StoredSubscriber | None) -> bytes:
+        """The signed mail of an issue to ``to``; for ``subscriber`` its own unsubscribe link,
+        else (a preview or a test) a link that unsubscribes nobody."""
+        self.newsletter.check_enabled()
+        if subscriber is not None:
+            unsubscribe = await self.newsletter.unsubscribe_link(subscriber)
+        else:
+            unsubscribe = f"{self.newsletter.base_url}/newsletter/unsubscribe/preview"
+        message = b""
+        for parts in await self.parts(start, lang, email=to, unsubscribe=unsubscribe):
+            message = self.newsletter.composer.compose(
+                parts, to=to, now=self.newsletter.clock(), unsubscribe=unsubscribe
+            )
+            if len(message) <= MAIL_LIMIT:
+                break
+        return message
+
+    async def preview(self, start: date, lang: str, format: Format) -> bytes:
+        """The issue as an editor checks it: its HTML, its text, or the whole signed mail."""
+        if format == "eml":
+            return await self.message(start, lang, to=PREVIEW_ADDRESS, subscriber=None)
+        message = await self.message(start, lang, to=PREVIEW_ADDRESS, subscriber=None)
+        mail = email.message_from_bytes(message, policy=email.policy.default)
+        part = mail.get_body((format if format == "html" else "plain",))
+        return part.get_content().encode() if isinstance(part, EmailMessage) else b""
+
+    async def send_test(self, start: date, lang: str, to: str) -> None:
+        """Send the issue to one address (an editor's), as subscribers would get it. MailError."""
+        address = normalize_address(to)
+        message = await self.message(start, lang, to=address, subscriber=None)
+        await self.mailer.send(message, sender=self.newsletter.composer.envelope_sender, recipients=[address])
