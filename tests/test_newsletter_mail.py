@@ -183,3 +183,26 @@ async def test_a_big_digest_stays_under_gmails_clipping_size(
     mail: EmailMessage = __import__("email").message_from_bytes(raw, policy=__import__("email.policy").policy.default)
     text, html = text_and_html(mail)
     assert html.count("<h2") == 60 and text.count("\n* ") == 60  # every commentary, summaries shortened
+
+
+def test_the_command_line_previews_the_demos_digest_in_each_part(
+    db_path: Path, dkim_key: tuple[Path, bytes], capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from feedsvc.cli import main
+
+    url = f"sqlite:///{db_path}"
+    monkeypatch.setenv("FEEDSVC_MAIL_FROM", SENDER)
+    monkeypatch.setenv("FEEDSVC_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.setenv("FEEDSVC_DKIM_KEY_FILE", str(dkim_key[0]))
+    monkeypatch.setenv("FEEDSVC_DKIM_SELECTOR", SELECTOR)
+    assert main(["demo", "--data", str(Path(__file__).parent.parent / "data"), "--database-url", url]) == 0
+    capsysbinary.readouterr()
+    assert main(["newsletter", "preview", "2026-03-02", "--lang", "be", "--format", "eml", "--database-url", url]) == 0
+    raw = capsysbinary.readouterr().out
+    assert raw.startswith(b"DKIM-Signature:") and verifies(raw, dkim_key[1])
+    assert main(["newsletter", "preview", "2026-03-02", "--lang", "be", "--format", "text", "--database-url", url]) == 0
+    text = capsysbinary.readouterr().out.decode()
+    assert "Адпісацца адным націскам" in text and "Каментарыяў за тыдзень" in text
+    assert "сакавіка 2026" in text.split("\n")[0]  # the digest's title, its date in Belarusian
+    assert main(["newsletter", "preview", "2030-01-07", "--lang", "be", "--database-url", url]) == 1
