@@ -182,6 +182,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."""
     dkim_domain: str | None = None
     """The signing domain (`d=`); defaults to the domain of `mail_from`."""
+    newsletter_send: Literal["draft", "auto"] = "draft"
+    """What happens when a weekly digest is published: `draft` holds its newsletter for an
+    editor to send (`feedsvc newsletter send`, or the API), `auto` sends it to every
+    subscriber of its language at once."""
+    newsletter_rate: float = 20.0
+    """Most newsletter mails sent per second by one server process."""
+    newsletter_concurrency: int = 4
+    """SMTP conversations one server process holds at once."""
+    newsletter_retry_delay: float = 60.0
+    """Seconds before a mail the server refused for now (4xx, no connection) is tried again;
+    each further failure doubles it."""
+    newsletter_max_attempts: int = 6
+    """Attempts of one mail before it is given up as failed."""
     newsletter_proof_bits: int = 18
     """Work a sign-up's proof of work takes: leading zero bits of a SHA-256 hash (each one
     doubles it; 18 is about 260,000 hashes, a second or two in a browser). 0 switches it off."""
@@ -260,6 +273,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if settings.webhook_max_failures < 1 or min(settings.webhook_timeout, settings.webhook_poll_interval) <= 0:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"
+        )
+    if settings.newsletter_rate <= 0 or settings.newsletter_concurrency < 1 or settings.newsletter_max_attempts < 1:
+        raise InvalidInputError(
+            "FEEDSVC_NEWSLETTER_RATE must be positive, FEEDSVC_NEWSLETTER_CONCURRENCY and _MAX_ATTEMPTS at least 1"
         )
     if not 0 <= settings.newsletter_proof_bits <= 32:
         raise InvalidInputError("FEEDSVC_NEWSLETTER_PROOF_BITS must be from 0 to 32")

@@ -20,7 +20,20 @@ from feedsvc.http.common import parse_start
 from feedsvc.newsletter.compose import signer_from
 from feedsvc.newsletter.issues import Issues
 from feedsvc.newsletter.mailer import SmtpMailer
+from feedsvc.newsletter.sending import IssueSender
 from feedsvc.newsletter.subscribers import Newsletter
+
+
+@asynccontextmanager
+async def sender_of(settings: Settings) -> AsyncIterator[IssueSender]:
+    """An issue sender on the opened store, used here only to queue and to report: the
+    server processes (``feedsvc serve``) deliver what is queued."""
+    async with issues_of(settings) as issues:
+        yield IssueSender(
+            issues.service.store, issues, issues.mailer, rate=settings.newsletter_rate,
+            concurrency=settings.newsletter_concurrency, retry_delay=settings.newsletter_retry_delay,
+            max_attempts=settings.newsletter_max_attempts, auto=False,
+        )
 
 
 @asynccontextmanager
@@ -82,6 +95,26 @@ async def cmd_newsletter_send_test(args: argparse.Namespace, settings: Settings)
     return 0
 
 
+async def cmd_newsletter_send(args: argparse.Namespace, settings: Settings) -> int:
+    """Queue the newsletter of a published digest for every subscriber of its language."""
+    async with sender_of(settings) as sender:
+        issue, count = await sender.send_issue(parse_start(args.start), args.lang)
+    print(f"issue {issue.key}: {count} mails queued; the server sends them (feedsvc newsletter status)")
+    return 0
+
+
+async def cmd_newsletter_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Each issue, newest first: its state and how many mails are queued, sent, failed."""
+    rows: list[tuple[str, ...]] = [("ISSUE", "STATE", "QUEUED", "SENT", "FAILED")]
+    async with sender_of(settings) as sender:
+        for issue in await sender.store.get_issues(100):
+            counts = await sender.store.send_counts(issue.key)
+            rows.append((issue.key, issue.state, *(str(counts.get(s, 0)) for s in ("queued", "sent", "failed"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows))
+    return 0
+
+
 def add_newsletter_commands(sub: Any, db: argparse.ArgumentParser) -> None:
     """Add ``subscribers`` and ``newsletter`` to the subcommands ``sub``."""
     p = sub.add_parser("subscribers", help="the newsletter's subscribers: list, export or erase one")
@@ -110,3 +143,9 @@ def add_newsletter_commands(sub: Any, db: argparse.ArgumentParser) -> None:
         else:
             t.add_argument("--to", required=True, metavar="ADDRESS")
         t.set_defaults(command=run_async(command))
+    t = news.add_parser("send", parents=[db], help="queue the newsletter of a published digest for its subscribers")
+    t.add_argument("start", metavar="START", help="the digest's first day, YYYY-MM-DD")
+    t.add_argument("--lang", choices=["en", "be", "ru"], default="en")
+    t.set_defaults(command=run_async(cmd_newsletter_send))
+    t = news.add_parser("status", parents=[db], help="each issue with its mails queued, sent and failed")
+    t.set_defaults(command=run_async(cmd_newsletter_status))

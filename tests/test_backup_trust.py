@@ -271,7 +271,8 @@ def test_an_older_backup_is_brought_to_the_current_schema(deployment: Deployment
     assert VERSION == 6, "rewrite this test's downgrade for the new step"
     old = tmp_path / "old.db"
     old.write_bytes(deployment.backup.read_bytes())
-    tamper(old, "DROP TABLE related_keys", "DROP TABLE subscribers", "PRAGMA user_version = 4")
+    tamper(old, "DROP TABLE related_keys", "DROP TABLE subscribers", "DROP TABLE newsletter_issues",
+           "DROP TABLE newsletter_sends", "PRAGMA user_version = 4")
     target = tmp_path / "restored.db"
     assert cli("restore", str(old), db=target) == 0
     assert sql(target, "PRAGMA user_version") == [(VERSION,)]

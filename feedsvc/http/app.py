@@ -43,6 +43,7 @@ from feedsvc.model import Commentary
 from feedsvc.newsletter.compose import signer_from
 from feedsvc.newsletter.issues import Issues
 from feedsvc.newsletter.mailer import SmtpMailer
+from feedsvc.newsletter.sending import IssueSender
 from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
@@ -133,6 +134,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         proof_bits=settings.newsletter_proof_bits, signer=signer_from(settings),
     )
     issues = Issues(mail, service, mailer)
+    mail_sender = IssueSender(
+        store, issues, mailer, rate=settings.newsletter_rate, concurrency=settings.newsletter_concurrency,
+        retry_delay=settings.newsletter_retry_delay, max_attempts=settings.newsletter_max_attempts,
+        auto=settings.newsletter_send == "auto", poll_interval=settings.webhook_poll_interval,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -141,10 +147,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if notifier is not None:
             await notifier.start()
         await sender.start()
+        await mail_sender.start()
         try:
             yield
         finally:
             await sender.stop()
+            await mail_sender.stop()
             await mail.drain()
             if notifier is not None:
                 await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
@@ -172,6 +180,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_issues() -> Issues:
         return issues
 
+    async def provide_mail_sender() -> IssueSender:
+        return mail_sender
+
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
@@ -194,6 +205,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "newsletter": Provide(provide_newsletter, use_cache=True),
             "issues": Provide(provide_issues, use_cache=True),
+            "mail_sender": Provide(provide_mail_sender, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
@@ -201,6 +213,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
                 "notifier": notifier, "metrics": metrics,
                 "newsletter": mail, "issues": issues,
+                "mail_sender": mail_sender,
             }
         ),
         lifespan=[lifespan],

@@ -72,7 +72,9 @@ class Composer:
     def message_id(self) -> str:
         return f"<{secrets.token_hex(12)}@{self.host}>"
 
-    def compose(self, parts: MailParts, *, to: str, now: datetime, unsubscribe: str | None) -> bytes:
+    def compose(
+        self, parts: MailParts, *, to: str, now: datetime, unsubscribe: str | None, message_id: str | None = None
+    ) -> bytes:
         """The mail to ``to``, signed when a key is set. With ``unsubscribe`` (the
         subscriber's one-click URL) it is a list mail and carries the list headers."""
         message = EmailMessage(policy=SMTP)
@@ -80,7 +82,7 @@ class Composer:
         message["To"] = formataddr(("", to))
         message["Subject"] = parts.subject
         message["Date"] = format_datetime(now)
-        message["Message-ID"] = self.message_id()
+        message["Message-ID"] = message_id or self.message_id()
         if unsubscribe is None:
             message["Auto-Submitted"] = "auto-generated"
         else:

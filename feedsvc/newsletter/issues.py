@@ -14,13 +14,14 @@ from datetime import date
 from email.message import EmailMessage
 from typing import Literal
 
+from feedsvc.digest import Digest
 from feedsvc.errors import NotFoundError
 from feedsvc.model import Image
 from feedsvc.newsletter.addresses import normalize_address
 from feedsvc.newsletter.mailer import Mailer
 from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.render.messages import Messages
-from feedsvc.render.newsletter import SHORTER, MailParts, digest_mail
+from feedsvc.render.newsletter import SHORTER, digest_mail
 from feedsvc.service import Service
 from feedsvc.store import StoredSubscriber
 
@@ -39,10 +40,9 @@ class Issues:
         self.service = service
         self.mailer = mailer
 
-    async def parts(self, start: date, lang: str, *, email: str, unsubscribe: str) -> list[MailParts]:
-        """The digest of the period starting on ``start`` in ``lang`` as a mail's words, in
-        each of the ways ``SHORTER`` lists, longest first; NotFoundError when it is not
-        published (yet) in that language."""
+    async def digest(self, start: date, lang: str) -> tuple[Digest, dict[str, Image]]:
+        """The published digest of the period starting on ``start`` in ``lang``, and the
+        lead images of its commentaries; NotFoundError when it is not published (yet)."""
         await self.service.state()
         records = await self.service.store.get_digests(
             lang=lang, limit=1, start=start, ended_by=self.service.digests_ended_by()
@@ -51,26 +51,28 @@ class Issues:
             raise NotFoundError(f"no published digest of {start} in {lang}")
         record = records[0]
         images: dict[str, Image] = {c.id: c.image for c in record.commentaries if c.image is not None}
-        digest = self.service.digest_of(record)
-        site = Messages(lang).site_name(self.newsletter.site)
-        return [
-            digest_mail(digest, images, site=site, email=email, unsubscribe=unsubscribe,
-                        base_url=self.service.base_url, summary_length=length, most=most)
-            for length, most in SHORTER
-        ]
+        return self.service.digest_of(record), images
 
-    async def message(self, start: date, lang: str, *, to: str, subscriber: StoredSubscriber | None) -> bytes:
+    async def message(
+        self, start: date, lang: str, *, to: str, subscriber: StoredSubscriber | None,
+        found: tuple[Digest, dict[str, Image]] | None = None, message_id: str | None = None,
+    ) -> bytes:
         """The signed mail of an issue to ``to``; for ``subscriber`` its own unsubscribe link,
-        else (a preview or a test) a link that unsubscribes nobody."""
+        else (a preview or a test) a link that unsubscribes nobody. Written the longest way
+        of ``SHORTER`` that keeps the whole mail within ``MAIL_LIMIT``."""
         self.newsletter.check_enabled()
         if subscriber is not None:
             unsubscribe = await self.newsletter.unsubscribe_link(subscriber)
         else:
             unsubscribe = f"{self.newsletter.base_url}/newsletter/unsubscribe/preview"
+        digest, images = found or await self.digest(start, lang)
+        site = Messages(lang).site_name(self.newsletter.site)
         message = b""
-        for parts in await self.parts(start, lang, email=to, unsubscribe=unsubscribe):
+        for length, most in SHORTER:
+            parts = digest_mail(digest, images, site=site, email=to, unsubscribe=unsubscribe,
+                                base_url=self.service.base_url, summary_length=length, most=most)
             message = self.newsletter.composer.compose(
-                parts, to=to, now=self.newsletter.clock(), unsubscribe=unsubscribe
+                parts, to=to, now=self.newsletter.clock(), unsubscribe=unsubscribe, message_id=message_id
             )
             if len(message) <= MAIL_LIMIT:
                 break

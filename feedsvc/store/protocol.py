@@ -42,7 +42,9 @@ from feedsvc.store.records import (
     DigestMark,
     DigestRecord,
     IdempotencyKey,
+    IssueRecord,
     LogEntry,
+    SendRecord,
     StoredCategory,
     StoredCommentary,
     StoredSubscriber,
@@ -317,6 +319,48 @@ class Subscribers(Protocol):
         """Delete everything kept about a subscriber; NotFoundError if unknown."""
 
 
+class SendQueue(Protocol):
+    """The newsletter's issues and the durable queue of their sends (issue 16)."""
+
+    async def add_issue(self, issue: IssueRecord) -> bool:
+        """Store a new issue; False (and nothing changed) when its key exists."""
+
+    async def get_issue(self, key: str) -> IssueRecord | None:
+        """One issue, if stored."""
+
+    async def get_issues(self, limit: int) -> list[IssueRecord]:
+        """The newest issues first, at most ``limit``."""
+
+    async def queue_issue(self, key: str, *, now_us: int, host: str) -> int:
+        """Queue a send of issue ``key`` for every active weekly subscriber of its language
+        that has none yet (a (issue, subscriber) is queued once, ever), its Message-ID
+        ``<KEY.SUBSCRIBER@host>``; mark the issue sending. Return how many sends it has."""
+
+    async def claim_sends(self, *, owner: str, now_us: int, lease_until_us: int, limit: int) -> list[SendRecord]:
+        """Lease to ``owner`` at most ``limit`` queued sends that are due and not leased
+        (or whose lease ran out); two owners never hold one send at once."""
+
+    async def finish_send(
+        self, issue: str, subscriber_id: str, *, owner: str, state: str, error: str | None, next_attempt_us: int,
+        now_us: int,
+    ) -> bool:
+        """Record an attempt of a send ``owner`` holds: ``state`` ``sent``, ``failed``, or
+        ``queued`` again (not before ``next_attempt_us``); release it. False when ``owner``
+        no longer holds it or it is not queued."""
+
+    async def extend_sends(self, owner: str, *, lease_until_us: int) -> None:
+        """Hold every send ``owner`` leases until ``lease_until_us`` (a batch still going)."""
+
+    async def release_sends(self, owner: str) -> None:
+        """Give up every lease ``owner`` holds (a sender stopping)."""
+
+    async def send_counts(self, key: str) -> dict[str, int]:
+        """How many sends of an issue are in each state."""
+
+    async def finish_issue(self, key: str) -> bool:
+        """Mark a sending issue sent when none of its sends is queued; whether it was."""
+
+
 class BulkImport(Protocol):
     """Batches in and everything out (``feedsvc import`` / ``export``)."""
 
@@ -377,7 +421,9 @@ class Copy(Protocol):
         """
 
 
-class Store(Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, Subscribers, BulkImport, Copy, Protocol):
+class Store(
+    Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, Subscribers, SendQueue, BulkImport, Copy, Protocol
+):
     """Every capability every store has: what the app is given."""
 
 

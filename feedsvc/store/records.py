@@ -152,6 +152,30 @@ class StoredSubscriber(msgspec.Struct, frozen=True, kw_only=True):
     """When the last confirmation mail was sent (0: another may go now)."""
 
 
+class IssueRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A newsletter issue: one weekly digest in one language, mailed once (issue 16)."""
+
+    key: str
+    """``digest-START-LANG``."""
+    kind: str
+    start: date
+    lang: str
+    state: str
+    """``draft`` (held for an editor), ``sending`` (queued), ``sent`` (nothing left queued)."""
+    created_us: int
+    queued_us: int | None
+
+
+class SendRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One (issue, subscriber) a sender has leased."""
+
+    issue: str
+    subscriber_id: str
+    attempts: int
+    message_id: str
+    """The same on every attempt, so that a receiver drops a repeat."""
+
+
 class CopyBatch(msgspec.Struct, kw_only=True):
     """Records copied from another store, written verbatim by ``Store.load_copy``."""
 

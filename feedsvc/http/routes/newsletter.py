@@ -36,6 +36,7 @@ from feedsvc.model import (
     SubscriberPage,
 )
 from feedsvc.newsletter.issues import Issues
+from feedsvc.newsletter.sending import IssueSender
 from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.render.messages import Messages, catalogue_lang
 from feedsvc.render.newsletter import action_page, signup_page
@@ -269,8 +270,52 @@ async def send_test_issue(
     return _json({"status": "sent"})
 
 
+class SendIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    lang: Literal["en", "be", "ru"] = "en"
+
+
+class IssueStatus(msgspec.Struct, kw_only=True):
+    """An issue and how many of its mails are in each state (queued, sent, failed)."""
+
+    key: str
+    start: str
+    lang: str
+    state: str
+    """``draft``, ``sending`` or ``sent``."""
+    sends: dict[str, int]
+
+
+@post(f"{API}/newsletter/digests/{{start:str}}/send", summary="Send the newsletter of a digest to its subscribers",
+      description="Queues one mail per active weekly subscriber of the language, once: sending again queues "
+      "only subscribers who have none yet. The server sends them in the background.",
+      tags=["newsletter"], status_code=202, guards=guards(COMMENTARIES_WRITE), request_class=WriteRequest,
+      security=security(COMMENTARIES_WRITE), responses=responses(400, 401, 403, 404, 415))
+async def send_issue(
+    request: Request[Any, Any, Any], start: FromPath[str], data: JSONBody[SendIssue],
+    mail_sender: NamedDependency[IssueSender],
+) -> Response[IssueStatus]:
+    body = await strict_body(request, SendIssue)
+    issue, _ = await mail_sender.send_issue(parse_start(start), body.lang)
+    counts = await mail_sender.store.send_counts(issue.key)
+    return _json(IssueStatus(key=issue.key, start=issue.start.isoformat(), lang=issue.lang, state=issue.state,
+                             sends=counts), 202)
+
+
+@get(f"{API}/newsletter/issues", summary="The newsletter's issues, newest first, with their sends by state",
+     tags=["newsletter"], guards=guards(COMMENTARIES_WRITE), security=security(COMMENTARIES_WRITE),
+     responses=responses(401, 403))
+async def list_issues(mail_sender: NamedDependency[IssueSender]) -> Response[list[IssueStatus]]:
+    store = mail_sender.store
+    return _json([
+        IssueStatus(
+            key=i.key, start=i.start.isoformat(), lang=i.lang, state=i.state, sends=await store.send_counts(i.key)
+        )
+        for i in await store.get_issues(100)
+    ])
+
+
 HANDLERS = [
-    preview_issue, send_test_issue,
+    preview_issue, send_test_issue, send_issue, list_issues,
     challenge, subscribe, signup, signup_script, confirm_page, confirm, unsubscribe_page, unsubscribe, list_subscribers,
     export_subscriber, erase_subscriber,
 ]

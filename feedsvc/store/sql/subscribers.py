@@ -82,3 +82,4 @@ class SubscriberStore(SqlBase):
     async def erase_subscriber(self, id: str) -> None:
         if not await self._write_rows("DELETE FROM subscribers WHERE id = ? RETURNING id", (id,), serial=False):
             raise NotFoundError(f"no subscriber {id}")
+        await self._write_rows("DELETE FROM newsletter_sends WHERE subscriber_id = ?", (id,), serial=False)
