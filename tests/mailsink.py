@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,5 +78,46 @@ def smtp() -> Iterator[Sink]:
     controller.start()
     try:
         yield sink
+    finally:
+        controller.stop()
+
+
+USER, PASSWORD = "feedsvc", "s3cret-relay-password"
+
+
+def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        USER.encode(), PASSWORD.encode()
+    )
+    # handled=False: aiosmtpd answers (235, or 535 on a failure) itself.
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smtp_tls(tmp_path: Path) -> Iterator[tuple[Sink, Path]]:
+    """A relay as providers run one: STARTTLS required (a certificate for 127.0.0.1 made
+    here, whose file is the CA to trust), then AUTH (``USER``, ``PASSWORD``) required."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "smtp-cert.pem", tmp_path / "smtp-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = Sink()
+    sink.port = free_port()
+    controller = Controller(
+        sink, hostname="127.0.0.1", port=sink.port, tls_context=context, require_starttls=True,
+        auth_required=True, auth_require_tls=True, authenticator=authenticate,
+    )
+    controller.start()
+    try:
+        yield sink, cert
     finally:
         controller.stop()
