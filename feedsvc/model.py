@@ -442,9 +442,11 @@ class CreatedWebhook(Webhook, kw_only=True):
 # --- the newsletter (issue 16) ------------------------------------------------------------
 
 Cadence = Literal["weekly", "each"]
-NEWSLETTER_LANGUAGES = ("en", "be", "ru")
+NewsletterLang = Literal["en", "be", "ru"]
+NEWSLETTER_LANGUAGES: tuple[NewsletterLang, ...] = ("en", "be", "ru")
 """The languages the newsletter is written in (its mails and pages)."""
 SubscriberState = Literal["pending", "active", "unsubscribed", "suspended"]
+MailFormat = Literal["html", "text", "eml"]
 
 
 class ProofOfWork(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -461,7 +463,7 @@ class NewSubscription(Struct, kw_only=True, forbid_unknown_fields=True):
     email: Annotated[str, Meta(min_length=3, max_length=254, examples=["reader@example.org"])]
     """The address; stored normalised (the domain in lower case and ASCII, the local part
     in lower case); characters beyond ASCII in the local part are refused."""
-    languages: Annotated[list[Literal["en", "be", "ru"]], Meta(min_length=1, max_length=3)] = msgspec.field(
+    languages: Annotated[list[NewsletterLang], Meta(min_length=1, max_length=3)] = msgspec.field(
         default_factory=lambda: ["en"]
     )
     """The languages of the commentaries to get; the first is the language of the mails."""

@@ -12,11 +12,10 @@ import email
 import email.policy
 from datetime import date
 from email.message import EmailMessage
-from typing import Literal
 
 from feedsvc.digest import Digest
 from feedsvc.errors import NotFoundError
-from feedsvc.model import Image
+from feedsvc.model import Image, MailFormat
 from feedsvc.newsletter.addresses import normalize_address
 from feedsvc.newsletter.mailer import Mailer
 from feedsvc.newsletter.subscribers import Newsletter
@@ -29,7 +28,7 @@ MAIL_LIMIT = 100_000
 """Bytes a whole mail may take, signature included: Gmail clips a message past about 102 KB."""
 PREVIEW_ADDRESS = "reader@example.org"
 """Who a preview is written to."""
-Format = Literal["html", "text", "eml"]
+Format = MailFormat
 
 
 class Issues:

@@ -15,7 +15,7 @@ Subscribers' addresses are personal data: listing and exporting them needs a tok
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -31,6 +31,8 @@ from feedsvc.model import (
     COMMENTARIES_WRITE,
     SUBSCRIBERS_READ,
     Challenge,
+    MailFormat,
+    NewsletterLang,
     NewSubscription,
     Subscriber,
     SubscriberPage,
@@ -243,8 +245,8 @@ _FORMATS = {"html": HTML, "text": "text/plain", "eml": "message/rfc822"}
 async def preview_issue(
     start: FromPath[str],
     issues: IssuesDep,
-    lang: Annotated[Literal["en", "be", "ru"], QueryParameter(description="The issue's language.")] = "en",
-    format: Annotated[Literal["html", "text", "eml"], QueryParameter(description="What to show.")] = "html",
+    lang: Annotated[NewsletterLang, QueryParameter(description="The issue's language.")] = "en",
+    format: Annotated[MailFormat, QueryParameter(description="What to show.")] = "html",
 ) -> Response[bytes]:
     body = await issues.preview(parse_start(start), lang, format)
     # The preview runs no script and posts nothing, whatever a commentary's text holds.
@@ -254,7 +256,7 @@ async def preview_issue(
 
 
 class TestSend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    lang: Literal["en", "be", "ru"] = "en"
+    lang: NewsletterLang = "en"
     to: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
     """The one address to send it to."""
 
@@ -271,7 +273,7 @@ async def send_test_issue(
 
 
 class SendIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    lang: Literal["en", "be", "ru"] = "en"
+    lang: NewsletterLang = "en"
 
 
 class IssueStatus(msgspec.Struct, kw_only=True):
