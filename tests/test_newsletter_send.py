@@ -72,7 +72,9 @@ async def settled(sender: IssueSender, key: str, timeout: float = 20) -> dict[st
     deadline = time.monotonic() + timeout
     while True:
         counts = await sender.store.send_counts(key)
-        if not counts.get("queued"):
+        issue = await sender.store.get_issue(key)
+        # The issue is marked sent once its sender's round is over, a moment after its last mail.
+        if not counts.get("queued") and issue is not None and issue.state == "sent":
             return counts
         assert time.monotonic() < deadline, counts
         await asyncio.sleep(0.05)
