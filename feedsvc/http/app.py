@@ -24,6 +24,7 @@ from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
 from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError
+from feedsvc.feeds.pages import PageCache
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
@@ -35,7 +36,8 @@ from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.openapi import NamedEnums, operation_id
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, pages, writes
+from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, reading, writes
+from feedsvc.http.routes import pages as page_routes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.shed import Shed
 from feedsvc.http.wire import ClientLimits
@@ -81,6 +83,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     )
 
     sitemaps = Sitemaps(service, publication=settings.title)
+    pages = PageCache(service)
 
     notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
     if notifier is not None:
@@ -147,6 +150,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_sitemaps() -> Sitemaps:
         return sitemaps
 
+    async def provide_pages() -> PageCache:
+        return pages
+
     async def provide_settings() -> Settings:
         return settings
 
@@ -159,7 +165,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *writes.HANDLERS,
             *webhook_routes.HANDLERS,
             *feeds.HANDLERS,
-            *pages.HANDLERS,
+            *page_routes.HANDLERS,
+            *reading.HANDLERS,
             *discovery.HANDLERS,
             *apidocs.HANDLERS,
             *embeds.HANDLERS,
@@ -171,12 +178,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "publisher": Provide(provide_publisher, use_cache=True),
             "sitemaps": Provide(provide_sitemaps, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
+            "pages": Provide(provide_pages, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
             {
-                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
+                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings, "pages": pages,
                 "notifier": notifier, "metrics": metrics,
             }
         ),
