@@ -53,7 +53,7 @@ HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
 # one form (search, a GET) goes to this site.
 PAGE_CSP = (
     "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'self'; connect-src 'self'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,

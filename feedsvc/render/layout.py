@@ -64,6 +64,7 @@ main{padding:1.2rem 0 2rem}
 .entries{list-style:none;padding:0;margin:0 0 1.5rem}
 .entries>li{padding:.9rem 0;border-bottom:1px solid var(--line);margin:0}
 .entries p{margin:.2em 0}
+.entries h2,.entries h3{font-size:1.15rem;margin:0 0 .2em}
 .tags{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.4rem}
 .tag{display:inline-block;border:1px solid var(--line);border-radius:1em;padding:.2em .8em;font-size:.875rem;\
 text-decoration:none}
@@ -77,6 +78,8 @@ td,th{border-bottom:1px solid var(--line);padding:.4em .5em;text-align:left;vert
 .pager{display:flex;justify-content:space-between;gap:1rem;margin:1.5rem 0;flex-wrap:wrap}
 .pager a{display:inline-block;padding:.4rem 0}
 .sections{display:grid;gap:0 2rem}
+@media (max-width:40rem){.masthead nav ul{flex-wrap:nowrap;overflow-x:auto;white-space:nowrap;\
+scrollbar-width:thin;padding-bottom:.2rem}.masthead nav{width:100%}}
 @media (min-width:56rem){:root{--measure:52rem}.sections{grid-template-columns:1fr 1fr}}
 footer{border-top:1px solid var(--line);background:var(--soft);font-size:.9rem;color:var(--muted);padding:1.2rem 0 2rem}
 footer p{margin:.5em 0}footer a{display:inline-block;padding:.2rem 0}
