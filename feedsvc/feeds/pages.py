@@ -52,14 +52,23 @@ class PageCache:
         self._pages: OrderedDict[str, CachedPage] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[CachedPage]] = {}
 
-    async def page(self, key: str, render: Callable[[], Awaitable[str]]) -> CachedPage:
+    async def fresh(self, key: str) -> CachedPage | None:
+        """The page kept under ``key`` if nothing public changed since it was rendered: a
+        route asks first, before the lookups it needs only to render."""
         state = await self.service.state()
-        ended_by = self.service.digests_ended_by()
         entry = self._pages.get(key)
-        if entry is not None and entry.seq == state.seq and entry.ended_by == ended_by:
+        if entry is not None and entry.seq == state.seq and entry.ended_by == self.service.digests_ended_by():
             self._pages.move_to_end(key)
             self.stats.hits += 1
             return entry
+        return None
+
+    async def page(self, key: str, render: Callable[[], Awaitable[str]]) -> CachedPage:
+        entry = await self.fresh(key)
+        if entry is not None:
+            return entry
+        state = await self.service.state()
+        ended_by = self.service.digests_ended_by()
         waiting = self._inflight.get(key)
         if waiting is not None:
             return await asyncio.shield(waiting)

@@ -18,7 +18,7 @@ from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, FeedSpec
 from feedsvc.http.common import HTML, Lang, Start, digest_lang, parse_start, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
-from feedsvc.http.routes.site import PageCacheDep, page_response, site_of
+from feedsvc.http.routes.site import PageCacheDep, from_cache, page_response, site_of
 from feedsvc.model import Commentary
 from feedsvc.paths import home_path
 from feedsvc.query import Query
@@ -111,6 +111,8 @@ async def index(
         QueryParameter(description="BCP 47 tag: the language of labels and latest commentaries.", max_length=35),
     ] = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = digest_lang(lang)
     page_lang = lang or publisher.primary_lang
 
@@ -202,6 +204,8 @@ async def digest_html(
     start: Start,
     lang: Lang = None,
 ) -> Response[str]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     service = publisher.service
     digest = await service.get_digest(parse_start(start), lang=digest_lang(lang))
 

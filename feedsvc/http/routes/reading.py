@@ -24,7 +24,7 @@ from feedsvc.feeds.pages import PageCache
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http.common import HTML, responses
 from feedsvc.http.routes.pages import render_commentary
-from feedsvc.http.routes.site import PageCacheDep, page_response, site_of
+from feedsvc.http.routes.site import PageCacheDep, from_cache, page_response, site_of
 from feedsvc.model import LANG_PATTERN, Category, Commentary, normalize_lang
 from feedsvc.paths import (
     archive_path,
@@ -130,6 +130,8 @@ async def commentary(
     month: FromPath[str],
     slug: FromPath[str],
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     item = await publisher.service.get_commentary(slug, lang=lang)
     own = commentary_path(item.lang, item.published_at, item.slug)
@@ -157,6 +159,8 @@ async def language_page(
     language: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     return await _list(
         request, publisher, settings, pages, path=language_path(lang),
@@ -178,6 +182,8 @@ async def archive_page(
     month: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     if not (re.fullmatch(r"\d{4}", year) and re.fullmatch(r"\d{2}", month) and 1 <= int(month) <= 12 and int(year)):
         raise NotFoundError(f"no page at /{lang}/{year[:8]}/{month[:8]}/: the archive is /{{lang}}/YYYY/MM/")
@@ -224,6 +230,8 @@ async def category_page(
     slug: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     service = publisher.service
     category = await service.get_category(slug)
@@ -254,6 +262,8 @@ async def tag_page(
     tag: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     query = Query.from_params(tag=tag, lang=lang, limit=PAGE_SIZE)
     return await _list(
@@ -273,6 +283,8 @@ async def author_page(
     slug: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     service = publisher.service
     names = [a.name for a in await service.get_authors() if author_slug(a.name) == slug]
@@ -306,6 +318,8 @@ async def search_page(
     = None,
     cursor: Cursor = None,
 ) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = await page_language(publisher, language)
     words = " ".join((q or "").split())
     query = Query.from_params(q=words or None, lang=lang, limit=PAGE_SIZE)
