@@ -187,6 +187,8 @@ async def test_a_digest_page_leads_to_the_weeks_before_and_after(
         ("GET", "/be/2026/03/no-such-slug", 404),
         ("GET", "/digests/yesterday?lang=ru", 400),
         ("POST", "/", 405),
+        ("GET", "/" + "a" * 3000, 414),  # refused before routing (feedsvc.http.cost)
+        ("GET", "/en/?limit=1&limit=2", 400),
     ],
 )
 async def test_browsers_get_an_error_page_and_api_clients_the_json_body_with_the_same_status(
@@ -203,6 +205,8 @@ async def test_browsers_get_an_error_page_and_api_clients_the_json_body_with_the
     assert doc.get("lang") == lang
     assert f"{status}" in doc.xpath("//main")[0].text_content()
     assert doc.xpath("//header//a[@class='brand']")[0].get("href").startswith(PUBLIC_URL + "/")
+    head = await client.request("HEAD", path, headers=BROWSER) if method == "GET" else None
+    assert head is None or (head.status_code == status and head.content == b"")
     for accept in (None, "application/json", "*/*", "application/json, text/html;q=0.5"):
         headers = {"Accept": accept} if accept else {}
         api = await client.request(method, path, headers=headers)

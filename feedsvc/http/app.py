@@ -30,6 +30,7 @@ from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
 from feedsvc.http.common import provide_query
 from feedsvc.http.cost import gate, route_names
+from feedsvc.http.errorpages import html_errors
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
@@ -259,6 +260,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
     )
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)
+    # Browsers see every error (the refusals above included) as a page with the same status.
+    app.asgi_handler = html_errors(app.asgi_handler, settings)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
     # The same answers once more, below ASGI, for `feedsvc serve`'s protocol (feedsvc.http.front).

@@ -1,9 +1,4 @@
-"""The one mapping from FeedsvcError to an HTTP status and a JSON body (or, for a browser,
-a page).
-
-A request whose ``Accept`` ranks ``text/html`` above JSON (a browser's navigation) gets the
-same status as an HTML page in the reader's language, saying what happened and leading home;
-every other client gets the JSON body below, unchanged.
+"""The one mapping from FeedsvcError to an HTTP status and a JSON body.
 
 Every error body has the keys Litestar gives its own errors: ``status_code``, ``detail``
 and ``extra``. For 400s and 422s ``extra`` is a list of ``{"message", "key", "source"}``, one
@@ -26,7 +21,6 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from feedsvc.config import Settings
 from feedsvc.errors import (
     AuthenticationError,
     BusyError,
@@ -42,25 +36,8 @@ from feedsvc.errors import (
     UnprocessableError,
 )
 from feedsvc.logs import REQUEST_ID
-from feedsvc.render.layout import Site
-from feedsvc.render.listing import error_page
-from feedsvc.render.messages import LANGUAGES
 
 log = logging.getLogger("feedsvc.http")
-
-HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
-# Pages run no script at all; images may come from anywhere commentaries point to; the
-# one form (search, a GET) goes to this site.
-PAGE_CSP = (
-    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'self'; connect-src 'self'; frame-ancestors 'none'"
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": PAGE_CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-}
-
 
 STATUS: list[tuple[type[FeedsvcError], int]] = [
     (UnprocessableError, 422),
@@ -110,59 +87,7 @@ def status_for(exc: FeedsvcError) -> int:
     return 500
 
 
-def wants_html(accept: str | None) -> bool:
-    """Whether a request's ``Accept`` prefers a page to JSON: it names ``text/html`` and
-    ranks it above ``application/json`` (browsers send ``text/html,...,*/*;q=0.8``; API
-    clients send JSON, ``*/*`` or nothing, and keep the JSON body)."""
-    if not accept:
-        return False
-    ranks: dict[str, float] = {}
-    for part in accept.lower().split(","):
-        kind, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranks[kind] = max(q, ranks.get(kind, 0.0))
-    html = ranks.get("text/html", 0.0)
-    return html > 0 and html > ranks.get("application/json", 0.0)
-
-
-def page_language(request: Request[Any, Any, Any], settings: Settings) -> str:
-    """The language an error page speaks: the page's own (its first path segment or
-    ``?lang=``) when the catalogue has it, else the publication's."""
-    first = request.url.path.strip("/").split("/")[0]
-    for candidate in (first, request.query_params.get("lang") or ""):
-        if candidate.lower() in LANGUAGES:
-            return candidate.lower()
-    return settings.primary_language
-
-
-def error_response(
-    status: int,
-    detail: str,
-    extra: Any = None,
-    headers: dict[str, str] | None = None,
-    request: Request[Any, Any, Any] | None = None,
-) -> Response[Any]:
-    """The error in the one JSON shape, or as a page when a browser asked (``request``)."""
-    if request is not None and wants_html(request.headers.get("accept")):
-        settings = request.app.state.get("settings")
-        if isinstance(settings, Settings):
-            site = Site(
-                title=settings.title, description=settings.description, base_url=settings.base_url,
-                primary_lang=settings.primary_language, links=tuple(settings.links),
-                footer_note=settings.footer_note or "",
-            )
-            text = error_page(site, page_language(request, settings), status, detail)
-            return Response(
-                content=text.encode(), status_code=status, media_type=HTML,
-                headers={**(headers or {}), **PAGE_HEADERS, "Cache-Control": "no-store"},
-            )
+def error_response(status: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
     body = ErrorBody(status_code=status, detail=detail, extra=extra if extra is not None else {})
     return Response(
         content=msgspec.json.encode(body),
@@ -194,11 +119,11 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, BusyError):  # expected under load, not a failure; its message is ours
-        return error_response(status, exc.message, extra, headers, request)
+        return error_response(status, exc.message, extra, headers)
     if status >= 500:
         log.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message, exc_info=exc)
-        return error_response(status, type(exc).default_message, with_request_id({}), headers, request)
-    return error_response(status, exc.message, extra, headers, request)
+        return error_response(status, type(exc).default_message, with_request_id({}), headers)
+    return error_response(status, exc.message, extra, headers)
 
 
 def with_request_id(extra: dict[str, Any]) -> dict[str, Any]:
@@ -215,11 +140,11 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
         return error_response(500, "internal server error", with_request_id({}))
     if exc.status_code == 500:  # Litestar's own failures (a response it could not encode)
         log.error("internal error on %s %s: %s", request.method, request.url.path, exc.detail, exc_info=exc)
-        return error_response(500, "internal server error", with_request_id({}), dict(exc.headers or {}), request)
-    return error_response(exc.status_code, exc.detail, exc.extra, dict(exc.headers or {}), request)
+        return error_response(500, "internal server error", with_request_id({}), dict(exc.headers or {}))
+    return error_response(exc.status_code, exc.detail, exc.extra, dict(exc.headers or {}))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged with its traceback, answered without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal server error", with_request_id({}), None, request)
+    return error_response(500, "internal server error", with_request_id({}))
