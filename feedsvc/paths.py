@@ -10,7 +10,7 @@ never changes:
     /{lang}/{yyyy}/{mm}/{slug}              a commentary
     /{lang}/categories/{slug}               a category's commentaries in a language
     /{lang}/tags/{tag}                      a tag's (the tag percent-encoded)
-    /{lang}/authors/{author-slug}           an author's (the name as a slug)
+    /{lang}/authors/{name}                  an author's (the name case-folded, percent-encoded)
     /{lang}/search?q=                       full-text search
     /digests/{yyyy-mm-dd}?lang=             a weekly digest (its address since digests began)
 
@@ -25,8 +25,6 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from urllib.parse import quote, urlencode
-
-from feedsvc.text import slugify
 
 SECTION_CATEGORIES = "categories"
 SECTION_TAGS = "tags"
@@ -61,12 +59,10 @@ def tag_path(lang: str, tag: str) -> str:
     return f"/{lang}/{SECTION_TAGS}/{quote(tag.lower(), safe='')}"
 
 
-def author_slug(name: str) -> str:
-    return slugify(name)
-
-
 def author_path(lang: str, name: str) -> str:
-    return f"/{lang}/{SECTION_AUTHORS}/{author_slug(name)}"
+    """An author's page: the name case-folded (as the author filter compares names) and
+    percent-encoded, which browsers show as the name itself."""
+    return f"/{lang}/{SECTION_AUTHORS}/{quote(name.casefold(), safe='')}"
 
 
 def search_path(lang: str, q: str | None = None) -> str:

@@ -41,7 +41,6 @@ async def all_feeds(
     """The site feed, one feed per category (both in the primary language), and per
     language its commentary feed and its digest feed, in every format; named by their own
     titles, or with ``m`` as a page in its language names them."""
-    service = publisher.service
     base = Query(limit=publisher.feed_limit)
     primary = publisher.primary_lang
     site = feed_link(
@@ -49,18 +48,15 @@ async def all_feeds(
     )
     categories = [
         feed_link(publisher, publisher.category_spec(c, base), c.name(m.tag) if m else None)
-        for c in await service.get_categories()
+        for c in (await publisher.categories()).values()
     ]
     languages = [
         link
-        for lang in await service.get_languages()
+        for lang in sorted(await publisher.languages())
         for link in (
+            feed_link(publisher, publisher.lang_spec(lang, base), capitalised(m.language(lang)) if m else None),
             feed_link(
-                publisher, publisher.lang_spec(lang.name, base), capitalised(m.language(lang.name)) if m else None
-            ),
-            feed_link(
-                publisher, publisher.digest_spec(lang.name),
-                f"{digest_name(m.tag)} ({m.language(lang.name)})" if m else None,
+                publisher, publisher.digest_spec(lang), f"{digest_name(m.tag)} ({m.language(lang)})" if m else None,
             ),
         )
     ]
@@ -119,11 +115,11 @@ async def index(
     async def render() -> str:
         service = publisher.service
         m = Messages(lang)
-        site, categories, languages = await all_feeds(publisher, m)
+        site_feed, category_feeds, language_feeds = await all_feeds(publisher, m)
         latest = await service.list_commentaries(Query(limit=10, lang=lang))
         head, subscribe = subscribe_section(
             lang=lang, base_url=publisher.base_url,
-            site=site, categories=categories, languages=languages,
+            site=site_feed, categories=category_feeds, languages=language_feeds,
             extra=[
                 feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag)),
                 feed_link(publisher, publisher.all_spec(Query(limit=publisher.feed_limit)), m("all_commentaries")),
@@ -134,17 +130,18 @@ async def index(
             ],
             snippets=await index_snippets(service, settings, latest.items, lang),
         )
+        categories = await publisher.categories()
         by_category = []
-        for category in await service.get_categories():
+        for category in categories.values():
             items = await service.list_commentaries(Query(limit=3, lang=page_lang, categories=(category.slug,)))
             if items.items:
                 by_category.append((category, items.items))
         digests = await service.list_digests(lang=page_lang, limit=1)
-        others = [c.name for c in await service.get_languages() if c.name != page_lang]
+        others = sorted(other for other in await publisher.languages() if other != page_lang)
         view = Home(
             lang=m.tag, latest=latest.items, by_category=by_category,
             digest=digests.items[0] if digests.items else None,
-            categories={c.slug: c for c in await service.get_categories()},
+            categories=categories,
             subscribe_html=subscribe, head=head,
             alternates=[(o, publisher.base_url + home_path(o, publisher.primary_lang)) for o in others],
         )
@@ -223,7 +220,7 @@ async def digest_html(
         return digest_page(
             await site_of(publisher, settings), digest,
             others=[d for d in versions if d.lang != digest.lang], feeds=feeds,
-            categories={c.slug: c for c in await service.get_categories()}, older=older, newer=newer,
+            categories=await publisher.categories(), older=older, newer=newer,
         )
 
     return await page_response(request, pages, settings, render)
@@ -232,7 +229,7 @@ async def digest_html(
 async def render_commentary(publisher: FeedPublisher, settings: Settings, item: Commentary) -> str:
     """A commentary's page: its feeds, oEmbed link and related commentaries."""
     service = publisher.service
-    category = await service.get_category(item.category)
+    category = (await publisher.categories()).get(item.category) or await service.get_category(item.category)
     base = Query(limit=publisher.feed_limit)
     m = Messages(item.lang)
     feeds = [

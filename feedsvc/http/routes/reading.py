@@ -13,6 +13,7 @@ from html import escape
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
@@ -29,7 +30,6 @@ from feedsvc.model import LANG_PATTERN, Category, Commentary, normalize_lang
 from feedsvc.paths import (
     archive_path,
     author_path,
-    author_slug,
     category_path,
     commentary_path,
     language_path,
@@ -61,7 +61,7 @@ async def page_language(publisher: FeedPublisher, raw: str) -> str:
 
 
 async def _categories(publisher: FeedPublisher) -> dict[str, Category]:
-    return {c.slug: c for c in await publisher.service.get_categories()}
+    return await publisher.categories()
 
 
 async def _list(
@@ -233,11 +233,13 @@ async def category_page(
     if (hit := await from_cache(request, pages, settings)) is not None:
         return hit
     lang = await page_language(publisher, language)
-    service = publisher.service
-    category = await service.get_category(slug)
+    category = (await publisher.categories()).get(slug)
+    if category is None:
+        raise NotFoundError(f"no category {slug[:120]}")
 
     async def alternates() -> list[tuple[str, str]]:
-        return [(c.name, category_path(c.name, category.slug)) for c in await service.get_languages() if c.name != lang]
+        return [(other, category_path(other, category.slug)) for other in sorted(await publisher.languages())
+                if other != lang]
 
     def feeds(m: Messages) -> list[tuple[str, str]]:
         spec = publisher.category_spec(category, Query(limit=publisher.feed_limit, lang=lang))
@@ -272,7 +274,7 @@ async def tag_page(
     )
 
 
-@get("/{language:str}/authors/{slug:str}", summary="An author's commentaries in a language", tags=["pages"],
+@get("/{language:str}/authors/{name:str}", summary="An author's commentaries in a language", tags=["pages"],
      media_type=HTML, responses=responses(304, 400, 404, 503))
 async def author_page(
     request: Request[Any, Any, Any],
@@ -280,29 +282,20 @@ async def author_page(
     settings: NamedDependency[Settings],
     pages: PageCacheDep,
     language: FromPath[str],
-    slug: FromPath[str],
+    name: FromPath[str],
     cursor: Cursor = None,
 ) -> Response[Any]:
     if (hit := await from_cache(request, pages, settings)) is not None:
         return hit
     lang = await page_language(publisher, language)
-    service = publisher.service
-    names = [a.name for a in await service.get_authors() if author_slug(a.name) == slug]
-    name, affiliation = None, ""
-    for candidate in names:
-        found = await service.list_commentaries(Query(author=candidate, lang=lang, limit=1))
-        if found.items:
-            name = candidate
-            author = next(a for a in found.items[0].authors if a.name.lower() == candidate.lower())
-            affiliation = author.affiliation or ""
-            break
-    if name is None:
-        raise NotFoundError(f"no author at {author_path(lang, slug)[:120]} writes in {lang}")
-    shown = name
+    query = Query.from_params(author=name, lang=lang, limit=PAGE_SIZE)
+    found = await publisher.service.list_commentaries(msgspec.structs.replace(query, limit=1))
+    if not found.items:
+        raise NotFoundError(f"no author called {name[:200]!r} writes in {lang}")
+    author = next(a for a in found.items[0].authors if a.name.casefold() == name.casefold())
     return await _list(
-        request, publisher, settings, pages, path=author_path(lang, name),
-        query=Query(author=name, lang=lang, limit=PAGE_SIZE), cursor=cursor,
-        heading=lambda m: m("author_heading", author=shown), intro=lambda m: affiliation,
+        request, publisher, settings, pages, path=author_path(lang, author.name), query=query, cursor=cursor,
+        heading=lambda m: m("author_heading", author=author.name), intro=lambda m: author.affiliation or "",
     )
 
 

@@ -21,14 +21,13 @@ PageCacheDep = NamedDependency[PageCache]
 
 async def site_of(publisher: FeedPublisher, settings: Settings) -> Site:
     """The publication as the pages show it, from the settings and what is published."""
-    service = publisher.service
     return Site(
         title=settings.title,
         description=settings.description,
         base_url=publisher.base_url,
         primary_lang=publisher.primary_lang,
-        languages=tuple(sorted(c.name for c in await service.get_languages())),
-        categories=tuple(await service.get_categories()),
+        languages=tuple(sorted(await publisher.languages())),
+        categories=tuple((await publisher.categories()).values()),
         links=tuple(settings.links),
         footer_note=settings.footer_note or "",
     )
