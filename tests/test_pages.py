@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from feedsvc.config import Settings
 from tests.conftest import PUBLIC_URL, FakeClock, assert_error, commentary, page_path, page_url, path_of
+from tests.test_page_language import assert_no_english_label
 
 Client = AsyncTestClient[Litestar]
 
@@ -248,3 +249,35 @@ async def test_pages_come_from_the_cache_until_something_public_changes(
     await publish(client, auth, title="Second")
     after = await client.get("/en/")
     assert stats.renders == renders + 1 and listed(after.text) == ["Second", "First"]
+
+
+@pytest.mark.parametrize("lang", ["be", "ru"])
+async def test_every_page_type_speaks_its_language_with_no_english_label_left(
+    client: Client, auth: dict[str, str], categories: Any, lang: str
+) -> None:
+    item = await publish(
+        client, auth, lang=lang, title="Мяжа", tags=["мяжа"], period={"start": "2026-03-02", "end": "2026-03-08"},
+        authors=[{"name": "Алесь Мароз"}], published_at="2026-03-07T10:00:00+03:00",
+    )
+    pages = [
+        f"/?lang={lang}", page_path(item), f"/{lang}/", f"/{lang}/2026/03/", f"/{lang}/categories/regional-security",
+        f"/{lang}/tags/{quote('мяжа')}", f"/{lang}/authors/{quote('алесь мароз')}", f"/{lang}/search?q=Мяжа",
+        f"/{lang}/search",
+    ]
+    for path in pages:
+        r = await client.get(path)
+        assert r.status_code == 200, (path, r.text[:200])
+        doc = lxml.html.fromstring(r.text)
+        for pre in doc.iter("pre"):  # the embed snippets to copy are code, not labels
+            pre.drop_tree()
+        for link in doc.xpath("//footer//a[@href='https://example.org/about' or starts-with(@href, 'mailto:')]"):
+            link.drop_tree()  # the publisher's own links, as configured
+        assert doc.get("lang") == lang, path
+        assert_no_english_label(" ".join(doc.body.text_content().split()))
+
+
+async def test_oembed_takes_a_commentary_s_page_address(client: Client, auth: dict[str, str], categories: Any) -> None:
+    item = await publish(client, auth, title="Embedded commentary")
+    r = await client.get("/oembed", params={"url": item["url"], "format": "json"})
+    assert r.status_code == 200, r.text
+    assert "Embedded commentary" in r.json()["title"]
