@@ -16,7 +16,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from feedsvc.config import Settings
+from feedsvc.config import Settings, load_settings
+from feedsvc.errors import InvalidInputError
 from tests.conftest import PUBLIC_URL, FakeClock, assert_error, commentary, page_path, page_url, path_of
 from tests.test_page_language import assert_no_english_label
 
@@ -281,3 +282,11 @@ async def test_oembed_takes_a_commentary_s_page_address(client: Client, auth: di
     r = await client.get("/oembed", params={"url": item["url"], "format": "json"})
     assert r.status_code == 200, r.text
     assert "Embedded commentary" in r.json()["title"]
+
+
+def test_site_links_are_label_url_pairs_and_a_bad_one_is_named_at_start_up() -> None:
+    settings = load_settings({"FEEDSVC_SITE_LINKS": "About=https://example.org/a; Desk = mailto:d@example.org;"})
+    assert settings.links == [("About", "https://example.org/a"), ("Desk", "mailto:d@example.org")]
+    for bad in ("About", "About=javascript:alert(1)", "=https://example.org", "About=//evil.example"):
+        with pytest.raises(InvalidInputError, match="FEEDSVC_SITE_LINKS"):
+            load_settings({"FEEDSVC_SITE_LINKS": bad})
