@@ -181,7 +181,7 @@ def commentary_page(
     body = (
         f"{crumbs}<article><h1>{escape(item.title)}</h1>"
         f'<p class="meta">{authors_html(site, item)}</p><p class="meta">{" · ".join(meta)}</p>'
-        f"{lede}{figure}{item.body_html}{source}"
+        f'{lede}{figure}<div class="body">{item.body_html}</div>{source}'
         f"{tags_html(site, lang, item.tags, m('tags'))}{translations}</article>{related_html}"
         f'<p class="muted follow">{m.html("follow")} {_follow_links(feeds)}</p>'
     )

@@ -91,7 +91,7 @@ body{font-size:11pt;line-height:1.45}
 .masthead,footer{background:none;border-color:#999}
 .wrap{max-width:none;padding:0}
 a{color:#000;text-decoration:none}
-article a[href^="http"]::after{content:" <" attr(href) ">";font-size:.85em;word-break:break-all}
+.body a[href^="http"]::after{content:" <" attr(href) ">";font-size:.85em;word-break:break-all}
 h1,h2,h3{break-after:avoid}figure,img,blockquote{break-inside:avoid}
 @page{margin:18mm 16mm}
 }
