@@ -26,7 +26,7 @@ from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.http.common import HTML, responses
 from feedsvc.http.routes.pages import render_commentary
 from feedsvc.http.routes.site import PageCacheDep, from_cache, page_response, site_of
-from feedsvc.model import LANG_PATTERN, Category, Commentary, normalize_lang
+from feedsvc.model import LANG_PATTERN, Commentary, normalize_lang
 from feedsvc.paths import (
     archive_path,
     author_path,
@@ -58,10 +58,6 @@ async def page_language(publisher: FeedPublisher, raw: str) -> str:
     if not await publisher.has_language(lang):
         raise NotFoundError(f"no commentary is published in {lang!r}", language=lang)
     return lang
-
-
-async def _categories(publisher: FeedPublisher) -> dict[str, Category]:
-    return await publisher.categories()
 
 
 async def _list(
@@ -98,7 +94,7 @@ async def _list(
             intro=intro(m),
             intro_html=await intro_html(m) if intro_html else "",
             items=page.items if page is not None else [],
-            categories=await _categories(publisher),
+            categories=await publisher.categories(),
             older=older,
             first=cursor is None,
             alternates=await alternates() if alternates else [],
