@@ -68,7 +68,7 @@ PATH_ROUTES: list[tuple[str, str]] = [
     ("/en/{v}/03/a-slug", "year"),
     ("/en/categories/{v}", "slug"),
     ("/en/tags/{v}", "tag"),
-    ("/en/authors/{v}", "slug"),
+    ("/en/authors/{v}", "name"),
     ("/digests/{v}", "start"),
     ("/media/{v}", "file_path"),
     ("/no/such/deeper/{v}/route", "path"),  # any four segments are a commentary's page
