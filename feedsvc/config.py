@@ -33,6 +33,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """The publication's name: the title of the site-wide feeds and pages."""
     description: str = "Analytical commentaries on security and foreign policy."
     """The subtitle of the site-wide feeds."""
+    site_links: str | None = None
+    """Links in every page's masthead and footer, after the publication's own:
+    `Label=URL` pairs separated by `;` (`About=https://example.org/about; Contact=mailto:desk@example.org`);
+    URLs are absolute `http(s):` or `mailto:` addresses, or paths on this site."""
+    footer_note: str | None = None
+    """A line at the foot of every page, as written (`© 2026 Example Institute`)."""
     primary_language: str = "en"
     """The language of `/feed.*`, the category feeds and `/digest.*` (a BCP 47 tag);
     other languages have feeds of their own (`/{lang}/feed.*`) and `/all/feed.*` has every one."""
@@ -204,12 +210,32 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     this says."""
 
     @property
+    def links(self) -> list[tuple[str, str]]:
+        """``site_links`` as (label, URL) pairs, in order."""
+        return site_links(self.site_links or "")
+
+    @property
     def base_url(self) -> str:
         """``public_url`` (or, unset, the address served) without a trailing slash, ready
         for ``base_url + "/path"``."""
         if self.public_url:
             return self.public_url.rstrip("/")
         return served_url(self.host, self.port)
+
+
+def site_links(value: str) -> list[tuple[str, str]]:
+    """``Label=URL; Label=URL`` as pairs; InvalidInputError naming the first bad one."""
+    out = []
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        label, sep, url = (x.strip() for x in part.partition("="))
+        if not sep or not label or not url.startswith(("http://", "https://", "mailto:", "/")) or url.startswith("//"):
+            raise InvalidInputError(
+                f"FEEDSVC_SITE_LINKS: {part!r} is not Label=URL with an http(s):, mailto: or /path URL"
+            )
+        out.append((label, url))
+    return out
 
 
 def served_url(host: str, port: int) -> str:
@@ -233,7 +259,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
     for key in (
         "websub_hub", "redis_url", "public_url", "mail_from", "smtp_ca_file", "smtp_username", "smtp_password",
-        "dkim_key_file", "dkim_domain",
+        "dkim_key_file", "dkim_domain", "site_links", "footer_note",
     ):
         if raw.get(key) == "":
             raw[key] = None
@@ -242,6 +268,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise InvalidInputError(f"bad configuration: {e}") from None
+    site_links(settings.site_links or "")
     if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
         raise InvalidInputError("FEEDSVC_PUBLIC_URL must be an absolute http(s) URL")
     for network in settings.webhook_allowed_networks:

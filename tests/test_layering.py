@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "feedsvc"
 
 LAYER_OF_TOP = {
     "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
-    "problems": "ground",
+    "problems": "ground", "paths": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
     "cursors": "model", "query": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",

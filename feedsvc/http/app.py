@@ -24,18 +24,21 @@ from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
 from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError
+from feedsvc.feeds.pages import PageCache
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
 from feedsvc.http.common import provide_query
 from feedsvc.http.cost import gate, route_names
+from feedsvc.http.errorpages import html_errors
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.openapi import NamedEnums, operation_id
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, newsletter, ops, pages, writes
+from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, newsletter, ops, reading, writes
+from feedsvc.http.routes import pages as page_routes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.shed import Shed
 from feedsvc.http.wire import ClientLimits
@@ -86,6 +89,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     )
 
     sitemaps = Sitemaps(service, publication=settings.title)
+    pages = PageCache(service)
 
     notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
     if notifier is not None:
@@ -168,6 +172,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_sitemaps() -> Sitemaps:
         return sitemaps
 
+    async def provide_pages() -> PageCache:
+        return pages
+
     async def provide_settings() -> Settings:
         return settings
 
@@ -190,7 +197,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *webhook_routes.HANDLERS,
             *newsletter.HANDLERS,
             *feeds.HANDLERS,
-            *pages.HANDLERS,
+            *page_routes.HANDLERS,
+            *reading.HANDLERS,
             *discovery.HANDLERS,
             *apidocs.HANDLERS,
             *embeds.HANDLERS,
@@ -202,6 +210,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "publisher": Provide(provide_publisher, use_cache=True),
             "sitemaps": Provide(provide_sitemaps, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
+            "pages": Provide(provide_pages, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
             "newsletter": Provide(provide_newsletter, use_cache=True),
             "issues": Provide(provide_issues, use_cache=True),
@@ -210,7 +219,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         },
         state=State(
             {
-                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
+                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings, "pages": pages,
                 "notifier": notifier, "metrics": metrics,
                 "newsletter": mail, "issues": issues,
                 "mail_sender": mail_sender,
@@ -287,6 +296,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
     )
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)
+    # Browsers see every error (the refusals above included) as a page with the same status.
+    app.asgi_handler = html_errors(app.asgi_handler, settings)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
     # The same answers once more, below ASGI, for `feedsvc serve`'s protocol (feedsvc.http.front).

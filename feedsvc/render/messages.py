@@ -75,6 +75,54 @@ MESSAGES: dict[str, dict[str, str]] = {
     "by_language": {"en": "By language", "be": "Па мовах", "ru": "По языкам"},
     "latest": {"en": "Latest commentaries", "be": "Апошнія каментарыі", "ru": "Последние комментарии"},
     "api": {"en": "API", "be": "API", "ru": "API"},
+    # every page: masthead, footer, lists
+    "skip_to_content": {"en": "Skip to content", "be": "Да зместу", "ru": "К содержанию"},
+    "search": {"en": "Search", "be": "Пошук", "ru": "Поиск"},
+    "search_placeholder": {"en": "Words to find", "be": "Словы для пошуку", "ru": "Слова для поиска"},
+    "sections": {"en": "Sections", "be": "Раздзелы", "ru": "Разделы"},
+    "home": {"en": "Home page", "be": "Галоўная", "ru": "Главная"},
+    "api_reference": {"en": "API reference", "be": "Даведнік па API", "ru": "Справочник по API"},
+    "about_site": {"en": "About the publication", "be": "Пра выданне", "ru": "О издании"},
+    "nothing_here": {"en": "Nothing published here yet.", "be": "Тут пакуль нічога не апублікавана.",
+                     "ru": "Здесь пока ничего не опубликовано."},
+    "newest": {"en": "← Newest", "be": "← Найноўшыя", "ru": "← Самые новые"},
+    "older": {"en": "Older →", "be": "Раней →", "ru": "Ранее →"},
+    "pages": {"en": "More pages", "be": "Іншыя старонкі", "ru": "Другие страницы"},
+    "tags": {"en": "Tags", "be": "Тэгі", "ru": "Теги"},
+    "authors": {"en": "Authors", "be": "Аўтары", "ru": "Авторы"},
+    "archive": {"en": "Archive by month", "be": "Архіў па месяцах", "ru": "Архив по месяцам"},
+    # the listing pages
+    "in_language": {"en": "Commentaries in {language}", "be": "Каментарыі: {language}",
+                    "ru": "Комментарии: {language}"},
+    "tag_heading": {"en": "Tagged “{tag}”", "be": "З тэгам «{tag}»", "ru": "С тегом «{tag}»"},
+    "author_heading": {"en": "Commentaries by {author}", "be": "{author}: каментарыі", "ru": "{author}: комментарии"},
+    "search_heading": {"en": "Search results for “{q}”", "be": "Вынікі пошуку «{q}»", "ru": "Результаты поиска «{q}»"},
+    "search_empty": {"en": "Type the words to look for.", "be": "Увядзіце словы, якія трэба знайсці.",
+                     "ru": "Введите слова, которые нужно найти."},
+    "no_results": {"en": "Nothing matches these words.", "be": "Па гэтых словах нічога не знойдзена.",
+                   "ru": "По этим словам ничего не найдено."},
+    "this_weeks_digest": {"en": "The latest weekly digest", "be": "Апошні агляд тыдня",
+                          "ru": "Последний обзор недели"},
+    "previous_week": {"en": "← Previous week", "be": "← Папярэдні тыдзень", "ru": "← Предыдущая неделя"},
+    "next_week": {"en": "Next week →", "be": "Наступны тыдзень →", "ru": "Следующая неделя →"},
+    "weeks": {"en": "Other weeks", "be": "Іншыя тыдні", "ru": "Другие недели"},
+    "subscribe": {"en": "Subscribe", "be": "Падпіска", "ru": "Подписка"},
+    # error pages
+    "error_404": {"en": "Page not found", "be": "Старонка не знойдзена", "ru": "Страница не найдена"},
+    "error_400": {"en": "This address is not quite right", "be": "Гэты адрас няправільны",
+                  "ru": "Этот адрес неправильный"},
+    "error_405": {"en": "This page cannot be used that way", "be": "Гэтую старонку нельга выкарыстаць так",
+                  "ru": "Эту страницу нельзя использовать так"},
+    "error_429": {"en": "Too many requests: wait a moment", "be": "Занадта шмат запытаў: пачакайце",
+                  "ru": "Слишком много запросов: подождите"},
+    "error_5xx": {"en": "Something went wrong on our side", "be": "Нешта пайшло не так у нас",
+                  "ru": "Что-то пошло не так у нас"},
+    "error_other": {"en": "This page cannot be shown", "be": "Гэтую старонку нельга паказаць",
+                    "ru": "Эту страницу нельзя показать"},
+    "error_help": {"en": "Try the home page or search for what you were looking for.",
+                   "be": "Перайдзіце на галоўную старонку або знайдзіце патрэбнае праз пошук.",
+                   "ru": "Перейдите на главную страницу или найдите нужное через поиск."},
+    "error_code": {"en": "Error {code}", "be": "Памылка {code}", "ru": "Ошибка {code}"},
     # the embed
     "embed_title": {
         "en": "{site}: latest commentaries",
@@ -163,7 +211,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cadence_weekly": {"en": "The weekly digest", "be": "Штотыднёвы агляд", "ru": "Еженедельный обзор"},
     "cadence_each": {"en": "Each commentary", "be": "Кожны каментарый", "ru": "Каждый комментарий"},
     "leave_empty": {"en": "Leave this empty", "be": "Пакіньце гэта поле пустым", "ru": "Оставьте это поле пустым"},
-    "subscribe": {"en": "Subscribe", "be": "Падпісацца", "ru": "Подписаться"},
+    "subscribe_action": {"en": "Subscribe", "be": "Падпісацца", "ru": "Подписаться"},
     "subscribe_working": {
         "en": "A moment: your browser is proving it is not a robot…",
         "be": "Хвілінку: ваш браўзер даказвае, што ён не робат…",
@@ -279,6 +327,18 @@ LANGUAGE_NAMES: dict[str, dict[str, str]] = {
 }
 
 
+# Month names standing alone ("March 2026" over a monthly archive), as against the forms
+# that follow a day number in feedsvc.digest ("7 сакавіка").
+MONTHS: dict[str, tuple[str, ...]] = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+    "be": ("студзень", "люты", "сакавік", "красавік", "май", "чэрвень", "ліпень", "жнівень", "верасень",
+           "кастрычнік", "лістапад", "снежань"),
+    "ru": ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
+           "ноябрь", "декабрь"),
+}
+
+
 def catalogue_lang(lang: str | None) -> str:
     """The catalogue language for a BCP 47 tag: its primary subtag when the catalogue has
     it, else English."""
@@ -315,6 +375,10 @@ class Messages:
     def period(self, start: date, end: date) -> str:
         """"2 – 8 March 2026", and the like, in this language."""
         return date_range(start, end, self.tag)
+
+    def month(self, year: int, month: int) -> str:
+        """"March 2026", "Сакавік 2026", "Март 2026": a month as an archive names it."""
+        return f"{capitalised(MONTHS[self.lang][month - 1])} {year}"
 
     def trend(self, trend: str) -> str:
         """"↘ worsened" (an arrow and the word) in this language."""

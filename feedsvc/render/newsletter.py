@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 from feedsvc.digest import Digest, tally_text
 from feedsvc.model import NEWSLETTER_LANGUAGES, Image
-from feedsvc.render.html import STYLE
+from feedsvc.render.layout import STYLE
 from feedsvc.render.messages import Messages
 from feedsvc.text import absolute_url
 
@@ -91,7 +91,7 @@ def signup_page(
         + f'<p>{m.html("how_often")}: {cadences}</p>'
         f'<p class=trap aria-hidden=true><label>{m.html("leave_empty")} '
         "<input name=website tabindex=-1 autocomplete=off></label></p>"
-        f'<p><button type=submit>{m.html("subscribe")}</button></p><p id=status role=status></p></form>'
+        f'<p><button type=submit>{m.html("subscribe_action")}</button></p><p id=status role=status></p></form>'
         f"<script src={quoteattr(base_url + '/newsletter.js')} defer></script>"
     )
     return _page(f'{m("newsletter")} · {site}', body, lang)

@@ -31,7 +31,6 @@ from feedsvc.model import (
     Count,
     DeliveryError,
     TokenInfo,
-    Translation,
     Webhook,
 )
 from feedsvc.query import Query
@@ -91,8 +90,8 @@ class Reader(Protocol):
     async def get_view_stamp(self, query: Query) -> ViewStamp:
         """The versions that determine how ``get_commentaries(query)`` renders."""
 
-    async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
-        """Public commentaries sharing each translation key (``url`` holds ``canonical_url`` or "")."""
+    async def get_translations(self, keys: list[str]) -> dict[str, list[Commentary]]:
+        """Public commentaries sharing each translation key, by language and id."""
 
     async def get_related(self, items: Sequence[Commentary], limit: int) -> list[list[tuple[Commentary, float]]]:
         """For each of ``items``, in order: up to ``limit`` public commentaries related to it,
@@ -100,6 +99,10 @@ class Reader(Protocol):
         store gives the same answer for the same data). Never the item itself, a commentary
         in another language, or one sharing the item's ``translation_key``. Several items
         cost one or a few queries, not one each."""
+
+    async def get_next_period_start(self, lang: str, after: date) -> date | None:
+        """The earliest period start after ``after`` among public commentaries in ``lang``
+        (a digest's next week, public or not yet), or None."""
 
     async def get_digests(
         self,

@@ -133,7 +133,7 @@ async def signup_script(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 def _expired(newsletter: Newsletter, lang: str = "en") -> Response[Any]:
     m = Messages(lang)
-    again = f'<p><a href="/newsletter?lang={lang}">{m.html("subscribe")}</a></p>'
+    again = f'<p><a href="/newsletter?lang={lang}">{m.html("subscribe_action")}</a></p>'
     page = action_page(
         site=_site(newsletter, lang), lang=lang, title=m("link_expired_title"), text=m("link_expired_text"),
         after=again,
