@@ -441,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("id", metavar="ID")
     t.set_defaults(command=run_async(cmd_token_revoke))
 
+    from feedsvc.newsletter_cli import add_newsletter_commands  # it reads this module's helpers
+
+    add_newsletter_commands(sub, db)
+
     p = sub.add_parser("migrate", parents=[db], help="apply schema migrations and print the version")
     p.set_defaults(command=run_async(cmd_migrate))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,6 +33,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """The publication's name: the title of the site-wide feeds and pages."""
     description: str = "Analytical commentaries on security and foreign policy."
     """The subtitle of the site-wide feeds."""
+    site_links: str | None = None
+    """Links in every page's masthead and footer, after the publication's own:
+    `Label=URL` pairs separated by `;` (`About=https://example.org/about; Contact=mailto:desk@example.org`);
+    URLs are absolute `http(s):` or `mailto:` addresses, or paths on this site."""
+    footer_note: str | None = None
+    """A line at the foot of every page, as written (`© 2026 Example Institute`)."""
     primary_language: str = "en"
     """The language of `/feed.*`, the category feeds and `/digest.*` (a BCP 47 tag);
     other languages have feeds of their own (`/{lang}/feed.*`) and `/all/feed.*` has every one."""
@@ -154,6 +161,59 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     up to 5 s more for queued WebSub pings. Keep the sum below the orchestrator's grace
     period (`docker stop` waits 10 s unless given `-t`)."""
 
+    mail_from: str | None = None
+    """The newsletter's sender, `Name <newsletter@example.org>`. Unset, the newsletter is
+    off: its sign-up endpoint and pages answer `404`."""
+    smtp_host: str = "127.0.0.1"
+    """The SMTP server the newsletter's mail goes through."""
+    smtp_port: int = 25
+    """Its port (`587` for submission with STARTTLS, `465` for implicit TLS)."""
+    smtp_tls: Literal["auto", "starttls", "tls", "none"] = "auto"
+    """`starttls` (required), `tls` (implicit TLS, port 465), `none`, or `auto`: STARTTLS when
+    the server offers it. Certificates are checked against the system's CAs (or
+    `smtp_ca_file`)."""
+    smtp_ca_file: str | None = None
+    """A PEM file of CA certificates to check the SMTP server's certificate against,
+    instead of the system's."""
+    smtp_username: str | None = None
+    """SMTP AUTH user name (with `smtp_password`); unset, no authentication."""
+    smtp_password: str | None = None
+    """SMTP AUTH password."""
+    smtp_timeout: float = 30.0
+    """Seconds one SMTP conversation may take."""
+    dkim_key_file: str | None = None
+    """A PEM file holding the RSA private key the newsletter's mail is DKIM-signed with
+    (`openssl genrsa -out dkim.pem 2048`); unset, mail goes unsigned."""
+    dkim_selector: str = "feedsvc"
+    """The DKIM selector: the public key is published at `SELECTOR._domainkey.DOMAIN`."""
+    dkim_domain: str | None = None
+    """The signing domain (`d=`); defaults to the domain of `mail_from`."""
+    newsletter_send: Literal["draft", "auto"] = "draft"
+    """What happens when a weekly digest is published: `draft` holds its newsletter for an
+    editor to send (`feedsvc newsletter send`, or the API), `auto` sends it to every
+    subscriber of its language at once."""
+    newsletter_rate: float = 20.0
+    """Most newsletter mails sent per second by one server process."""
+    newsletter_concurrency: int = 4
+    """SMTP conversations one server process holds at once."""
+    newsletter_retry_delay: float = 60.0
+    """Seconds before a mail the server refused for now (4xx, no connection) is tried again;
+    each further failure doubles it."""
+    newsletter_max_attempts: int = 6
+    """Attempts of one mail before it is given up as failed."""
+    newsletter_proof_bits: int = 18
+    """Work a sign-up's proof of work takes: leading zero bits of a SHA-256 hash (each one
+    doubles it; 18 is about 260,000 hashes, a second or two in a browser). 0 switches it off."""
+    rate_limit_subscribe: str = "10/h,5"
+    """Budget per address for sign-ups (`POST /api/v1/subscriptions`); same form as
+    `rate_limit_feeds`. One mailbox is mailed one confirmation an hour at most whatever
+    this says."""
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """``site_links`` as (label, URL) pairs, in order."""
+        return site_links(self.site_links or "")
+
     @property
     def base_url(self) -> str:
         """``public_url`` (or, unset, the address served) without a trailing slash, ready
@@ -161,6 +221,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if self.public_url:
             return self.public_url.rstrip("/")
         return served_url(self.host, self.port)
+
+
+def site_links(value: str) -> list[tuple[str, str]]:
+    """``Label=URL; Label=URL`` as pairs; InvalidInputError naming the first bad one."""
+    out = []
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        label, sep, url = (x.strip() for x in part.partition("="))
+        if not sep or not label or not url.startswith(("http://", "https://", "mailto:", "/")) or url.startswith("//"):
+            raise InvalidInputError(
+                f"FEEDSVC_SITE_LINKS: {part!r} is not Label=URL with an http(s):, mailto: or /path URL"
+            )
+        out.append((label, url))
+    return out
 
 
 def served_url(host: str, port: int) -> str:
@@ -182,7 +257,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     for key in ("allowed_hosts", "webhook_allowed_networks"):
         if isinstance(raw.get(key), str):
             raw[key] = [h.strip() for h in str(raw[key]).split(",") if h.strip()]
-    for key in ("websub_hub", "redis_url", "public_url"):
+    for key in (
+        "websub_hub", "redis_url", "public_url", "mail_from", "smtp_ca_file", "smtp_username", "smtp_password",
+        "dkim_key_file", "dkim_domain", "site_links", "footer_note",
+    ):
         if raw.get(key) == "":
             raw[key] = None
     raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -190,6 +268,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise InvalidInputError(f"bad configuration: {e}") from None
+    site_links(settings.site_links or "")
     if settings.public_url is not None and not settings.public_url.startswith(("http://", "https://")):
         raise InvalidInputError("FEEDSVC_PUBLIC_URL must be an absolute http(s) URL")
     for network in settings.webhook_allowed_networks:
@@ -222,4 +301,22 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise InvalidInputError(
             "FEEDSVC_WEBHOOK_MAX_FAILURES must be at least 1, and the webhook timeout and poll interval positive"
         )
+    if settings.newsletter_rate <= 0 or settings.newsletter_concurrency < 1 or settings.newsletter_max_attempts < 1:
+        raise InvalidInputError(
+            "FEEDSVC_NEWSLETTER_RATE must be positive, FEEDSVC_NEWSLETTER_CONCURRENCY and _MAX_ATTEMPTS at least 1"
+        )
+    if not 0 <= settings.newsletter_proof_bits <= 32:
+        raise InvalidInputError("FEEDSVC_NEWSLETTER_PROOF_BITS must be from 0 to 32")
+    if settings.mail_from is not None and not mail_sender_ok(settings.mail_from):
+        raise InvalidInputError(
+            f"FEEDSVC_MAIL_FROM: {settings.mail_from!r} is not an address such as 'News <news@example.org>'"
+        )
     return settings
+
+
+def mail_sender_ok(text: str) -> bool:
+    """Whether ``text`` is one address, with or without a name, fit for a From header."""
+    if any(ord(ch) < 32 for ch in text):
+        return False
+    _, address = parseaddr(text)
+    return "@" in address and " " not in address

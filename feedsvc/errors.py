@@ -77,6 +77,10 @@ class BusyError(FeedsvcError):
     default_message = "the server is busy; retry shortly"
 
 
+class UpstreamError(FeedsvcError):
+    default_message = "a server feedsvc relies on (the mail server) refused or failed"
+
+
 class StorageError(FeedsvcError):
     default_message = "the database failed; nothing was stored"
 

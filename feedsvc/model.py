@@ -437,3 +437,71 @@ class CreatedWebhook(Webhook, kw_only=True):
 
     secret: str
     """``whsec_`` and the base64 of the HMAC-SHA256 key (Standard Webhooks)."""
+
+
+# --- the newsletter (issue 16) ------------------------------------------------------------
+
+Cadence = Literal["weekly", "each"]
+NewsletterLang = Literal["en", "be", "ru"]
+NEWSLETTER_LANGUAGES: tuple[NewsletterLang, ...] = ("en", "be", "ru")
+"""The languages the newsletter is written in (its mails and pages)."""
+SubscriberState = Literal["pending", "active", "unsubscribed", "suspended"]
+MailFormat = Literal["html", "text", "eml"]
+
+
+class ProofOfWork(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A solved challenge from ``GET /api/v1/subscriptions/challenge``."""
+
+    challenge: Annotated[str, Meta(max_length=200)]
+    nonce: Annotated[str, Meta(pattern=r"^[0-9a-f]{1,32}$(?!\n)")]
+    """Hex digits such that SHA-256 of ``challenge:email:nonce`` starts with ``bits`` zero bits."""
+
+
+class NewSubscription(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A sign-up to the newsletter (``POST /api/v1/subscriptions``)."""
+
+    email: Annotated[str, Meta(min_length=3, max_length=254, examples=["reader@example.org"])]
+    """The address; stored normalised (the domain in lower case and ASCII, the local part
+    in lower case); characters beyond ASCII in the local part are refused."""
+    languages: Annotated[list[NewsletterLang], Meta(min_length=1, max_length=3)] = msgspec.field(
+        default_factory=lambda: ["en"]
+    )
+    """The languages of the commentaries to get; the first is the language of the mails."""
+    categories: Annotated[list[Slug], Meta(max_length=MAX_CATEGORIES)] = msgspec.field(default_factory=list)
+    """Only commentaries in these categories; every category when empty."""
+    cadence: Cadence = "weekly"
+    """``weekly``: the weekly digest; ``each``: a mail for each commentary."""
+    proof: ProofOfWork
+    website: Annotated[str, Meta(max_length=200)] = ""
+    """Leave empty: a field people never see and form-filling robots do (a honeypot)."""
+
+
+class Challenge(Struct, kw_only=True):
+    """A proof-of-work challenge for one sign-up."""
+
+    challenge: str
+    bits: int
+    """Leading zero bits SHA-256 of ``challenge:email:nonce`` must have."""
+    expires_at: datetime
+
+
+class Subscriber(Struct, kw_only=True):
+    """What is kept about a subscriber: everything, as its export (personal data)."""
+
+    id: str
+    email: str
+    lang: str
+    """The language of its mails and pages."""
+    languages: list[str]
+    categories: list[str]
+    cadence: Cadence
+    state: SubscriberState
+    state_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+
+
+class SubscriberPage(Struct):
+    items: list[Subscriber]
+    next_cursor: str | None

@@ -45,6 +45,7 @@ from feedsvc.model import (
     normalize_lang,
     to_us,
 )
+from feedsvc.paths import commentary_path, digest_path
 from feedsvc.problems import Problem, one_of, summary
 from feedsvc.query import Query
 from feedsvc.store import DigestRecord, IdempotencyKey, Store, StoreState, ViewStamp
@@ -220,7 +221,7 @@ class Service(TokenUseCases):
         return [
             RelatedCommentary(
                 id=c.id, lang=c.lang, slug=c.slug, title=c.title, summary=c.summary,
-                url=c.canonical_url or self.page_url(c.id), category=c.category, tags=c.tags,
+                url=self.link_of(c), category=c.category, tags=c.tags,
                 published_at=c.published_at, image=self._absolute_image(c.image), score=score,
             )
             for c, score in (await self.store.get_related([item], limit))[0]
@@ -233,7 +234,7 @@ class Service(TokenUseCases):
         return {
             item.id: [
                 Translation(
-                    lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or self.page_url(c.id)
+                    lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=self.link_of(c)
                 )
                 for c, _ in best
             ]
@@ -352,17 +353,33 @@ class Service(TokenUseCases):
         )
         return [self.digest_of(r) for r in records]
 
+    async def digest_neighbours(self, digest: Digest) -> tuple[Digest | None, Digest | None]:
+        """The public digests of the week before ``digest`` and of the week after, in its
+        language: where a digest page's "previous" and "next" lead."""
+        ended_by = self.digests_ended_by()
+        older = await self.store.get_digests(
+            lang=digest.lang, limit=1, after=(digest.period.start, digest.lang), ended_by=ended_by
+        )
+        newer: list[DigestRecord] = []
+        start = await self.store.get_next_period_start(digest.lang, digest.period.start)
+        if start is not None:
+            newer = await self.store.get_digests(lang=digest.lang, limit=1, start=start, ended_by=ended_by)
+        return (
+            self.digest_of(older[0]) if older else None,
+            self.digest_of(newer[0]) if newer else None,
+        )
+
     def digest_of(self, record: DigestRecord) -> Digest:
         """A stored digest as the API shows it, with its links."""
         return build_digest(
             record.start, record.lang, record.commentaries, left_at=record.left_at,
             url=self.digest_url(record.start, record.lang),
-            url_of=lambda c: c.canonical_url or self.page_url(c.id), schedule=self.digest_schedule,
+            url_of=self.link_of, schedule=self.digest_schedule,
         )
 
     def digest_url(self, start: date, lang: str) -> str:
         """The readable page feedsvc serves for a digest."""
-        return f"{self.base_url}/digests/{start.isoformat()}?lang={lang}"
+        return self.base_url + digest_path(start, lang)
 
     async def present(self, items: list[Commentary], *, translations: bool = True) -> list[Commentary]:
         """Fill in what is derived at read time: ``url``, translations, absolute links."""
@@ -371,16 +388,16 @@ class Service(TokenUseCases):
         out = []
         for c in items:
             links = [
-                msgspec.structs.replace(t, url=t.url or self.page_url(t.id))
+                Translation(lang=t.lang, id=t.id, slug=t.slug, title=t.title, url=self.link_of(t))
                 for t in groups.get(c.translation_key or "", [])
                 if t.id != c.id
             ]
             out.append(
                 msgspec.structs.replace(
                     c,
-                    url=c.canonical_url or self.page_url(c.id),
+                    url=self.link_of(c),
                     translations=links,
-                    body_html=absolutize_urls(c.body_html, self.page_url(c.id)),
+                    body_html=absolutize_urls(c.body_html, self.page_url(c)),
                     image=self._absolute_image(c.image),
                 )
             )
@@ -391,9 +408,13 @@ class Service(TokenUseCases):
             return None
         return msgspec.structs.replace(image, url=absolute_url(image.url, self.base_url))
 
-    def page_url(self, id: str) -> str:
-        """The readable page feedsvc serves for a commentary."""
-        return f"{self.base_url}/commentaries/{id}"
+    def page_url(self, c: Commentary) -> str:
+        """The readable page feedsvc serves for a commentary (feedsvc.paths)."""
+        return self.base_url + commentary_path(c.lang, c.published_at, c.slug)
+
+    def link_of(self, c: Commentary) -> str:
+        """Where a commentary is read: its ``canonical_url`` when it has one, else its page."""
+        return c.canonical_url or self.page_url(c)
 
     # --- writing --------------------------------------------------------------------------
 

@@ -367,3 +367,14 @@ def _sqlite_rows(db_path: Path, sql: str, params: tuple[Any, ...]) -> list[tuple
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def page_path(item: dict[str, Any]) -> str:
+    """Where a commentary's page is (docs/pages.md), spelt from its API fields: the language,
+    the year and month written in ``published_at``, the slug."""
+    published = str(item["published_at"])
+    return f"/{item['lang']}/{published[:4]}/{published[5:7]}/{item['slug']}"
+
+
+def page_url(item: dict[str, Any], base: str = PUBLIC_URL) -> str:
+    return base + page_path(item)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ulid import ULID
 
-from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
+from tests.conftest import PUBLIC_URL, assert_error, commentary, page_url, path_of
 
 API = "/api/v1/commentaries"
 CROCKFORD_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -56,7 +56,7 @@ async def test_server_assigns_a_ulid_id_and_both_timestamps(
     assert str(ULID.from_str(item["id"])) == item["id"]
     assert at(item["created_at"]) == at(item["updated_at"]) == clock.now
     assert item["status"] == "published"
-    assert item["url"] == f"{PUBLIC_URL}/commentaries/{item['id']}"
+    assert item["url"] == page_url(item)
     assert rows("SELECT id, version FROM commentaries") == [(item["id"], item["version"])]
 
 
@@ -316,9 +316,9 @@ async def test_relative_links_resolve_against_the_commentary_page_under_the_publ
         ),
     )
     html = r.json()["body_html"]
-    page = f"{PUBLIC_URL}/commentaries/{r.json()['id']}"
+    page = page_url(r.json())
     for url in (
-        f"{PUBLIC_URL}/commentaries/other", f"{PUBLIC_URL}/commentaries/notes/1", f"{page}#notes",
+        f"{PUBLIC_URL}/commentaries/other", f"{page.rsplit('/', 1)[0]}/notes/1", f"{page}#notes",
         f"{PUBLIC_URL}/search?a=1&amp;b=2",
         "https://example.org/x", "mailto:desk@example.org", f"{PUBLIC_URL}/media/map.png", f"{PUBLIC_URL}/sources/1",
     ):
@@ -492,7 +492,7 @@ async def test_patch_merges_absent_fields_stay_and_null_clears_optional_ones(
         assert item[cleared] is None, cleared
     for kept in ("tags", "authors", "category", "lang", "published_at", "body_html", "summary", "created_at"):
         assert item[kept] == before[kept], kept
-    assert item["url"] == f"{PUBLIC_URL}/commentaries/{id}"
+    assert item["url"] == page_url(before)
 
 
 async def test_patch_summary_null_derives_it_again_from_the_body(

@@ -266,12 +266,13 @@ def test_a_restore_keeps_every_row_the_change_numbers_and_the_keys(
 
 
 def test_an_older_backup_is_brought_to_the_current_schema(deployment: Deployment, tmp_path: Path) -> None:
-    """A backup at schema 4 (before related keys): the restore applies step 5 itself (and
-    step 6, which has nothing to do on SQLite)."""
-    assert VERSION == 6, "rewrite this test's downgrade for the new step"
+    """A backup at schema 4 (before related keys and subscribers): the restore applies
+    steps 5, 6 and 7 itself (step 7 has nothing to do on SQLite)."""
+    assert VERSION == 7, "rewrite this test's downgrade for the new step"
     old = tmp_path / "old.db"
     old.write_bytes(deployment.backup.read_bytes())
-    tamper(old, "DROP TABLE related_keys", "PRAGMA user_version = 4")
+    tamper(old, "DROP TABLE related_keys", "DROP TABLE subscribers", "DROP TABLE newsletter_issues",
+           "DROP TABLE newsletter_sends", "PRAGMA user_version = 4")
     target = tmp_path / "restored.db"
     assert cli("restore", str(old), db=target) == 0
     assert sql(target, "PRAGMA user_version") == [(VERSION,)]

@@ -33,7 +33,7 @@ from websockets.sync.client import ClientConnection, connect
 from feedsvc.render.embed import iframe
 from feedsvc.render.messages import MESSAGES, Messages
 from feedsvc.service import Service
-from tests.conftest import CATEGORIES, commentary
+from tests.conftest import CATEGORIES, commentary, page_url
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -471,7 +471,7 @@ def test_partner_page_embeds(
     widget = tab.eval(WIDGET_ITEMS + ITEM_DATA)
     assert [i["title"] for i in widget] == expected_titles
     for item, c in zip(widget, newest_first, strict=False):
-        assert item["href"] == c["url"] == f"{server.url}/commentaries/{c['id']}"
+        assert item["href"] == c["url"] == page_url(c, server.url)
         assert item["target"] == "_top" and item["rel"] == "noopener"
         assert item["lang"] == c["lang"]
     assert HOSTILE_TITLE.split()[0] in widget[0]["text"]  # the payload shows as visible text

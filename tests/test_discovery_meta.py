@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from lxml import html as lxml_html
 
 from feedsvc.config import Settings
-from tests.conftest import PUBLIC_URL, commentary, path_of
+from tests.conftest import PUBLIC_URL, commentary, page_path, path_of
 
 Client = AsyncTestClient[Litestar]
 
@@ -41,7 +41,7 @@ async def publish(client: Client, auth: dict[str, str], **fields: Any) -> dict[s
 
 
 async def page(client: Client, item: dict[str, Any]) -> str:
-    r = await client.get(f"/commentaries/{item['id']}")
+    r = await client.get(page_path(item))
     assert r.status_code == 200, r.text
     return r.text
 
@@ -167,4 +167,4 @@ async def test_json_ld_cannot_be_broken_out_of_by_a_title(
     assert article["headline"] == title
     assert article["description"] == "</SCRIPT> in the summary"
     assert og["og:title"] == [title]
-    assert path_of(item["url"]) == f"/commentaries/{item['id']}"
+    assert path_of(item["url"]) == page_path(item)

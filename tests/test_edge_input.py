@@ -64,9 +64,14 @@ PATH_ROUTES: list[tuple[str, str]] = [
     ("/{v}/feed.atom", "language"),
     ("/{v}/digest.json", "language"),
     ("/commentaries/{v}", "id"),
+    ("/{v}/2026/03/a-slug", "language"),
+    ("/en/{v}/03/a-slug", "year"),
+    ("/en/categories/{v}", "slug"),
+    ("/en/tags/{v}", "tag"),
+    ("/en/authors/{v}", "name"),
     ("/digests/{v}", "start"),
     ("/media/{v}", "file_path"),
-    ("/no/such/{v}/route", "path"),
+    ("/no/such/deeper/{v}/route", "path"),  # any four segments are a commentary's page
 ]
 """Routes with a path parameter, with the parameter's name (``path`` where no route is)."""
 

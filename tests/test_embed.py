@@ -19,7 +19,7 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.http.routes.embeds import commentary_ref
 from feedsvc.render.embed import RESIZE_SCRIPT, SCRIPT_HASH
-from tests.conftest import PUBLIC_URL, assert_error, commentary, path_of
+from tests.conftest import PUBLIC_URL, assert_error, commentary, page_url, path_of
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ async def test_embed_lists_the_latest_five_by_default(client: Client, seeded: li
     assert [i["title"] for i in shown] == [c["title"] for c in reversed(seeded)][:5]
     first = shown[0]
     newest = seeded[-1]
-    assert first["href"] == newest["url"] == f"{PUBLIC_URL}/commentaries/{newest['id']}"
+    assert first["href"] == newest["url"] == page_url(newest)
     assert first["target"] == "_top" and first["rel"] == "noopener"
     assert first["summary"] == "Summary of commentary 7."
     assert "7 March 2026" in first["meta"] and "Regional security" in first["meta"] and "↘ worsened" in first["meta"]
@@ -333,8 +333,12 @@ async def test_hostile_commentaries_are_shown_as_text(client: Client, auth: dict
     # Every link keeps exactly the attributes we wrote.
     for a in doc.xpath("//a"):
         assert set(a.attrib) == {"class", "href", "target", "rel"}
-    for c_id in [i["href"].rsplit("/", 1)[1] for i in shown]:
+    # The cards of the same commentaries (their links are pages now, which name no id).
+    listed = (await client.get("/api/v1/commentaries", params={"limit": 10})).json()["items"]
+    assert sorted(c["url"] for c in listed) == sorted(i["href"] for i in shown)
+    for c_id in [c["id"] for c in listed]:
         card = await client.get("/embed", params={"id": c_id})
+        assert card.status_code == 200, card.text
         card_doc = lxml.html.fromstring(card.text)
         assert card_doc.xpath("//img | //@*[starts-with(name(), 'on')]") == []
         assert [s.text for s in card_doc.xpath("//script")] == [RESIZE_SCRIPT]
@@ -496,7 +500,7 @@ async def test_oembed_unknown_or_foreign_urls_are_404(
 
 async def test_oembed_hides_drafts(client: Client, auth: dict[str, str], categories: Any) -> None:
     draft = await publish(client, auth, title="Draft", status="draft")
-    assert_error(await client.get("/oembed", params={"url": f"{PUBLIC_URL}/commentaries/{draft['id']}"}), 404)
+    assert_error(await client.get("/oembed", params={"url": page_url(draft)}), 404)
 
 
 @pytest.mark.parametrize("fmt", ["xml", "XML", "yaml"])
@@ -571,7 +575,7 @@ async def test_index_shows_embed_snippets(client: Client, seeded: list[dict[str,
     assert "<div data-feedsvc-embed" in codes[1]
     oembed = urlsplit(codes[2])
     assert f"{oembed.scheme}://{oembed.netloc}{oembed.path}" == f"{PUBLIC_URL}/oembed"
-    assert parse_qs(oembed.query)["url"] == [f"{PUBLIC_URL}/commentaries/{seeded[-1]['id']}"]
+    assert parse_qs(oembed.query)["url"] == [page_url(seeded[-1])]
     # Each snippet works as printed.
     assert (await client.get(path_of(html.unescape(frame.get("src"))))).status_code == 200
     assert (await client.get(path_of(codes[2]))).status_code == 200

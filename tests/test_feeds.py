@@ -16,7 +16,7 @@ from lxml import etree
 
 from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
-from tests.conftest import PUBLIC_URL, commentary
+from tests.conftest import PUBLIC_URL, commentary, page_url
 from tests.feeds_check import check_feed, check_json_feed, check_xml_feed
 
 Client = AsyncTestClient[Litestar]
@@ -483,7 +483,7 @@ async def test_index_lists_every_feed_with_autodiscovery(client: Client, seeded:
 
 async def test_commentary_page_is_the_url_of_items_without_canonical_url(client: Client, seeded: Any) -> None:
     item = seeded[0]
-    assert item["url"] == f"{PUBLIC_URL}/commentaries/{item['id']}"
+    assert item["url"] == page_url(item)
     r = await client.get(item["url"].removeprefix(PUBLIC_URL))
     assert r.status_code == 200
     html = etree.HTML(r.content)

@@ -18,12 +18,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "feedsvc"
 
 LAYER_OF_TOP = {
     "feedsvc": "ground", "__main__": "cli", "errors": "ground", "text": "ground", "files": "ground",
-    "problems": "ground",
+    "problems": "ground", "paths": "ground",
     "model": "model", "config": "model", "logs": "model", "digest": "model", "commentary": "model",
     "cursors": "model", "query": "model", "importformats": "model", "structure": "model", "bodies": "service",
     "store": "store", "render": "render", "push": "push",
     "service": "service", "tokens": "service", "transfer": "service", "datamove": "service",
-    "feeds": "feeds", "http": "http", "cli": "cli",
+    "feeds": "feeds", "newsletter": "newsletter", "http": "http", "cli": "cli",
+    "newsletter_cli": "cli",
 }
 """The layer of each top-level module or package of feedsvc. A new one must be placed here."""
 
@@ -36,8 +37,9 @@ MAY_IMPORT = {
     "push": {"ground", "model", "store", "push"},
     "service": {*_BELOW_SERVICE, "service"},
     "feeds": {*_BELOW_SERVICE, "render", "service", "feeds"},
-    "http": {*_BELOW_SERVICE, "render", "push", "service", "feeds", "http"},
-    "cli": {*_BELOW_SERVICE, "render", "push", "service", "feeds", "http", "cli"},
+    "newsletter": {*_BELOW_SERVICE, "render", "service", "newsletter"},
+    "http": {*_BELOW_SERVICE, "render", "push", "service", "feeds", "newsletter", "http"},
+    "cli": {*_BELOW_SERVICE, "render", "push", "service", "feeds", "newsletter", "http", "cli"},
 }
 
 ENGINES = {"sqlite": ("sqlite",), "postgres": ("postgres",)}

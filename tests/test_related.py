@@ -22,7 +22,7 @@ from feedsvc.config import Settings
 from feedsvc.store import related
 from feedsvc.store.migrations import postgres as pg_schema
 from feedsvc.store.migrations import sqlite as sqlite_schema
-from tests.conftest import PUBLIC_URL, FakeClock, assert_error, commentary, path_of, rows_for
+from tests.conftest import FakeClock, assert_error, commentary, page_path, page_url, path_of, rows_for
 from tests.feeds_check import check_json_feed
 
 Client = AsyncTestClient[Litestar]
@@ -133,7 +133,7 @@ async def test_ranked_by_shared_tags_category_title_words_and_closeness(client: 
     patrols = made["patrols"]
     assert first == {
         "id": patrols["id"], "lang": "en", "slug": patrols["slug"], "title": patrols["title"],
-        "summary": patrols["summary"], "url": f"{PUBLIC_URL}/commentaries/{patrols['id']}",
+        "summary": patrols["summary"], "url": page_url(patrols),
         "category": "regional-security", "tags": ["border", "nato"], "published_at": "2026-03-09T12:00:00Z",
         "score": first["score"],
     }
@@ -197,18 +197,18 @@ async def test_conditional_get(client: Client, auth: dict[str, str], made: Any) 
 
 
 async def test_the_commentary_page_links_the_top_five(client: Client, made: Any) -> None:
-    r = await client.get(f"/commentaries/{made['drones']['id']}")
+    r = await client.get(page_path(made["drones"]))
     assert r.status_code == 200
     section = r.text.split("<h2>Related commentaries</h2>", 1)[1].split("</nav>", 1)[0]
     links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', section)
-    assert links == [(f"{PUBLIC_URL}/commentaries/{made[n]['id']}", made[n]["title"]) for n in RANKED[:5]]
+    assert links == [(page_url(made[n]), made[n]["title"]) for n in RANKED[:5]]
 
 
 async def test_json_feed_lists_the_top_three_and_follows_writes_elsewhere(
     client: Client, auth: dict[str, str], made: Any
 ) -> None:
     def related_of(doc: dict[str, Any], id: str) -> list[dict[str, Any]]:
-        item = next(i for i in doc["items"] if i["url"].endswith(id))
+        item = next(i for i in doc["items"] if i["id"].endswith(f"/{id}"))  # tag:…:commentary/ID
         return item["_commentary"]["related"]  # type: ignore[no-any-return]
 
     drones = made["drones"]["id"]
@@ -219,7 +219,7 @@ async def test_json_feed_lists_the_top_three_and_follows_writes_elsewhere(
             "id": made[n]["id"],
             "lang": "en",
             "title": made[n]["title"],
-            "url": f"{PUBLIC_URL}/commentaries/{made[n]['id']}",
+            "url": page_url(made[n]),
         }
         for n in RANKED[:3]
     ]
@@ -332,7 +332,7 @@ async def test_feed_lists_agree_with_the_api_item_by_item(
     doc = check_json_feed((await client.get("/all/feed.json")).content)
     assert len(doc["items"]) == len(made) - 2  # not the draft nor the scheduled one
     for item in doc["items"]:
-        id = item["url"].rsplit("/", 1)[1]
+        id = item["id"].rsplit("/", 1)[1]  # tag:…:commentary/ID
         alone = await related_to(client, id, "?limit=3")
         assert item["_commentary"]["related"] == [
             {"id": r["id"], "lang": r["lang"], "title": r["title"], "url": r["url"]} for r in alone

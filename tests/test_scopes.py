@@ -39,16 +39,19 @@ ROUTES: list[tuple[str, str, str, Any, str]] = [
     ("read webhook", "GET", f"{HOOKS}/{HOOK_ID}", None, "webhooks:manage"),
     ("delete webhook", "DELETE", f"{HOOKS}/{HOOK_ID}", None, "webhooks:manage"),
     ("metrics", "GET", "/metrics", None, "metrics:read"),
+    ("list subscribers", "GET", "/api/v1/subscribers", None, "subscribers:read"),
+    ("export subscriber", "GET", "/api/v1/subscribers/nobody@example.org", None, "subscribers:read"),
+    ("erase subscriber", "DELETE", "/api/v1/subscribers/0000000000000000", None, "admin"),
 ]
 
 # (the token's scopes, the scopes of ROUTES it may use)
-EVERY = {"commentaries:write", "categories:write", "webhooks:manage", "metrics:read"}
+EVERY = {"commentaries:write", "categories:write", "webhooks:manage", "metrics:read", "subscribers:read", "admin"}
 TOKENS: list[tuple[list[str], set[str]]] = [
     (["commentaries:write"], {"commentaries:write"}),
     (["categories:write"], {"categories:write"}),
     (["webhooks:manage"], {"webhooks:manage"}),
     (["metrics:read"], {"metrics:read"}),
-    (["subscribers:read"], set()),
+    (["subscribers:read"], {"subscribers:read"}),
     (["write"], {"commentaries:write", "categories:write"}),  # tokens from before the split
     (["commentaries:write", "webhooks:manage"], {"commentaries:write", "webhooks:manage"}),
     (["admin"], EVERY),

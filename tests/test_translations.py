@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from lxml import etree
 
 from feedsvc.config import Settings
-from tests.conftest import PUBLIC_URL, FakeClock, assert_error, commentary
+from tests.conftest import FakeClock, assert_error, commentary, page_url
 from tests.feeds_check import check_json_feed, check_xml_feed
 
 Client = AsyncTestClient[Litestar]
@@ -55,10 +55,6 @@ async def group(client: Client, auth: dict[str, str], categories: Any, clock: Fa
 def link(c: dict[str, Any], url: str | None = None) -> dict[str, str]:
     """A translation as the API lists it."""
     return {"lang": c["lang"], "id": c["id"], "slug": c["slug"], "title": c["title"], "url": url or c["url"]}
-
-
-def page_url(c: dict[str, Any]) -> str:
-    return f"{PUBLIC_URL}/commentaries/{c['id']}"
 
 
 async def test_api_lists_and_items_name_their_translations(client: Client, group: Any) -> None:

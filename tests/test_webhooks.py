@@ -32,7 +32,7 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.http.app import create_app
 from feedsvc.model import TokenInfo
 from feedsvc.store import TokenRecord
-from tests.conftest import CATEGORIES, PUBLIC_URL, assert_error, commentary
+from tests.conftest import CATEGORIES, PUBLIC_URL, assert_error, commentary, page_url
 
 HOOKS = "/api/v1/webhooks"
 API = "/api/v1/commentaries"
@@ -425,7 +425,7 @@ async def test_events_arrive_signed_in_order_through_failures_with_filters_respe
 
     # Payloads: the commentary as the change log shows it; a deletion says what it was.
     first = events[0]
-    assert first["data"]["title"] == "Alpha" and first["data"]["url"] == f"{PUBLIC_URL}/commentaries/{a}"
+    assert first["data"]["title"] == "Alpha" and first["data"]["url"] == page_url(first["data"])
     log = (await client.get("/api/v1/changes", params={"limit": 100})).json()["items"]
     by_seq = {c["seq"]: c for c in log}
     for event in events:

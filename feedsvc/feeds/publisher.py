@@ -456,6 +456,19 @@ class FeedPublisher:
                 raise
         return lang in languages
 
+    async def languages(self) -> frozenset[str]:
+        """The languages of public commentaries, reloaded when the change sequence moved."""
+        seq = (await self.service.state()).seq
+        cached_seq, languages = self._languages
+        if cached_seq != seq:
+            languages = frozenset(c.name for c in await self.service.store.get_language_counts())
+            self._languages = (seq, languages)
+        return languages
+
+    async def categories(self) -> dict[str, Category]:
+        """Categories by slug, reloaded when the change sequence moved (as feeds use them)."""
+        return await self._category_map((await self.service.state()).seq)
+
     async def _category_map(self, seq: int | None = None) -> dict[str, Category]:
         """Categories by slug, reloaded when the change sequence moved. ``seq`` is the one the
         caller already read; without it the store is asked."""

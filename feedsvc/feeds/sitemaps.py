@@ -92,7 +92,7 @@ class Sitemaps:
                 # A commentary whose canonical home is elsewhere is that site's to list.
                 if c.canonical_url:
                     continue
-                chunk.append(SitemapUrl(self.service.page_url(c.id), c.updated_at))
+                chunk.append(SitemapUrl(self.service.page_url(c), c.updated_at))
                 if len(chunk) == self.max_urls:
                     close_part()
             if len(items) < self.batch:
@@ -118,7 +118,7 @@ class Sitemaps:
             Query(limit=NEWS_MAX, from_time=now - timedelta(days=NEWS_DAYS))
         )
         news = [
-            NewsUrl(self.service.page_url(c.id), c.title, c.lang, c.published_at)
+            NewsUrl(self.service.page_url(c), c.title, c.lang, c.published_at)
             for c in recent
             if not c.canonical_url
         ]

@@ -24,23 +24,31 @@ from feedsvc.bodies import BodyRenderer
 from feedsvc.config import Settings
 from feedsvc.digest import Schedule
 from feedsvc.errors import FeedsvcError
+from feedsvc.feeds.pages import PageCache
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.sitemaps import Sitemaps
 from feedsvc.http import observe
 from feedsvc.http.apicache import ApiPages
 from feedsvc.http.common import provide_query
 from feedsvc.http.cost import gate, route_names
+from feedsvc.http.errorpages import html_errors
 from feedsvc.http.errors import feedsvc_error_handler, http_error_handler, internal_error_handler
 from feedsvc.http.fastpath import CachedFeeds, serve_cached_feeds
 from feedsvc.http.front import Front
 from feedsvc.http.middleware import harden, head_as_get, host_allowed
 from feedsvc.http.openapi import NamedEnums, operation_id
 from feedsvc.http.ratelimit import RateLimiter
-from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, ops, pages, writes
+from feedsvc.http.routes import api, apidocs, discovery, embeds, feeds, newsletter, ops, reading, writes
+from feedsvc.http.routes import pages as page_routes
 from feedsvc.http.routes import webhooks as webhook_routes
 from feedsvc.http.shed import Shed
 from feedsvc.http.wire import ClientLimits
 from feedsvc.model import Commentary
+from feedsvc.newsletter.compose import signer_from
+from feedsvc.newsletter.issues import Issues
+from feedsvc.newsletter.mailer import SmtpMailer
+from feedsvc.newsletter.sending import IssueSender
+from feedsvc.newsletter.subscribers import Newsletter
 from feedsvc.push.targets import TargetPolicy
 from feedsvc.push.webhooks import WebhookRegistry, WebhookSender
 from feedsvc.push.websub import HubNotifier
@@ -82,6 +90,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     )
 
     sitemaps = Sitemaps(service, publication=settings.title)
+    pages = PageCache(service)
 
     notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
     if notifier is not None:
@@ -123,6 +132,19 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
 
     service.listeners.append(wake_sender)
 
+    # The newsletter (issue 16): off until FEEDSVC_MAIL_FROM names its sender.
+    mailer = SmtpMailer(settings)
+    mail = Newsletter(
+        store, mailer, base_url=settings.base_url, site=settings.title, sender=settings.mail_from,
+        proof_bits=settings.newsletter_proof_bits, signer=signer_from(settings),
+    )
+    issues = Issues(mail, service, mailer)
+    mail_sender = IssueSender(
+        store, issues, mailer, rate=settings.newsletter_rate, concurrency=settings.newsletter_concurrency,
+        retry_delay=settings.newsletter_retry_delay, max_attempts=settings.newsletter_max_attempts,
+        auto=settings.newsletter_send == "auto", poll_interval=settings.webhook_poll_interval,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
@@ -130,10 +152,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if notifier is not None:
             await notifier.start()
         await sender.start()
+        await mail_sender.start()
         try:
             yield
         finally:
             await sender.stop()
+            await mail_sender.stop()
+            await mail.drain()
             if notifier is not None:
                 await notifier.stop(timeout=SHUTDOWN_DRAIN_SECONDS)
             await bodies.close()
@@ -148,19 +173,33 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     async def provide_sitemaps() -> Sitemaps:
         return sitemaps
 
+    async def provide_pages() -> PageCache:
+        return pages
+
     async def provide_settings() -> Settings:
         return settings
 
     async def provide_webhooks() -> WebhookRegistry:
         return webhooks
 
+    async def provide_newsletter() -> Newsletter:
+        return mail
+
+    async def provide_issues() -> Issues:
+        return issues
+
+    async def provide_mail_sender() -> IssueSender:
+        return mail_sender
+
     app = Litestar(
         route_handlers=[
             *api.HANDLERS,
             *writes.HANDLERS,
             *webhook_routes.HANDLERS,
+            *newsletter.HANDLERS,
             *feeds.HANDLERS,
-            *pages.HANDLERS,
+            *page_routes.HANDLERS,
+            *reading.HANDLERS,
             *discovery.HANDLERS,
             *apidocs.HANDLERS,
             *embeds.HANDLERS,
@@ -172,13 +211,19 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             "publisher": Provide(provide_publisher, use_cache=True),
             "sitemaps": Provide(provide_sitemaps, use_cache=True),
             "settings": Provide(provide_settings, use_cache=True),
+            "pages": Provide(provide_pages, use_cache=True),
             "webhooks": Provide(provide_webhooks, use_cache=True),
+            "newsletter": Provide(provide_newsletter, use_cache=True),
+            "issues": Provide(provide_issues, use_cache=True),
+            "mail_sender": Provide(provide_mail_sender, use_cache=True),
             "filters": Provide(provide_query),
         },
         state=State(
             {
-                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings,
+                "service": service, "publisher": publisher, "sitemaps": sitemaps, "settings": settings, "pages": pages,
                 "notifier": notifier, "metrics": metrics, "api_pages": ApiPages(),
+                "newsletter": mail, "issues": issues,
+                "mail_sender": mail_sender,
             }
         ),
         lifespan=[lifespan],
@@ -252,6 +297,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         [(k.lower().encode(), v.encode()) for k, v in app.cors_config.simple_headers.items()] if app.cors_config else []
     )
     app.asgi_handler = harden(app.asgi_handler, settings.allowed_hosts, cors)
+    # Browsers see every error (the refusals above included) as a page with the same status.
+    app.asgi_handler = html_errors(app.asgi_handler, settings)
     # Outermost: request ids, access log and metrics see every answer, refusals included.
     app.asgi_handler = observe.observe(app.asgi_handler, metrics, log_requests=settings.access_log)
     # The same answers once more, below ASGI, for `feedsvc serve`'s protocol (feedsvc.http.front).

@@ -47,6 +47,7 @@ ERROR_MEANINGS = {
     422: "Well-formed, but refused: `extra` names the field (a webhook URL into a private network)",
     428: "The write needs If-Match with the ETag from a GET",
     429: "Too many requests: retry after `Retry-After` seconds; RateLimit-* headers show the budget",
+    502: "The mail server refused or could not be reached; `detail` says what it answered",
     503: "The database is busy; retry after `Retry-After` seconds",
 }
 
@@ -61,6 +62,8 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
     for code in dict.fromkeys((*codes, 400, 414, 429)):
         if code == 304:
             out[code] = ResponseSpec(data_container=None, description="Not modified: the validators match")
+        elif code == 308:
+            out[code] = ResponseSpec(data_container=None, description="The page's address: `Location`, for good")
         else:
             out[code] = ResponseSpec(
                 data_container=ErrorBody, description=ERROR_MEANINGS[code], generate_examples=False
@@ -142,10 +145,12 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 
 
 HTML = "text/html"  # Litestar adds "; charset=utf-8" to text types
-# Pages run no script at all; images may come from anywhere commentaries point to.
+# Pages run no script at all; images may come from anywhere commentaries point to; the
+# one form (search, a GET) goes to this site; connect-src lets tools that inspect a page
+# from inside it (Lighthouse reads robots.txt so) fetch the site's own files.
 PAGE_CSP = (
     "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'self'; connect-src 'self'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,

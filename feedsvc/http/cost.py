@@ -35,6 +35,7 @@ place that decides it, and the connection-level front asks it too):
               the embed views, oEmbed: ``RENDER_WEIGHT`` tokens of ``feeds``
     read      GET of the JSON API: 1 token of ``read``
     search    any GET with a non-empty ``q``: 1 token of ``search`` (a smaller budget)
+    subscribe a newsletter sign-up (``POST /api/v1/subscriptions``): 1 token of ``subscribe``
     write     every other method: 1 token of ``write``
 """
 
@@ -94,6 +95,7 @@ LIMITS: dict[str, Limit] = {
     "format": Limit(20),
     "maxwidth": Limit(8),
     "maxheight": Limit(8),
+    "state": Limit(16),
 }
 """Every query parameter a public route reads, with its bounds (the routes' own
 ``max_length`` where they declare one)."""
@@ -109,13 +111,15 @@ class Cost(NamedTuple):
     weight: int
 
 
-FEEDS, READ, SEARCH, WRITE = "feeds", "read", "search", "write"
+FEEDS, READ, SEARCH, WRITE, SUBSCRIBE = "feeds", "read", "search", "write", "subscribe"
 PROBE = Cost("probe", "", 0)
 POLL = Cost("poll", FEEDS, 1)
 RENDER = Cost("render", FEEDS, RENDER_WEIGHT)
 READ_COST = Cost("read", READ, 1)
 SEARCH_COST = Cost("search", SEARCH, 1)
 WRITE_COST = Cost("write", WRITE, 1)
+SUBSCRIBE_COST = Cost("subscribe", SUBSCRIBE, 1)
+SUBSCRIBE_PATH = "/api/v1/subscriptions"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Paths whose answer is the same for every query string (files, health, the schema): a poll
@@ -250,7 +254,7 @@ def check(
 def classify(method: str, path: str, params: list[tuple[str, str]]) -> Cost:
     """The cost of a request with these decoded parameters (see the module docstring)."""
     if method not in SAFE_METHODS:
-        return WRITE_COST
+        return SUBSCRIBE_COST if path == SUBSCRIBE_PATH else WRITE_COST
     if method == "OPTIONS":
         return POLL
     if path in PROBES:

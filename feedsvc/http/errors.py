@@ -34,6 +34,7 @@ from feedsvc.errors import (
     StorageBusyError,
     StorageError,
     UnprocessableError,
+    UpstreamError,
 )
 from feedsvc.logs import REQUEST_ID
 
@@ -51,6 +52,7 @@ STATUS: list[tuple[type[FeedsvcError], int]] = [
     (StorageBusyError, 503),
     (BusyError, 503),
     (StorageError, 500),
+    (UpstreamError, 502),
 ]
 
 RETRY_AFTER_SECONDS = 2
@@ -120,6 +122,9 @@ def feedsvc_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, BusyError):  # expected under load, not a failure; its message is ours
         return error_response(status, exc.message, extra, headers)
+    if isinstance(exc, UpstreamError):  # the mail server's answer: what the editor needs to see
+        log.warning("upstream refusal on %s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(status, exc.message, with_request_id({}), headers)
     if status >= 500:
         log.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message, exc_info=exc)
         return error_response(status, type(exc).default_message, with_request_id({}), headers)

@@ -21,7 +21,7 @@ from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 from msgspec import UnsetType
 
-from feedsvc.model import ChangeOp, Status, Trend, WebhookState
+from feedsvc.model import Cadence, ChangeOp, MailFormat, NewsletterLang, Status, SubscriberState, Trend, WebhookState
 from feedsvc.render.embed import Theme
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ ENUMS: dict[Any, tuple[str, str]] = {
     ChangeOp: ("ChangeOp", "What a change did to a commentary."),
     WebhookState: ("WebhookState", "`disabled` after deliveries kept failing; a new subscription starts again."),
     Theme: ("Theme", "The embed's colours."),
+    NewsletterLang: ("NewsletterLang", "A language the newsletter is written in."),
+    Cadence: ("Cadence", "`weekly`: the weekly digest; `each`: a mail for each commentary."),
+    SubscriberState: ("SubscriberState", "`pending` until the confirmation link's button is pressed."),
+    MailFormat: ("MailFormat", "`html` or `text`: a part of the mail; `eml`: the whole mail, signed."),
 }
 """Each named ``Literal`` of the model, with its component name and description."""
 

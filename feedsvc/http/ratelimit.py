@@ -11,7 +11,8 @@ a bucket:
              archive cursor (a render, usually) takes ``RENDER_WEIGHT``
     read     the JSON API (/api/...)
     search   any GET with a non-empty ``q`` (full-text search), API or feed; ``?%71=`` is ``q=``
-    write    every method other than GET, HEAD and OPTIONS
+    subscribe  newsletter sign-ups (``POST /api/v1/subscriptions``), always per address
+    write    every other method but GET, HEAD and OPTIONS
 
 The RateLimit headers count tokens (the draft's "quota units"), so they stay exact when a
 request takes several.
@@ -58,7 +59,7 @@ from litestar.enums import ScopeType
 
 from feedsvc.config import Settings
 from feedsvc.errors import InvalidInputError
-from feedsvc.http.cost import FEEDS, POLL, PROBE, READ, SEARCH, WRITE, Cost, cost_of
+from feedsvc.http.cost import FEEDS, POLL, PROBE, READ, SEARCH, SUBSCRIBE, WRITE, Cost, cost_of
 from feedsvc.http.errors import ErrorBody
 
 if TYPE_CHECKING:
@@ -341,6 +342,7 @@ class RateLimiter:
             READ: parse_rate(settings.rate_limit_read, "FEEDSVC_RATE_LIMIT_READ"),
             SEARCH: parse_rate(settings.rate_limit_search, "FEEDSVC_RATE_LIMIT_SEARCH"),
             WRITE: parse_rate(settings.rate_limit_write, "FEEDSVC_RATE_LIMIT_WRITE"),
+            SUBSCRIBE: parse_rate(settings.rate_limit_subscribe, "FEEDSVC_RATE_LIMIT_SUBSCRIBE"),
             AUTH: parse_rate(settings.rate_limit_auth_failures, "FEEDSVC_RATE_LIMIT_AUTH_FAILURES"),
         }
         if store is None:
@@ -409,7 +411,9 @@ class RateLimiter:
                 has_origin = True
         cls, weight = cost.bucket, cost.weight
         address = client_address(scope)
-        client = f"t:{token_id}" if token_id is not None and token_id in self.verified else f"a:{address}"
+        # Sign-ups are counted per address even with a token: a token is no licence to mail strangers.
+        verified = token_id is not None and token_id in self.verified and cls != SUBSCRIBE
+        client = f"t:{token_id}" if verified else f"a:{address}"
         rates = self.rates
         cls_rate, feeds_rate, auth_rate = rates[cls], rates[FEEDS], rates[AUTH]
         # A conditional API request only checks its class bucket; it is charged there once
@@ -422,7 +426,7 @@ class RateLimiter:
             ops.append(Op(f"{FEEDS}:{client}", feeds_rate, TAKE))
         if cls_rate is not None:
             ops.append(Op(cls_key, cls_rate, CHECK if deferred else TAKE, weight))
-        if auth_rate is not None and (has_credentials or cls == WRITE):
+        if auth_rate is not None and (has_credentials or cls in (WRITE, SUBSCRIBE)):
             ops.append(Op(auth_key, auth_rate, CHECK))
         if not ops:
             await app(scope, receive, send)

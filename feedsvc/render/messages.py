@@ -75,6 +75,54 @@ MESSAGES: dict[str, dict[str, str]] = {
     "by_language": {"en": "By language", "be": "Па мовах", "ru": "По языкам"},
     "latest": {"en": "Latest commentaries", "be": "Апошнія каментарыі", "ru": "Последние комментарии"},
     "api": {"en": "API", "be": "API", "ru": "API"},
+    # every page: masthead, footer, lists
+    "skip_to_content": {"en": "Skip to content", "be": "Да зместу", "ru": "К содержанию"},
+    "search": {"en": "Search", "be": "Пошук", "ru": "Поиск"},
+    "search_placeholder": {"en": "Words to find", "be": "Словы для пошуку", "ru": "Слова для поиска"},
+    "sections": {"en": "Sections", "be": "Раздзелы", "ru": "Разделы"},
+    "home": {"en": "Home page", "be": "Галоўная", "ru": "Главная"},
+    "api_reference": {"en": "API reference", "be": "Даведнік па API", "ru": "Справочник по API"},
+    "about_site": {"en": "About the publication", "be": "Пра выданне", "ru": "О издании"},
+    "nothing_here": {"en": "Nothing published here yet.", "be": "Тут пакуль нічога не апублікавана.",
+                     "ru": "Здесь пока ничего не опубликовано."},
+    "newest": {"en": "← Newest", "be": "← Найноўшыя", "ru": "← Самые новые"},
+    "older": {"en": "Older →", "be": "Раней →", "ru": "Ранее →"},
+    "pages": {"en": "More pages", "be": "Іншыя старонкі", "ru": "Другие страницы"},
+    "tags": {"en": "Tags", "be": "Тэгі", "ru": "Теги"},
+    "authors": {"en": "Authors", "be": "Аўтары", "ru": "Авторы"},
+    "archive": {"en": "Archive by month", "be": "Архіў па месяцах", "ru": "Архив по месяцам"},
+    # the listing pages
+    "in_language": {"en": "Commentaries in {language}", "be": "Каментарыі: {language}",
+                    "ru": "Комментарии: {language}"},
+    "tag_heading": {"en": "Tagged “{tag}”", "be": "З тэгам «{tag}»", "ru": "С тегом «{tag}»"},
+    "author_heading": {"en": "Commentaries by {author}", "be": "{author}: каментарыі", "ru": "{author}: комментарии"},
+    "search_heading": {"en": "Search results for “{q}”", "be": "Вынікі пошуку «{q}»", "ru": "Результаты поиска «{q}»"},
+    "search_empty": {"en": "Type the words to look for.", "be": "Увядзіце словы, якія трэба знайсці.",
+                     "ru": "Введите слова, которые нужно найти."},
+    "no_results": {"en": "Nothing matches these words.", "be": "Па гэтых словах нічога не знойдзена.",
+                   "ru": "По этим словам ничего не найдено."},
+    "this_weeks_digest": {"en": "The latest weekly digest", "be": "Апошні агляд тыдня",
+                          "ru": "Последний обзор недели"},
+    "previous_week": {"en": "← Previous week", "be": "← Папярэдні тыдзень", "ru": "← Предыдущая неделя"},
+    "next_week": {"en": "Next week →", "be": "Наступны тыдзень →", "ru": "Следующая неделя →"},
+    "weeks": {"en": "Other weeks", "be": "Іншыя тыдні", "ru": "Другие недели"},
+    "subscribe": {"en": "Subscribe", "be": "Падпіска", "ru": "Подписка"},
+    # error pages
+    "error_404": {"en": "Page not found", "be": "Старонка не знойдзена", "ru": "Страница не найдена"},
+    "error_400": {"en": "This address is not quite right", "be": "Гэты адрас няправільны",
+                  "ru": "Этот адрес неправильный"},
+    "error_405": {"en": "This page cannot be used that way", "be": "Гэтую старонку нельга выкарыстаць так",
+                  "ru": "Эту страницу нельзя использовать так"},
+    "error_429": {"en": "Too many requests: wait a moment", "be": "Занадта шмат запытаў: пачакайце",
+                  "ru": "Слишком много запросов: подождите"},
+    "error_5xx": {"en": "Something went wrong on our side", "be": "Нешта пайшло не так у нас",
+                  "ru": "Что-то пошло не так у нас"},
+    "error_other": {"en": "This page cannot be shown", "be": "Гэтую старонку нельга паказаць",
+                    "ru": "Эту страницу нельзя показать"},
+    "error_help": {"en": "Try the home page or search for what you were looking for.",
+                   "be": "Перайдзіце на галоўную старонку або знайдзіце патрэбнае праз пошук.",
+                   "ru": "Перейдите на главную страницу или найдите нужное через поиск."},
+    "error_code": {"en": "Error {code}", "be": "Памылка {code}", "ru": "Ошибка {code}"},
     # the embed
     "embed_title": {
         "en": "{site}: latest commentaries",
@@ -147,6 +195,124 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "Вставьте адрес страницы комментария в программу, которая понимает oEmbed (CMS, "
         "мессенджер); она запросит код для вставки так:",
     },
+    # the newsletter (issue 16): its sign-up form, confirmation mail and pages
+    "newsletter": {"en": "Newsletter", "be": "Рассылка", "ru": "Рассылка"},
+    "newsletter_intro": {
+        "en": "Get the weekly digest, or each commentary, by email. We send a link to confirm first; "
+        "every mail has a link to unsubscribe at once.",
+        "be": "Атрымлівайце штотыднёвы агляд або кожны каментарый па электроннай пошце. Спачатку мы "
+        "дашлём спасылку для пацверджання; у кожным лісце ёсць спасылка, каб адразу адпісацца.",
+        "ru": "Получайте еженедельный обзор или каждый комментарий по электронной почте. Сначала мы "
+        "пришлём ссылку для подтверждения; в каждом письме есть ссылка, чтобы сразу отписаться.",
+    },
+    "email_address": {"en": "Email address", "be": "Адрас электроннай пошты", "ru": "Адрес электронной почты"},
+    "languages_wanted": {"en": "Languages", "be": "Мовы", "ru": "Языки"},
+    "how_often": {"en": "How often", "be": "Як часта", "ru": "Как часто"},
+    "cadence_weekly": {"en": "The weekly digest", "be": "Штотыднёвы агляд", "ru": "Еженедельный обзор"},
+    "cadence_each": {"en": "Each commentary", "be": "Кожны каментарый", "ru": "Каждый комментарий"},
+    "leave_empty": {"en": "Leave this empty", "be": "Пакіньце гэта поле пустым", "ru": "Оставьте это поле пустым"},
+    "subscribe_action": {"en": "Subscribe", "be": "Падпісацца", "ru": "Подписаться"},
+    "subscribe_working": {
+        "en": "A moment: your browser is proving it is not a robot…",
+        "be": "Хвілінку: ваш браўзер даказвае, што ён не робат…",
+        "ru": "Минутку: ваш браузер доказывает, что он не робот…",
+    },
+    "subscribe_sent": {
+        "en": "Check your mailbox: open the link we sent to confirm the subscription.",
+        "be": "Праверце пошту: адкрыйце спасылку, якую мы даслалі, каб пацвердзіць падпіску.",
+        "ru": "Проверьте почту: откройте ссылку, которую мы прислали, чтобы подтвердить подписку.",
+    },
+    "subscribe_failed": {
+        "en": "The subscription did not go through: {reason}",
+        "be": "Падпіска не атрымалася: {reason}",
+        "ru": "Подписка не удалась: {reason}",
+    },
+    "needs_script": {
+        "en": "The form needs JavaScript: the browser solves a small puzzle instead of a CAPTCHA.",
+        "be": "Форме патрэбны JavaScript: браўзер рашае невялікую задачу замест CAPTCHA.",
+        "ru": "Форме нужен JavaScript: браузер решает небольшую задачу вместо CAPTCHA.",
+    },
+    "confirm_subject": {
+        "en": "Confirm your subscription to {site}",
+        "be": "Пацвердзіце падпіску на {site}",
+        "ru": "Подтвердите подписку на {site}",
+    },
+    "confirm_mail_intro": {
+        "en": "Someone, probably you, asked to receive {site} by email at this address. "
+        "To confirm, open the link below and press the button:",
+        "be": "Нехта, відаць вы, папрасіў атрымліваць {site} на гэты адрас. "
+        "Каб пацвердзіць, адкрыйце спасылку ніжэй і націсніце кнопку:",
+        "ru": "Кто-то, вероятно вы, попросил получать {site} на этот адрес. "
+        "Чтобы подтвердить, откройте ссылку ниже и нажмите кнопку:",
+    },
+    "confirm_mail_ignore": {
+        "en": "If it was not you, ignore this mail: nothing is sent to an address that was not confirmed. "
+        "The link works for {days} days.",
+        "be": "Калі гэта былі не вы, не зважайце на гэты ліст: на непацверджаны адрас нічога не дасылаецца. "
+        "Спасылка дзейнічае {days} дзён.",
+        "ru": "Если это были не вы, не обращайте внимания на это письмо: на неподтверждённый адрес ничего "
+        "не отправляется. Ссылка действует {days} дней.",
+    },
+    "confirm_title": {"en": "Confirm your subscription", "be": "Пацвердзіце падпіску",
+                      "ru": "Подтвердите подписку"},
+    "confirm_text": {
+        "en": "Press the button to receive {site} at {email}.",
+        "be": "Націсніце кнопку, каб атрымліваць {site} на адрас {email}.",
+        "ru": "Нажмите кнопку, чтобы получать {site} на адрес {email}.",
+    },
+    "confirm_button": {"en": "Confirm the subscription", "be": "Пацвердзіць падпіску",
+                       "ru": "Подтвердить подписку"},
+    "confirmed_title": {"en": "Subscribed", "be": "Падпіска пацверджана", "ru": "Подписка подтверждена"},
+    "confirmed_text": {
+        "en": "{email} is subscribed to {site}. Every mail has a link to unsubscribe.",
+        "be": "Адрас {email} падпісаны на {site}. У кожным лісце ёсць спасылка, каб адпісацца.",
+        "ru": "Адрес {email} подписан на {site}. В каждом письме есть ссылка, чтобы отписаться.",
+    },
+    "link_expired_title": {"en": "This link no longer works", "be": "Гэтая спасылка больш не дзейнічае",
+                           "ru": "Эта ссылка больше не действует"},
+    "link_expired_text": {
+        "en": "It was used already, has expired, or was replaced by a newer one. Sign up again to get a new link.",
+        "be": "Яна ўжо была скарыстана, тэрмін яе дзеяння скончыўся, або яе замяніла навейшая. "
+        "Падпішыцеся зноў, каб атрымаць новую спасылку.",
+        "ru": "Она уже была использована, срок её действия истёк, или её заменила более новая. "
+        "Подпишитесь снова, чтобы получить новую ссылку.",
+    },
+    "unsubscribe_title": {"en": "Unsubscribe", "be": "Адпісацца", "ru": "Отписаться"},
+    "unsubscribe_text": {
+        "en": "Press the button to stop receiving {site} at {email}.",
+        "be": "Націсніце кнопку, каб больш не атрымліваць {site} на адрас {email}.",
+        "ru": "Нажмите кнопку, чтобы больше не получать {site} на адрес {email}.",
+    },
+    "unsubscribed_title": {"en": "Unsubscribed", "be": "Вы адпісаліся", "ru": "Вы отписались"},
+    "unsubscribed_text": {
+        "en": "{email} will receive no more mail from {site}.",
+        "be": "На адрас {email} больш не прыйдзе ніводнага ліста ад {site}.",
+        "ru": "На адрес {email} больше не придёт ни одного письма от {site}.",
+    },
+    "resubscribe": {"en": "Changed your mind? {link}", "be": "Перадумалі? {link}", "ru": "Передумали? {link}"},
+    "subscribe_again": {"en": "Subscribe again", "be": "Падпісацца зноў", "ru": "Подписаться снова"},
+    "digest_mail_intro": {
+        "en": "{count} commentaries this week. The digest on the web: {link}",
+        "be": "Каментарыяў за тыдзень: {count}. Агляд у сеціве: {link}",
+        "ru": "Комментариев за неделю: {count}. Обзор на сайте: {link}",
+    },
+    "read_more": {"en": "Read", "be": "Чытаць", "ru": "Читать"},
+    "why_this_mail": {
+        "en": "You get this mail because {email} subscribed to {site}.",
+        "be": "Вы атрымліваеце гэты ліст, бо адрас {email} падпісаны на {site}.",
+        "ru": "Вы получаете это письмо, потому что адрес {email} подписан на {site}.",
+    },
+    "unsubscribe_line": {
+        "en": "Unsubscribe with one click: {link}",
+        "be": "Адпісацца адным націскам: {link}",
+        "ru": "Отписаться одним нажатием: {link}",
+    },
+    "gone_title": {"en": "No such subscription", "be": "Такой падпіскі няма", "ru": "Такой подписки нет"},
+    "gone_text": {
+        "en": "Nothing is kept about this subscription any more: nothing will be sent.",
+        "be": "Пра гэтую падпіску больш нічога не захоўваецца: нічога дасылацца не будзе.",
+        "ru": "Об этой подписке больше ничего не хранится: ничего отправляться не будет.",
+    },
 }
 
 # Language names as each catalogue language writes them, for "In other languages:" and
@@ -158,6 +324,18 @@ LANGUAGE_NAMES: dict[str, dict[str, str]] = {
            "lt": "літоўская", "de": "нямецкая"},
     "ru": {"en": "английский", "be": "белорусский", "ru": "русский", "uk": "украинский", "pl": "польский",
            "lt": "литовский", "de": "немецкий"},
+}
+
+
+# Month names standing alone ("March 2026" over a monthly archive), as against the forms
+# that follow a day number in feedsvc.digest ("7 сакавіка").
+MONTHS: dict[str, tuple[str, ...]] = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+    "be": ("студзень", "люты", "сакавік", "красавік", "май", "чэрвень", "ліпень", "жнівень", "верасень",
+           "кастрычнік", "лістапад", "снежань"),
+    "ru": ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
+           "ноябрь", "декабрь"),
 }
 
 
@@ -197,6 +375,10 @@ class Messages:
     def period(self, start: date, end: date) -> str:
         """"2 – 8 March 2026", and the like, in this language."""
         return date_range(start, end, self.tag)
+
+    def month(self, year: int, month: int) -> str:
+        """"March 2026", "Сакавік 2026", "Март 2026": a month as an archive names it."""
+        return f"{capitalised(MONTHS[self.lang][month - 1])} {year}"
 
     def trend(self, trend: str) -> str:
         """"↘ worsened" (an arrow and the word) in this language."""

@@ -31,7 +31,6 @@ from feedsvc.model import (
     Count,
     DeliveryError,
     TokenInfo,
-    Translation,
     Webhook,
 )
 from feedsvc.query import Query
@@ -42,9 +41,12 @@ from feedsvc.store.records import (
     DigestMark,
     DigestRecord,
     IdempotencyKey,
+    IssueRecord,
     LogEntry,
+    SendRecord,
     StoredCategory,
     StoredCommentary,
+    StoredSubscriber,
     StoredWebhook,
     StoreState,
     TokenRecord,
@@ -88,8 +90,8 @@ class Reader(Protocol):
     async def get_view_stamp(self, query: Query) -> ViewStamp:
         """The versions that determine how ``get_commentaries(query)`` renders."""
 
-    async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
-        """Public commentaries sharing each translation key (``url`` holds ``canonical_url`` or "")."""
+    async def get_translations(self, keys: list[str]) -> dict[str, list[Commentary]]:
+        """Public commentaries sharing each translation key, by language and id."""
 
     async def get_related(self, items: Sequence[Commentary], limit: int) -> list[list[tuple[Commentary, float]]]:
         """For each of ``items``, in order: up to ``limit`` public commentaries related to it,
@@ -97,6 +99,10 @@ class Reader(Protocol):
         store gives the same answer for the same data). Never the item itself, a commentary
         in another language, or one sharing the item's ``translation_key``. Several items
         cost one or a few queries, not one each."""
+
+    async def get_next_period_start(self, lang: str, after: date) -> date | None:
+        """The earliest period start after ``after`` among public commentaries in ``lang``
+        (a digest's next week, public or not yet), or None."""
 
     async def get_digests(
         self,
@@ -279,6 +285,85 @@ class Outbox(Protocol):
         category and language its subscribers' filters need."""
 
 
+class Subscribers(Protocol):
+    """Newsletter subscribers (issue 16; feedsvc.newsletter). Instants are microseconds
+    since the epoch, as stored. Each call is one statement on one subscriber's row."""
+
+    async def sign_up(self, sub: StoredSubscriber, *, resend_after_us: int) -> StoredSubscriber | None:
+        """Store a sign-up. A new address is stored as ``sub``; a known address that is not
+        active, and whose last confirmation mail was sent before ``resend_after_us``, takes
+        ``sub``'s choices, state, nonce and ``confirm_sent_us`` (keeping its id and creation
+        time). Return the row as now stored, or None when nothing changed (the address is
+        active, or was sent a confirmation too recently): then no mail is to go. Two
+        sign-ups of one address at once store one row and return it at most once."""
+
+    async def get_subscriber(self, id: str) -> StoredSubscriber:
+        """One subscriber; NotFoundError if unknown."""
+
+    async def find_subscriber(self, email: str) -> StoredSubscriber | None:
+        """The subscriber with this (normalised) address, if any."""
+
+    async def get_subscribers(self, *, state: str | None, after: str, limit: int) -> list[StoredSubscriber]:
+        """Subscribers in ``state`` (every state when None) with an id above ``after``, by id,
+        at most ``limit``."""
+
+    async def confirm_subscriber(self, id: str, *, nonce: str, now_us: int) -> StoredSubscriber | None:
+        """Make a pending subscriber whose open confirmation has ``nonce`` active, closing
+        the confirmation (a link works once). None when there is no such pending subscriber."""
+
+    async def set_subscriber_state(self, id: str, *, state: str, reason: str | None, now_us: int) -> StoredSubscriber:
+        """Set a subscriber's state (unsubscribed, suspended…) and reason, closing any open
+        confirmation; NotFoundError if unknown."""
+
+    async def reopen_confirmation(self, id: str, *, nonce: str) -> None:
+        """A confirmation mail with ``nonce`` could not be sent: let the next sign-up send one at once."""
+
+    async def erase_subscriber(self, id: str) -> None:
+        """Delete everything kept about a subscriber; NotFoundError if unknown."""
+
+
+class SendQueue(Protocol):
+    """The newsletter's issues and the durable queue of their sends (issue 16)."""
+
+    async def add_issue(self, issue: IssueRecord) -> bool:
+        """Store a new issue; False (and nothing changed) when its key exists."""
+
+    async def get_issue(self, key: str) -> IssueRecord | None:
+        """One issue, if stored."""
+
+    async def get_issues(self, limit: int) -> list[IssueRecord]:
+        """The newest issues first, at most ``limit``."""
+
+    async def queue_issue(self, key: str, *, now_us: int, host: str) -> int:
+        """Queue a send of issue ``key`` for every active weekly subscriber of its language
+        that has none yet (a (issue, subscriber) is queued once, ever), its Message-ID
+        ``<KEY.SUBSCRIBER@host>``; mark the issue sending. Return how many sends it has."""
+
+    async def claim_sends(self, *, owner: str, now_us: int, lease_until_us: int, limit: int) -> list[SendRecord]:
+        """Lease to ``owner`` at most ``limit`` queued sends that are due and not leased
+        (or whose lease ran out); two owners never hold one send at once."""
+
+    async def finish_send(
+        self, issue: str, subscriber_id: str, *, owner: str, state: str, error: str | None, next_attempt_us: int,
+        now_us: int,
+    ) -> bool:
+        """Record an attempt of a send ``owner`` holds: ``state`` ``sent``, ``failed``, or
+        ``queued`` again (not before ``next_attempt_us``); release it. False when ``owner``
+        no longer holds it or it is not queued."""
+
+    async def extend_sends(self, owner: str, *, lease_until_us: int) -> None:
+        """Hold every send ``owner`` leases until ``lease_until_us`` (a batch still going)."""
+
+    async def release_sends(self, owner: str) -> None:
+        """Give up every lease ``owner`` holds (a sender stopping)."""
+
+    async def send_counts(self, key: str) -> dict[str, int]:
+        """How many sends of an issue are in each state."""
+
+    async def finish_issue(self, key: str) -> bool:
+        """Mark a sending issue sent when none of its sends is queued; whether it was."""
+
+
 class BulkImport(Protocol):
     """Batches in and everything out (``feedsvc import`` / ``export``)."""
 
@@ -339,7 +424,9 @@ class Copy(Protocol):
         """
 
 
-class Store(Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, BulkImport, Copy, Protocol):
+class Store(
+    Lifecycle, Reader, Writer, ChangeLog, Tokens, Outbox, Subscribers, SendQueue, BulkImport, Copy, Protocol
+):
     """Every capability every store has: what the app is given."""
 
 

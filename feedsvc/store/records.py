@@ -125,6 +125,57 @@ class StoredWebhook(msgspec.Struct, frozen=True, kw_only=True):
     last_success_us: int | None
 
 
+class StoredSubscriber(msgspec.Struct, frozen=True, kw_only=True):
+    """A newsletter subscriber as stored (issue 16; feedsvc.newsletter): personal data, read
+    only by the newsletter and by tokens with the ``subscribers:read`` scope."""
+
+    id: str
+    email: str
+    """Normalised (feedsvc.newsletter.addresses), unique."""
+    lang: str
+    """The language of its mails and pages."""
+    languages: list[str]
+    """The languages of the commentaries it gets."""
+    categories: list[str]
+    """Category slugs; empty for every category."""
+    cadence: str
+    """``weekly`` (the digest) or ``each`` (a mail per commentary)."""
+    state: str
+    """``pending`` (not confirmed), ``active``, ``unsubscribed`` or ``suspended``."""
+    state_reason: str | None
+    created_us: int
+    updated_us: int
+    confirmed_us: int | None
+    confirm_nonce: str | None
+    """The nonce of the confirmation link that is open; None once confirmed."""
+    confirm_sent_us: int
+    """When the last confirmation mail was sent (0: another may go now)."""
+
+
+class IssueRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A newsletter issue: one weekly digest in one language, mailed once (issue 16)."""
+
+    key: str
+    """``digest-START-LANG``."""
+    kind: str
+    start: date
+    lang: str
+    state: str
+    """``draft`` (held for an editor), ``sending`` (queued), ``sent`` (nothing left queued)."""
+    created_us: int
+    queued_us: int | None
+
+
+class SendRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One (issue, subscriber) a sender has leased."""
+
+    issue: str
+    subscriber_id: str
+    attempts: int
+    message_id: str
+    """The same on every attempt, so that a receiver drops a repeat."""
+
+
 class CopyBatch(msgspec.Struct, kw_only=True):
     """Records copied from another store, written verbatim by ``Store.load_copy``."""
 
@@ -265,6 +316,17 @@ def struct_rows(cls: type[_S], *, json: tuple[str, ...] = ()) -> tuple[Columns, 
         return msgspec.convert(values, cls)
 
     return columns, decode
+
+
+STORED_SUBSCRIBER, stored_subscriber = struct_rows(StoredSubscriber, json=("languages", "categories"))
+
+
+def subscriber_values(sub: StoredSubscriber) -> tuple[Any, ...]:
+    """The values of ``STORED_SUBSCRIBER`` for ``sub``, its lists as JSON."""
+    lists = {"languages", "categories"}
+    return tuple(
+        encode(getattr(sub, name)) if name in lists else getattr(sub, name) for name in STORED_SUBSCRIBER.names
+    )
 
 
 STORED_WEBHOOK, stored_webhook = struct_rows(StoredWebhook, json=("events", "categories", "languages"))

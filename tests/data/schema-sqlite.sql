@@ -16,7 +16,10 @@ CREATE INDEX commentaries_updated ON commentaries (updated_us) WHERE public = 1;
 CREATE INDEX commentary_authors_cid ON commentary_authors (cid);
 CREATE INDEX commentary_tags_cid ON commentary_tags (cid);
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_us);
+CREATE INDEX newsletter_sends_due ON newsletter_sends (next_attempt_us) WHERE state = 'queued';
+CREATE INDEX newsletter_sends_subscriber ON newsletter_sends (subscriber_id);
 CREATE INDEX related_keys_cid ON related_keys (cid);
+CREATE INDEX subscribers_state ON subscribers (state, id);
 CREATE INDEX webhooks_due ON webhooks (next_attempt_us) WHERE state = 'active';
 CREATE TABLE categories (
         slug TEXT PRIMARY KEY,
@@ -93,6 +96,28 @@ CREATE TABLE meta (
         key TEXT PRIMARY KEY,
         value BLOB NOT NULL
     );
+CREATE TABLE newsletter_issues (
+        key TEXT PRIMARY KEY,             -- digest:START:LANG
+        kind TEXT NOT NULL,               -- digest
+        start TEXT NOT NULL,
+        lang TEXT NOT NULL,
+        state TEXT NOT NULL,              -- draft, sending, sent
+        created_us INTEGER NOT NULL,
+        queued_us INTEGER
+    );
+CREATE TABLE newsletter_sends (
+        issue TEXT NOT NULL,
+        subscriber_id TEXT NOT NULL,
+        state TEXT NOT NULL,              -- queued, sent, failed
+        attempts INTEGER NOT NULL,
+        next_attempt_us INTEGER NOT NULL,  -- no attempt before this (back-off)
+        lease_owner TEXT,
+        lease_until_us INTEGER NOT NULL,
+        message_id TEXT NOT NULL,         -- the same on every attempt: receivers drop repeats
+        last_error TEXT,
+        sent_us INTEGER,
+        PRIMARY KEY (issue, subscriber_id)
+    ) WITHOUT ROWID;
 CREATE TABLE related_keys (
         lang TEXT NOT NULL,
         key TEXT NOT NULL,                -- c:category, t:tag (case-folded), w:title word
@@ -102,6 +127,21 @@ CREATE TABLE related_keys (
         cid INTEGER NOT NULL REFERENCES commentaries (rowid) ON DELETE CASCADE,
         PRIMARY KEY (lang, key, pub_us, id)
     ) WITHOUT ROWID;
+CREATE TABLE subscribers (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        lang TEXT NOT NULL,               -- the language its mails and pages speak
+        languages TEXT NOT NULL,          -- JSON list: languages of the commentaries it gets
+        categories TEXT NOT NULL,         -- JSON list of slugs (empty: every category)
+        cadence TEXT NOT NULL,            -- weekly, each
+        state TEXT NOT NULL,              -- pending, active, unsubscribed, suspended
+        state_reason TEXT,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL,
+        confirmed_us INTEGER,
+        confirm_nonce TEXT,               -- the open confirmation link's nonce
+        confirm_sent_us INTEGER NOT NULL   -- the last confirmation mail (0: may send now)
+    );
 CREATE TABLE tokens (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,

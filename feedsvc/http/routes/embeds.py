@@ -21,6 +21,7 @@ from feedsvc.http.conditional import conditional
 from feedsvc.http.cost import unfit, unfit_message
 from feedsvc.http.errors import ErrorBody
 from feedsvc.model import Commentary
+from feedsvc.paths import parse_commentary_path
 from feedsvc.query import Query
 from feedsvc.render.embed import (
     SCRIPT_HASH,
@@ -144,7 +145,8 @@ async def embed_script(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 def commentary_ref(url: str, base_url: str) -> tuple[str, str | None] | None:
     """The id (or slug and language) a URL names, if it is one of this service's commentary
-    URLs: its page ``{base}/commentaries/{id}`` or ``{base}/api/v1/commentaries/{id}``
+    URLs: its page ``{base}/{lang}/{yyyy}/{mm}/{slug}`` (feedsvc.paths), its former page
+    ``{base}/commentaries/{id}`` or ``{base}/api/v1/commentaries/{id}``
     (``?lang=`` with a slug). Either scheme is accepted; the host and port must be ours."""
     try:
         parts = urlsplit(url.strip())
@@ -160,6 +162,9 @@ def commentary_ref(url: str, base_url: str) -> tuple[str, str | None] | None:
     if not parts.path.startswith(prefix + "/"):
         return None
     rest = parts.path[len(prefix):].removesuffix("/")
+    page = parse_commentary_path(rest)
+    if page is not None and not unfit(page[1]):
+        return page[1], page[0]
     for form in (PAGE_COMMENTARIES, API_COMMENTARIES):
         if rest.startswith(form):
             # Escapes that are not UTF-8 kept visible, so that unfit() refuses them (as the
@@ -182,7 +187,7 @@ def commentary_ref(url: str, base_url: str) -> tuple[str, str | None] | None:
 @get(
     "/oembed",
     summary="oEmbed 1.0 for a commentary URL",
-    description="`url` is a commentary's page (`/commentaries/{id}`) or API address "
+    description="`url` is a commentary's page (`/{lang}/{yyyy}/{mm}/{slug}`, or `/commentaries/{id}`) or API address "
     "(`/api/v1/commentaries/{id}`) on this service. Answers an oEmbed `rich` document whose `html` "
     "is an iframe of the commentary's card. Only `format=json` is implemented (else 501).",
     tags=["embed"],
@@ -233,7 +238,7 @@ async def index_snippets(
         service.base_url,
         site_title=settings.title,
         categories=await service.get_categories(),
-        example_url=service.page_url(latest[0].id) if latest else None,
+        example_url=service.page_url(latest[0]) if latest else None,
         lang=lang,
     )
 

@@ -1,5 +1,5 @@
-"""HTML pages for people: the index of feeds, each commentary's page, each weekly digest's
-page, OPML, the feed stylesheet and the icon."""
+"""The home page, each weekly digest's page and how a commentary's page is rendered (its
+address is feedsvc.http.routes.reading's), OPML, the feed stylesheet and the icon."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from feedsvc.config import Settings
 from feedsvc.digest import digest_name
 from feedsvc.feeds.publisher import FeedPublisher
 from feedsvc.feeds.views import ALL_LANGUAGES, FORMATS, FeedSpec
-from feedsvc.http.common import HTML, PAGE_HEADERS, Lang, Start, digest_lang, parse_start, responses
+from feedsvc.http.common import HTML, Lang, Start, digest_lang, parse_start, responses
 from feedsvc.http.conditional import conditional
 from feedsvc.http.routes.embeds import index_snippets
+from feedsvc.http.routes.site import PageCacheDep, from_cache, page_response, site_of
 from feedsvc.model import Commentary
+from feedsvc.paths import home_path
 from feedsvc.query import Query
 from feedsvc.render.browser import stylesheet
-from feedsvc.render.html import FeedLink, commentary_page, digest_page, index_page
+from feedsvc.render.html import FeedLink, commentary_page, digest_page, subscribe_section
+from feedsvc.render.listing import Home, home_page
 from feedsvc.render.messages import Messages, capitalised
 from feedsvc.render.opml import Subscription, SubscriptionGroup, opml
 
@@ -38,7 +41,6 @@ async def all_feeds(
     """The site feed, one feed per category (both in the primary language), and per
     language its commentary feed and its digest feed, in every format; named by their own
     titles, or with ``m`` as a page in its language names them."""
-    service = publisher.service
     base = Query(limit=publisher.feed_limit)
     primary = publisher.primary_lang
     site = feed_link(
@@ -46,18 +48,15 @@ async def all_feeds(
     )
     categories = [
         feed_link(publisher, publisher.category_spec(c, base), c.name(m.tag) if m else None)
-        for c in await service.get_categories()
+        for c in (await publisher.categories()).values()
     ]
     languages = [
         link
-        for lang in await service.get_languages()
+        for lang in sorted(await publisher.languages())
         for link in (
+            feed_link(publisher, publisher.lang_spec(lang, base), capitalised(m.language(lang)) if m else None),
             feed_link(
-                publisher, publisher.lang_spec(lang.name, base), capitalised(m.language(lang.name)) if m else None
-            ),
-            feed_link(
-                publisher, publisher.digest_spec(lang.name),
-                f"{digest_name(m.tag)} ({m.language(lang.name)})" if m else None,
+                publisher, publisher.digest_spec(lang), f"{digest_name(m.tag)} ({m.language(lang)})" if m else None,
             ),
         )
     ]
@@ -90,16 +89,9 @@ async def subscriptions(publisher: FeedPublisher) -> list[SubscriptionGroup]:
     return groups
 
 
-def html_response(request: Request[Any, Any, Any], text: str, cache_max_age: int) -> Response[Any]:
-    return conditional(
-        request, text.encode(), media_type=HTML, headers=PAGE_HEADERS,
-        cache_control=f"public, max-age={cache_max_age}",
-    )
-
-
 @get(
     "/",
-    summary="Every feed, with autodiscovery links",
+    summary="The home page: the latest commentaries, this week's digest, each category, every feed",
     tags=["pages"],
     include_in_schema=True,
     media_type=HTML,
@@ -109,29 +101,53 @@ async def index(
     request: Request[Any, Any, Any],
     publisher: NamedDependency[FeedPublisher],
     settings: NamedDependency[Settings],
+    pages: PageCacheDep,
     lang: Annotated[
         str | None,
         QueryParameter(description="BCP 47 tag: the language of labels and latest commentaries.", max_length=35),
     ] = None,
-) -> Response[str]:
+) -> Response[Any]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     lang = digest_lang(lang)
-    m = Messages(lang)
-    site, categories, languages = await all_feeds(publisher, m)
-    latest = await publisher.service.list_commentaries(Query(limit=10, lang=lang))
-    text = index_page(
-        lang=lang,
-        title=settings.title, description=settings.description, base_url=publisher.base_url,
-        site=site, categories=categories, languages=languages, latest=latest.items,
-        extra=[
-            feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag)),
-            feed_link(publisher, publisher.all_spec(Query(limit=publisher.feed_limit)), m("all_commentaries")),
-            feed_link(
-                publisher, publisher.digest_spec(ALL_LANGUAGES), m("digest_all_languages", digest=digest_name(m.tag))
-            ),
-        ],
-        snippets=await index_snippets(publisher.service, settings, latest.items, lang),
-    )
-    return html_response(request, text, settings.cache_max_age)
+    page_lang = lang or publisher.primary_lang
+
+    async def render() -> str:
+        service = publisher.service
+        m = Messages(lang)
+        site_feed, category_feeds, language_feeds = await all_feeds(publisher, m)
+        latest = await service.list_commentaries(Query(limit=10, lang=lang))
+        head, subscribe = subscribe_section(
+            lang=lang, base_url=publisher.base_url,
+            site=site_feed, categories=category_feeds, languages=language_feeds,
+            extra=[
+                feed_link(publisher, publisher.digest_spec(None), digest_name(m.tag)),
+                feed_link(publisher, publisher.all_spec(Query(limit=publisher.feed_limit)), m("all_commentaries")),
+                feed_link(
+                    publisher, publisher.digest_spec(ALL_LANGUAGES),
+                    m("digest_all_languages", digest=digest_name(m.tag)),
+                ),
+            ],
+            snippets=await index_snippets(service, settings, latest.items, lang),
+        )
+        categories = await publisher.categories()
+        by_category = []
+        for category in categories.values():
+            items = await service.list_commentaries(Query(limit=3, lang=page_lang, categories=(category.slug,)))
+            if items.items:
+                by_category.append((category, items.items))
+        digests = await service.list_digests(lang=page_lang, limit=1)
+        others = sorted(other for other in await publisher.languages() if other != page_lang)
+        view = Home(
+            lang=m.tag, latest=latest.items, by_category=by_category,
+            digest=digests.items[0] if digests.items else None,
+            categories=categories,
+            subscribe_html=subscribe, head=head,
+            alternates=[(o, publisher.base_url + home_path(o, publisher.primary_lang)) for o in others],
+        )
+        return home_page(await site_of(publisher, settings), view)
+
+    return await page_response(request, pages, settings, render)
 
 
 @get(
@@ -149,41 +165,6 @@ async def feeds_opml(
         request, text.encode(), media_type="text/x-opml",
         cache_control=f"public, max-age={settings.cache_max_age}",
     )
-
-
-@get(
-    "/commentaries/{id:str}",
-    summary="A commentary's readable page",
-    tags=["pages"],
-    media_type=HTML,
-    responses=responses(304, 404, 503),
-)
-async def commentary(
-    request: Request[Any, Any, Any],
-    publisher: NamedDependency[FeedPublisher],
-    settings: NamedDependency[Settings],
-    id: FromPath[str],
-) -> Response[str]:
-    service = publisher.service
-    item: Commentary = await service.get_commentary(id)
-    category = await service.get_category(item.category)
-    base = Query(limit=publisher.feed_limit)
-    m = Messages(item.lang)
-    feeds = [
-        feed_link(
-            publisher, publisher.category_spec(category, Query(limit=publisher.feed_limit, lang=item.lang)),
-            category.name(item.lang),
-        ),
-        feed_link(publisher, publisher.lang_spec(item.lang, base), m("everything_in", language=m.language(item.lang))),
-        feed_link(publisher, publisher.all_spec(base), m("all_commentaries")),
-    ]
-    oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item.id), "format": "json"})
-    related = await service.get_related(item.id)
-    text = commentary_page(
-        item, category=category, feeds=feeds, site_title=settings.title, oembed_url=oembed, related=related,
-        site_url=publisher.base_url,
-    )
-    return html_response(request, text, settings.cache_max_age)
 
 
 def _static(name: str) -> bytes:
@@ -216,29 +197,59 @@ async def digest_html(
     request: Request[Any, Any, Any],
     publisher: NamedDependency[FeedPublisher],
     settings: NamedDependency[Settings],
+    pages: PageCacheDep,
     start: Start,
     lang: Lang = None,
 ) -> Response[str]:
+    if (hit := await from_cache(request, pages, settings)) is not None:
+        return hit
     service = publisher.service
     digest = await service.get_digest(parse_start(start), lang=digest_lang(lang))
-    versions = await service.get_digests_of(digest.period.start)
-    name = digest_name(digest.lang)
+
+    async def render() -> str:
+        versions = await service.get_digests_of(digest.period.start)
+        name = digest_name(digest.lang)
+        feeds = [
+            feed_link(publisher, publisher.digest_spec(digest.lang), name),
+            feed_link(
+                publisher, publisher.digest_spec(ALL_LANGUAGES),
+                Messages(digest.lang)("digest_all_languages", digest=name),
+            ),
+        ]
+        older, newer = await service.digest_neighbours(digest)
+        return digest_page(
+            await site_of(publisher, settings), digest,
+            others=[d for d in versions if d.lang != digest.lang], feeds=feeds,
+            categories=await publisher.categories(), older=older, newer=newer,
+        )
+
+    return await page_response(request, pages, settings, render)
+
+
+async def render_commentary(publisher: FeedPublisher, settings: Settings, item: Commentary) -> str:
+    """A commentary's page: its feeds, oEmbed link and related commentaries."""
+    service = publisher.service
+    category = (await publisher.categories()).get(item.category) or await service.get_category(item.category)
+    base = Query(limit=publisher.feed_limit)
+    m = Messages(item.lang)
     feeds = [
-        feed_link(publisher, publisher.digest_spec(digest.lang), name),
         feed_link(
-            publisher, publisher.digest_spec(ALL_LANGUAGES), Messages(digest.lang)("digest_all_languages", digest=name)
+            publisher, publisher.category_spec(category, Query(limit=publisher.feed_limit, lang=item.lang)),
+            category.name(item.lang),
         ),
+        feed_link(publisher, publisher.lang_spec(item.lang, base), m("everything_in", language=m.language(item.lang))),
+        feed_link(publisher, publisher.all_spec(base), m("all_commentaries")),
     ]
-    text = digest_page(
-        digest, others=[d for d in versions if d.lang != digest.lang], feeds=feeds, site_title=settings.title
+    oembed = f"{publisher.base_url}/oembed?" + urlencode({"url": service.page_url(item), "format": "json"})
+    related = await service.get_related(item.id)
+    return commentary_page(
+        await site_of(publisher, settings), item, category=category, feeds=feeds, oembed_url=oembed, related=related,
     )
-    return html_response(request, text, settings.cache_max_age)
 
 
 HANDLERS = [
     index,
     feeds_opml,
-    commentary,
     feed_xsl,
     icon,
     digest_html,

@@ -50,7 +50,7 @@ STEPS: dict[int, str] = steps(POSTGRES, {
         SELECT c.lang, 'w:' || w.lexeme, c.pub_us, c.id, c.translation_key, c.cid
         FROM commentaries c, unnest(ts_filter(c.tsv, '{a}')) AS w WHERE c.public;"""},
     # Its index goes with it.
-    6: {"stems": "ALTER TABLE commentaries DROP COLUMN tsv_stem;"},
+    7: {"stems": "ALTER TABLE commentaries DROP COLUMN tsv_stem;"},
 })
 
 VERSION = max(STEPS)

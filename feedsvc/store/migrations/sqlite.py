@@ -58,7 +58,7 @@ STEPS: dict[int, str] = steps(SQLITE, {
     DROP TABLE temp.related_title_words;
     DROP TABLE temp.related_titles;
     DROP TABLE temp.related_rows;"""},
-    6: {"stems": ""},  # SQLite never had stems
+    7: {"stems": ""},  # SQLite never had stems
 })
 
 VERSION = max(STEPS)

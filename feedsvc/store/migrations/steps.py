@@ -228,9 +228,58 @@ TEMPLATES: dict[int, str] = {
     {backfill}
     CREATE INDEX related_keys_cid ON related_keys (cid);
     """,
+    # Issue 16: newsletter subscribers. An address is stored normalised and once
+    # (feedsvc.newsletter.addresses); `confirm_nonce` makes a confirmation link single-use
+    # (confirming clears it, a new sign-up replaces it) and `confirm_sent_us` keeps sign-ups
+    # of one address from sending it more than one confirmation mail an hour.
+    6: """
+    CREATE TABLE subscribers (
+        id {key} PRIMARY KEY,
+        email {key} NOT NULL UNIQUE,
+        lang {text} NOT NULL,               -- the language its mails and pages speak
+        languages {json} NOT NULL,          -- JSON list: languages of the commentaries it gets
+        categories {json} NOT NULL,         -- JSON list of slugs (empty: every category)
+        cadence {text} NOT NULL,            -- weekly, each
+        state {text} NOT NULL,              -- pending, active, unsubscribed, suspended
+        state_reason {text},
+        created_us {bigint} NOT NULL,
+        updated_us {bigint} NOT NULL,
+        confirmed_us {bigint},
+        confirm_nonce {text},               -- the open confirmation link's nonce
+        confirm_sent_us {bigint} NOT NULL   -- the last confirmation mail (0: may send now)
+    );
+    CREATE INDEX subscribers_state ON subscribers (state, id);
+    -- An issue is one mailing (a weekly digest in one language); its sends are the queue:
+    -- one row per (issue, subscriber), made once, so a subscriber is mailed an issue at most
+    -- once whatever runs twice; a sender leases rows before sending (several nodes).
+    CREATE TABLE newsletter_issues (
+        key {key} PRIMARY KEY,             -- digest:START:LANG
+        kind {text} NOT NULL,               -- digest
+        start {date} NOT NULL,
+        lang {key} NOT NULL,
+        state {text} NOT NULL,              -- draft, sending, sent
+        created_us {bigint} NOT NULL,
+        queued_us {bigint}
+    );
+    CREATE TABLE newsletter_sends (
+        issue {key} NOT NULL,
+        subscriber_id {key} NOT NULL,
+        state {text} NOT NULL,              -- queued, sent, failed
+        attempts {int} NOT NULL,
+        next_attempt_us {bigint} NOT NULL,  -- no attempt before this (back-off)
+        lease_owner {text},
+        lease_until_us {bigint} NOT NULL,
+        message_id {text} NOT NULL,         -- the same on every attempt: receivers drop repeats
+        last_error {text},
+        sent_us {bigint},
+        PRIMARY KEY (issue, subscriber_id)
+    ){without_rowid};
+    CREATE INDEX newsletter_sends_due ON newsletter_sends (next_attempt_us) WHERE state = 'queued';
+    CREATE INDEX newsletter_sends_subscriber ON newsletter_sends (subscriber_id);
+    """,
     # Full-text search matches the words as written on both engines, none stemmed
     # (feedsvc.store.postgres.text): PostgreSQL's stemmed copy of the words goes ({stems}).
-    6: """{stems}""",
+    7: """{stems}""",
 }
 
 

@@ -75,6 +75,8 @@ from feedsvc.store.sql.copy import CopyReads
 from feedsvc.store.sql.dialect import POSTGRES, Dialect
 from feedsvc.store.sql.digests import DigestReads
 from feedsvc.store.sql.query import PAGE_ORDER, build_where
+from feedsvc.store.sql.sends import SendStore
+from feedsvc.store.sql.subscribers import SubscriberStore
 from feedsvc.store.sql.tokens import TokenStore
 from feedsvc.store.sql.webhooks import WebhookStore
 from feedsvc.store.sql.writes import CommentaryWrites, WriteFunctions
@@ -144,7 +146,9 @@ _LOST = (
 
 
 class PostgresStore(
-    CommentaryReads, CommentaryWrites, ChangeReads, TokenStore, WebhookStore, DigestReads, CopyReads
+    CommentaryReads, CommentaryWrites, ChangeReads, TokenStore, WebhookStore, SubscriberStore, SendStore,
+    DigestReads,
+    CopyReads,
 ):
     """The Store protocol on PostgreSQL (see the module docstring for the choices)."""
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from feedsvc.errors import NotFoundError
-from feedsvc.model import Commentary, Count, Translation, from_us
+from feedsvc.model import Commentary, Count, from_us
 from feedsvc.query import Query
 from feedsvc.store import related
 from feedsvc.store.records import Columns, StoredCommentary, ViewStamp, decode_commentary
@@ -73,7 +73,7 @@ class CommentaryReads(SqlBase):
         updated = max((r[at["updated_us"]] for r in page), default=None)
         return ViewStamp(tuple(versions), from_us(updated) if updated is not None else None)
 
-    async def get_translations(self, keys: list[str]) -> dict[str, list[Translation]]:
+    async def get_translations(self, keys: list[str]) -> dict[str, list[Commentary]]:
         if not keys:
             return {}
         d = self.dialect
@@ -81,12 +81,9 @@ class CommentaryReads(SqlBase):
         rows = await self._rows(
             f"SELECT translation_key, doc FROM commentaries WHERE {d.public()} AND {among} ORDER BY lang, id", params
         )
-        out: dict[str, list[Translation]] = {}
+        out: dict[str, list[Commentary]] = {}
         for key, doc in rows:
-            c = decode_commentary(doc)
-            out.setdefault(key, []).append(
-                Translation(lang=c.lang, id=c.id, slug=c.slug, title=c.title, url=c.canonical_url or "")
-            )
+            out.setdefault(key, []).append(decode_commentary(doc))
         return out
 
     async def _related_windows(self, probes: Sequence[related.Probe]) -> list[list[tuple[str, int, int]]]:

@@ -95,6 +95,14 @@ class DigestReads(SqlBase):
             }
         return digest_records(keys, members, left)
 
+    async def get_next_period_start(self, lang: str, after: date) -> date | None:
+        d = self.dialect
+        rows = await self._rows(
+            f"SELECT min(period_start) FROM commentaries WHERE {d.public()} AND lang = ? AND period_start > ?",
+            (lang, d.day(after)),
+        )
+        return d.read_day(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def get_digest_marks(self) -> list[DigestMark]:
         rows = await self._rows("SELECT lang, period_start, left_us FROM digest_marks ORDER BY lang, period_start")
         return [DigestMark(lang=r[0], period_start=self.dialect.read_day(r[1]), left_us=r[2]) for r in rows]

@@ -52,6 +52,8 @@ from feedsvc.store.sql.dialect import SQLITE, Dialect
 from feedsvc.store.sql.digests import DigestReads
 from feedsvc.store.sql.query import PAGE_ORDER
 from feedsvc.store.sql.query import build_where as shared_where
+from feedsvc.store.sql.sends import SendStore
+from feedsvc.store.sql.subscribers import SubscriberStore
 from feedsvc.store.sql.tokens import TokenStore
 from feedsvc.store.sql.webhooks import WebhookStore
 from feedsvc.store.sql.writes import CommentaryWrites, WriteFunctions
@@ -165,7 +167,9 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection],
 
 
 class SqliteStore(
-    CommentaryReads, CommentaryWrites, ChangeReads, TokenStore, WebhookStore, DigestReads, CopyReads
+    CommentaryReads, CommentaryWrites, ChangeReads, TokenStore, WebhookStore, SubscriberStore, SendStore,
+    DigestReads,
+    CopyReads,
 ):
     """The Store protocol on one SQLite file (see the module docstring for the choices),
     with the ``RowImport`` and ``Backup`` capabilities."""
