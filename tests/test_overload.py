@@ -28,6 +28,7 @@ connections, longer runs) are `python -m bench.overload`'s.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -40,7 +41,16 @@ from bench.overload import Prober, client_process, cpu_seconds, rss_mb
 from tests.conftest import CATEGORIES, commentary
 from tests.test_lifecycle import spawned_server
 
-pytestmark = pytest.mark.slow
+# Opening 10,000 connections beside the rest of the suite under pytest-xdist took 195 s in CI
+# and lost 700 connects to the other worker's load: the run measures the machine, not the
+# server. It runs alone, on demand (or `python -m bench.overload` for the figures).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("FEEDSVC_TEST_OVERLOAD") != "1",
+        reason="10,000-connection load test: run alone with FEEDSVC_TEST_OVERLOAD=1",
+    ),
+]
 
 PEAK_CONNECTIONS = 32
 CONNECTIONS = 10_000

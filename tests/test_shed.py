@@ -164,7 +164,9 @@ async def test_past_the_places_and_the_line_requests_get_503_at_once_and_probes_
         assert (await conn.answer())[0] == 200
         await conn.close()
     await extra.close()
-    assert gate.finished == 4 and shed_of(client).in_flight == 0
+    # The two held in line may be answered from the list-API page cache the first two
+    # filled, never reaching the service: every call that started finished, none is left.
+    assert gate.started == gate.finished >= 2 and shed_of(client).in_flight == 0
 
 
 async def test_a_request_whose_client_went_while_it_waited_is_never_started(
