@@ -439,7 +439,7 @@ class CreatedWebhook(Webhook, kw_only=True):
     """``whsec_`` and the base64 of the HMAC-SHA256 key (Standard Webhooks)."""
 
 
-# --- the newsletter (issue 16) ------------------------------------------------------------
+# --- the newsletter ------------------------------------------------------------
 
 Cadence = Literal["weekly", "each"]
 NewsletterLang = Literal["en", "be", "ru"]

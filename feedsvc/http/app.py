@@ -132,7 +132,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
 
     service.listeners.append(wake_sender)
 
-    # The newsletter (issue 16): off until FEEDSVC_MAIL_FROM names its sender.
+    # The newsletter: off until FEEDSVC_MAIL_FROM names its sender.
     mailer = SmtpMailer(settings)
     mail = Newsletter(
         store, mailer, base_url=settings.base_url, site=settings.title, sender=settings.mail_from,

@@ -1,4 +1,4 @@
-"""The weekly newsletter, sent by feedsvc itself (issue 16).
+"""The weekly newsletter, sent by feedsvc itself.
 
 Subscribers sign up with double opt-in (``subscribers``), through links signed with the
 store's key (``links``) and a proof of work instead of a CAPTCHA; addresses are normalised

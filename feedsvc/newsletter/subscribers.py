@@ -1,4 +1,4 @@
-"""Subscribers' use cases: sign up, confirm, unsubscribe, export, erase (issue 16).
+"""Subscribers' use cases: sign up, confirm, unsubscribe, export, erase.
 
 A sign-up is accepted the same way whatever becomes of it (a new address, a known one, a
 honeypot filled in, a mailbox mailed too recently): the answer never tells whether an

@@ -195,7 +195,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "Вставьте адрес страницы комментария в программу, которая понимает oEmbed (CMS, "
         "мессенджер); она запросит код для вставки так:",
     },
-    # the newsletter (issue 16): its sign-up form, confirmation mail and pages
+    # the newsletter: its sign-up form, confirmation mail and pages
     "newsletter": {"en": "Newsletter", "be": "Рассылка", "ru": "Рассылка"},
     "newsletter_intro": {
         "en": "Get the weekly digest, or each commentary, by email. We send a link to confirm first; "

@@ -286,7 +286,7 @@ class Outbox(Protocol):
 
 
 class Subscribers(Protocol):
-    """Newsletter subscribers (issue 16; feedsvc.newsletter). Instants are microseconds
+    """Newsletter subscribers (feedsvc.newsletter). Instants are microseconds
     since the epoch, as stored. Each call is one statement on one subscriber's row."""
 
     async def sign_up(self, sub: StoredSubscriber, *, resend_after_us: int) -> StoredSubscriber | None:
@@ -323,7 +323,7 @@ class Subscribers(Protocol):
 
 
 class SendQueue(Protocol):
-    """The newsletter's issues and the durable queue of their sends (issue 16)."""
+    """The newsletter's issues and the durable queue of their sends."""
 
     async def add_issue(self, issue: IssueRecord) -> bool:
         """Store a new issue; False (and nothing changed) when its key exists."""

@@ -126,7 +126,7 @@ class StoredWebhook(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StoredSubscriber(msgspec.Struct, frozen=True, kw_only=True):
-    """A newsletter subscriber as stored (issue 16; feedsvc.newsletter): personal data, read
+    """A newsletter subscriber as stored (feedsvc.newsletter): personal data, read
     only by the newsletter and by tokens with the ``subscribers:read`` scope."""
 
     id: str
@@ -153,7 +153,7 @@ class StoredSubscriber(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IssueRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A newsletter issue: one weekly digest in one language, mailed once (issue 16)."""
+    """A newsletter issue: one weekly digest in one language, mailed once."""
 
     key: str
     """``digest-START-LANG``."""

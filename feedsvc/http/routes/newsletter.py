@@ -1,4 +1,4 @@
-"""The newsletter's routes (issue 16): sign-up, the links in its mails, subscribers' data.
+"""The newsletter's routes: sign-up, the links in its mails, subscribers' data.
 
 Public: the proof-of-work challenge and ``POST /api/v1/subscriptions`` (its own rate-limit
 bucket, ``subscribe``, per address), the sign-up page, and the pages its mails link to.
