@@ -76,18 +76,11 @@ async def write_rows(tx: Tx, rows: Sequence[ImportRow], now: datetime) -> list[I
     results: list[Imported | FeedsvcError] = []
     placed: list[tuple[ImportRow, str, int, bool, bytes]] = []
     for row in rows:
-        # In the order add_commentary (and the import before it) checks them.
-        if row.category not in categories:
-            results.append(rules.unknown_category(row.category))
-            continue
-        if row.id in taken_ids:
-            results.append(rules.id_taken(row.id))
+        if (refused := rules.import_refusal(row, categories, taken_ids, taken_slugs)) is not None:
+            results.append(refused)
             continue
         slug = row.slug
         if (row.lang, slug) in taken_slugs:
-            if not row.unique_slug:
-                results.append(rules.slug_taken(slug, row.lang))
-                continue
             slug = await _free_slug(tx, row, taken_slugs)
         taken_ids.add(row.id)
         taken_slugs.add((row.lang, slug))

@@ -16,14 +16,15 @@ commentary's rows (SQLite several on one connection, PostgreSQL one round trip).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Collection, Generator
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
-from feedsvc.errors import ConflictError, InvalidInputError, NotFoundError, PreconditionFailedError
+from feedsvc.errors import ConflictError, FeedsvcError, InvalidInputError, NotFoundError, PreconditionFailedError
 from feedsvc.model import CategoryIn, Commentary, to_us
+from feedsvc.store.bulk_rows import ImportRow
 from feedsvc.store.records import Columns, IdempotencyKey, decode_commentary, encode
 from feedsvc.store.sql.copy import UPSERT_CATEGORY
 from feedsvc.store.sql.dialect import Dialect
@@ -63,6 +64,23 @@ def slug_taken(slug: str, lang: str) -> ConflictError:
 
 def unknown_category(slug: str) -> InvalidInputError:
     return InvalidInputError(f"unknown category {slug!r}", field="category")
+
+
+def import_refusal(
+    row: ImportRow,
+    categories: Collection[str],
+    taken_ids: Collection[str],
+    taken_slugs: Collection[tuple[str, str]],
+) -> FeedsvcError | None:
+    """Why a bulk-import row may not be stored, in the order ``add_commentary`` checks; None
+    when it may (a taken slug it may replace is settled by the engine)."""
+    if row.category not in categories:
+        return unknown_category(row.category)
+    if row.id in taken_ids:
+        return id_taken(row.id)
+    if (row.lang, row.slug) in taken_slugs and not row.unique_slug:
+        return slug_taken(row.slug, row.lang)
+    return None
 
 
 def key_reused() -> ConflictError:

@@ -72,18 +72,11 @@ def write_rows(
     changes: list[tuple[Any, ...]] = []
     placed: list[writes.Placed] = []
     for row in rows:
-        # In the order add_commentary (and the import before it) checks them.
-        if row.category not in categories:
-            results.append(rules.unknown_category(row.category))
-            continue
-        if row.id in taken_ids:
-            results.append(rules.id_taken(row.id))
+        if (refused := rules.import_refusal(row, categories, taken_ids, taken_slugs)) is not None:
+            results.append(refused)
             continue
         slug = row.slug
         if (row.lang, slug) in taken_slugs:
-            if not row.unique_slug:
-                results.append(rules.slug_taken(slug, row.lang))
-                continue
             slug = _free_slug(conn, row, taken_slugs)
         taken_ids.add(row.id)
         taken_slugs.add((row.lang, slug))
